@@ -1,0 +1,173 @@
+//! A run's memory between calls: one JSON line per adjustment in `history.jsonl`. The
+//! rules advisor reads it for cooldowns and to avoid undoing its own changes; the report
+//! reads it to say what followed each earlier adjustment. Appends hold an exclusive file
+//! lock so two `suggest` processes on one run never interleave lines.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::advisor::Action;
+use crate::error::{Error, Result};
+
+/// One changed value, as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HistoryChange {
+    pub parameter: String,
+    #[serde(default)]
+    pub canonical: String,
+    pub old: Value,
+    pub new: Value,
+}
+
+/// One line of the history file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub time: String,
+    pub adjustment_id: String,
+    /// Last complete epoch in the metrics when the adjustment was made.
+    pub epoch: Option<u32>,
+    pub provider: String,
+    pub config: String,
+    #[serde(default)]
+    pub config_out: Option<String>,
+    #[serde(default)]
+    pub changes: Vec<HistoryChange>,
+    #[serde(default)]
+    pub actions: Vec<Action>,
+    #[serde(default)]
+    pub findings: Vec<String>,
+    /// Last-epoch value of each canonical series; non-finite values as strings ("NaN").
+    #[serde(default)]
+    pub metrics: IndexMap<String, Value>,
+    /// The whole config text before the change, kept when the config was edited in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_before: Option<String>,
+}
+
+impl HistoryEntry {
+    /// A recorded metric as a number (non-finite strings read back as NaN/inf).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        number_from_json(self.metrics.get(name)?)
+    }
+}
+
+/// Reads a history file; a missing file is an empty history (the first call of a run).
+pub fn read(path: &Path) -> Result<Vec<HistoryEntry>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::read(path, &e)),
+    };
+    let mut entries = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| Error::read(path, &e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry: HistoryEntry = serde_json::from_str(&line).map_err(|e| Error::Input {
+            path: format!("{}:{}:{}", path.display(), i + 1, e.column()).into(),
+            message: format!("not a retune history line: {e}"),
+        })?;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Appends one entry under an exclusive lock, as a single write of a whole line.
+pub fn append(path: &Path, entry: &HistoryEntry) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+    }
+    let mut line =
+        serde_json::to_string(entry).map_err(|e| Error::write(path, std::io::Error::other(e)))?;
+    line.push('\n');
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::write(path, e))?;
+    file.lock().map_err(|e| Error::write(path, e))?;
+    let result = file
+        .write_all(line.as_bytes())
+        .and_then(|()| file.sync_data());
+    // The lock is released when `file` drops, after the data is on disk.
+    result.map_err(|e| Error::write(path, e))
+}
+
+/// A float as JSON: a number when finite, else the string Python and MLflow write.
+pub fn number_to_json(value: f64) -> Value {
+    if value.is_nan() {
+        Value::from("NaN")
+    } else if value.is_infinite() {
+        Value::from(if value > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        Value::from(value)
+    }
+}
+
+pub fn number_from_json(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => match s.as_str() {
+            "NaN" | "nan" => Some(f64::NAN),
+            "Infinity" | "inf" => Some(f64::INFINITY),
+            "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str) -> HistoryEntry {
+        HistoryEntry {
+            time: "2026-01-01T00:00:00Z".into(),
+            adjustment_id: id.into(),
+            epoch: Some(2),
+            provider: "rules".into(),
+            config: "c.json".into(),
+            config_out: None,
+            changes: vec![HistoryChange {
+                parameter: "lr".into(),
+                canonical: "learning_rate".into(),
+                old: Value::from(0.3),
+                new: Value::from(0.03),
+            }],
+            actions: vec![],
+            findings: vec!["divergence".into()],
+            metrics: [("loss".to_string(), number_to_json(f64::NAN))]
+                .into_iter()
+                .collect(),
+            config_before: None,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_keeps_nan_as_evidence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/history.jsonl");
+        assert!(read(&path).unwrap().is_empty());
+        append(&path, &entry("a")).unwrap();
+        append(&path, &entry("b")).unwrap();
+        let back = read(&path).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[1].adjustment_id, "b");
+        assert!(back[0].metric("loss").unwrap().is_nan());
+    }
+
+    #[test]
+    fn a_corrupt_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        std::fs::write(&path, "{\"time\": 1}\n").unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("history.jsonl:1:"), "{err}");
+    }
+}

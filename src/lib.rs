@@ -1,0 +1,220 @@
+//! retune: tunes a deep-learning training run between epochs.
+//!
+//! The data flow runs one way (../DESIGN.md):
+//!
+//! ```text
+//! config.json ─┐
+//! metrics.*  ──┼─► load ─► diagnose ─► advise ─► validate ─► write
+//! space.toml ──┘   Run      Diagnosis  Proposal   Decision   adjusted config, report.md,
+//! history    ─────────────────────────────────────────────── report.json, history line
+//! ```
+//!
+//! Each stage is a module with one entry point: `run::load_run`, `diagnose::diagnose`,
+//! `Advisor::advise`, `validate::validate`, `report::write`. They share the types above
+//! and nothing else. `suggest` below is the whole pipeline.
+
+pub mod advisor;
+pub mod cli;
+pub mod config;
+pub mod diagnose;
+pub mod error;
+pub mod fsio;
+pub mod history;
+pub mod lang;
+pub mod metrics;
+pub mod report;
+pub mod run;
+pub mod space;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use crate::advisor::{AdviceInput, Advisor, Proposal};
+use crate::cli::{Cli, Command, DiagnoseArgs, SuggestArgs};
+use crate::diagnose::Diagnosis;
+use crate::error::{Error, Result};
+use crate::lang::Lang;
+use crate::run::{LoadOptions, Run};
+use crate::validate::Decision;
+
+/// Runs one command line. Printing happens here; the stages return data.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Suggest(args) => {
+            let outcome = suggest(&args, now()?)?;
+            report::print_suggest(&outcome, args.input.format)
+        }
+        Command::Diagnose(args) => {
+            let (run, diagnosis) = diagnose_only(&args)?;
+            report::print_diagnosis(&run, &diagnosis, args.input.format, args.input.lang)
+        }
+    }
+}
+
+/// Where `suggest` writes, decided before anything is read so that the history the
+/// advisor reads is the one the new line goes to.
+#[derive(Debug, Clone)]
+pub struct OutputPaths {
+    pub config_out: PathBuf,
+    pub report_dir: PathBuf,
+    pub history: PathBuf,
+}
+
+impl OutputPaths {
+    pub fn for_args(args: &SuggestArgs) -> OutputPaths {
+        let config_out = if args.in_place {
+            args.config.clone()
+        } else {
+            args.out
+                .clone()
+                .unwrap_or_else(|| default_out(&args.config))
+        };
+        let history = args
+            .history
+            .clone()
+            .unwrap_or_else(|| args.report_dir.join("history.jsonl"));
+        OutputPaths {
+            config_out,
+            report_dir: args.report_dir.clone(),
+            history,
+        }
+    }
+}
+
+/// `run/config.json` → `run/config.retuned.json`.
+fn default_out(config: &Path) -> PathBuf {
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".into());
+    config.with_file_name(format!("{stem}.retuned.json"))
+}
+
+/// Everything one `suggest` produced.
+pub struct Outcome {
+    pub adjustment_id: String,
+    pub time: Timestamp,
+    pub lang: Lang,
+    pub run: Run,
+    pub diagnosis: Diagnosis,
+    pub proposal: Proposal,
+    pub decision: Decision,
+    pub paths: OutputPaths,
+    /// The adjusted config text (equal to the input when nothing changed).
+    pub new_config: String,
+    /// Paths written; empty with --dry-run.
+    pub written: report::Written,
+}
+
+/// load → diagnose → advise → validate → write.
+pub fn suggest(args: &SuggestArgs, time: Timestamp) -> Result<Outcome> {
+    let paths = OutputPaths::for_args(args);
+    if !args.in_place && same_file(&paths.config_out, &args.config) {
+        return Err(Error::Usage(format!(
+            "--out {} is the input config; use --in-place to overwrite it",
+            paths.config_out.display()
+        )));
+    }
+    let lang = args.input.lang;
+    let run = run::load_run(&LoadOptions {
+        config: Some(args.config.clone()),
+        metrics: args.input.metrics.clone(),
+        metrics_format: args.input.metrics_format,
+        space: args.input.space.clone(),
+        history: Some(paths.history.clone()),
+        num_classes: args.input.num_classes,
+    })?;
+    let diagnosis = diagnose::diagnose(&run, lang);
+    let advisor = select_advisor(args.provider);
+    let proposal = advisor.advise(&AdviceInput {
+        run: &run,
+        diagnosis: &diagnosis,
+        lang,
+    })?;
+    let decision = validate::validate(&run, &diagnosis, &proposal, lang);
+
+    let config = run
+        .config
+        .as_ref()
+        .ok_or_else(|| Error::Usage("suggest needs --config".into()))?;
+    let changes: Vec<(String, serde_json::Value)> = decision
+        .changes
+        .iter()
+        .map(|c| (c.parameter.clone(), c.new.clone()))
+        .collect();
+    let new_config = config.with_changes(&changes)?;
+    let mut outcome = Outcome {
+        adjustment_id: adjustment_id(&time, &config.text, &run),
+        time,
+        lang,
+        run,
+        diagnosis,
+        proposal,
+        decision,
+        paths,
+        new_config,
+        written: report::Written::default(),
+    };
+    if !args.dry_run {
+        outcome.written = report::write(&outcome, args.in_place)?;
+    }
+    Ok(outcome)
+}
+
+/// load → diagnose, for `retune diagnose`.
+pub fn diagnose_only(args: &DiagnoseArgs) -> Result<(Run, Diagnosis)> {
+    let run = run::load_run(&LoadOptions {
+        config: args.config.clone(),
+        metrics: args.input.metrics.clone(),
+        metrics_format: args.input.metrics_format,
+        space: args.input.space.clone(),
+        history: None,
+        num_classes: args.input.num_classes,
+    })?;
+    let diagnosis = diagnose::diagnose(&run, args.input.lang);
+    Ok((run, diagnosis))
+}
+
+fn select_advisor(provider: cli::Provider) -> Box<dyn Advisor> {
+    match provider {
+        cli::Provider::Auto | cli::Provider::Rules => Box::new(advisor::rules::RulesAdvisor),
+    }
+}
+
+/// The current time, or `SOURCE_DATE_EPOCH` (seconds) when set, so that reports can be
+/// reproduced byte for byte.
+fn now() -> Result<Timestamp> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) => s
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|secs| Timestamp::from_second(secs).ok())
+            .ok_or_else(|| {
+                Error::Usage(format!("SOURCE_DATE_EPOCH={s} is not a number of seconds"))
+            }),
+        Err(_) => Ok(Timestamp::now()),
+    }
+}
+
+/// `adj-20261123T003241Z-1a2b3c`: sortable by time, distinct for distinct inputs.
+fn adjustment_id(time: &Timestamp, config_text: &str, run: &Run) -> String {
+    let mut hash = Sha256::new();
+    hash.update(config_text.as_bytes());
+    hash.update(run.metrics.path.to_string_lossy().as_bytes());
+    hash.update(run.facts.epochs_done.to_le_bytes());
+    hash.update(time.as_nanosecond().to_le_bytes());
+    let digest = hash.finalize();
+    let short: String = digest[..3].iter().map(|b| format!("{b:02x}")).collect();
+    format!("adj-{}-{short}", time.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}

@@ -1,0 +1,14 @@
+//! (being written)
+
+use std::path::Path;
+
+use super::MetricsBuilder;
+use crate::error::{Error, Result};
+
+pub fn read(path: &Path, _builder: &mut MetricsBuilder) -> Result<()> {
+    Err(Error::input(path, "format reader not written yet"))
+}
+
+pub fn looks_like(text: &str) -> bool {
+    text.contains("Epoch ")
+}

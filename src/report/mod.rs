@@ -1,0 +1,385 @@
+//! Write: the adjusted config, the Markdown report with its chart, the JSON twin and the
+//! history line, each written atomically; and what the commands print on stdout. The
+//! JSON printed by `suggest --format json` and the JSON twin are the same object.
+
+mod chart;
+mod markdown;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::advisor::Action;
+use crate::cli::OutputFormat;
+use crate::diagnose::{Diagnosis, Finding, Skipped, num};
+use crate::error::{Error, Result};
+use crate::fsio::write_atomic;
+use crate::history::{self, HistoryChange, HistoryEntry};
+use crate::lang::Lang;
+use crate::metrics::Canonical;
+use crate::run::{Facts, Run};
+use crate::validate::{Change, Rejected};
+use crate::{Outcome, say};
+
+/// Files `write` produced.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Written {
+    pub config_out: Option<PathBuf>,
+    pub report: Option<PathBuf>,
+    pub report_json: Option<PathBuf>,
+    pub chart: Option<PathBuf>,
+    pub history: Option<PathBuf>,
+}
+
+/// The decision object: stdout of `suggest --format json` and the report's JSON twin.
+#[derive(Debug, Serialize)]
+pub struct DecisionJson<'a> {
+    pub adjustment_id: &'a str,
+    pub time: String,
+    pub provider: &'a str,
+    pub model: Option<&'a str>,
+    /// Last complete epoch in the metrics.
+    pub epoch: u32,
+    pub diagnosis: &'a str,
+    pub findings: &'a [Finding],
+    pub changes: &'a [Change],
+    pub rejected: &'a [Rejected],
+    pub actions: &'a [Action],
+    pub advice: &'a [String],
+    pub notes: &'a [String],
+    pub config_out: Option<String>,
+    pub report: Option<String>,
+    pub dry_run: bool,
+}
+
+pub fn decision_json(outcome: &Outcome) -> DecisionJson<'_> {
+    let written = &outcome.written;
+    let dry_run = written.config_out.is_none();
+    DecisionJson {
+        adjustment_id: &outcome.adjustment_id,
+        time: outcome.time.to_string(),
+        provider: &outcome.proposal.provider,
+        model: outcome.proposal.model.as_deref(),
+        epoch: outcome.run.facts.epochs_done,
+        diagnosis: &outcome.proposal.diagnosis,
+        findings: &outcome.diagnosis.findings,
+        changes: &outcome.decision.changes,
+        rejected: &outcome.decision.rejected,
+        actions: &outcome.decision.actions,
+        advice: &outcome.proposal.advice,
+        notes: &outcome.decision.notes,
+        config_out: written.config_out.as_ref().map(|p| p.display().to_string()),
+        report: written.report.as_ref().map(|p| p.display().to_string()),
+        dry_run,
+    }
+}
+
+/// Writes the chart, the reports, the adjusted config and the history line, in that
+/// order: the history line is last so it only records adjustments whose files exist.
+pub fn write(outcome: &Outcome, in_place: bool) -> Result<Written> {
+    let dir = &outcome.paths.report_dir;
+    let id = &outcome.adjustment_id;
+    let mut written = Written {
+        config_out: Some(outcome.paths.config_out.clone()),
+        report: Some(dir.join(format!("{id}.md"))),
+        report_json: Some(dir.join(format!("{id}.json"))),
+        chart: None,
+        history: Some(outcome.paths.history.clone()),
+    };
+
+    let chart_name = format!("{id}.svg");
+    if let Some(svg) = chart::render(&outcome.run, outcome.lang) {
+        let path = dir.join(&chart_name);
+        write_atomic(&path, svg.as_bytes())?;
+        written.chart = Some(path);
+    }
+    let chart_href = written.chart.as_ref().map(|_| chart_name.as_str());
+
+    // The twin and the report name each other, so fill in the paths before rendering.
+    let finished = Outcome {
+        written: written.clone(),
+        ..outcome.clone_shallow()
+    };
+    let markdown = markdown::render(&finished, chart_href);
+    let json = serde_json::to_string_pretty(&decision_json(&finished))
+        .map_err(|e| Error::write(dir, std::io::Error::other(e)))?;
+    write_atomic(
+        written.report.as_ref().expect("set above"),
+        markdown.as_bytes(),
+    )?;
+    write_atomic(
+        written.report_json.as_ref().expect("set above"),
+        format!("{json}\n").as_bytes(),
+    )?;
+
+    let config = outcome
+        .run
+        .config
+        .as_ref()
+        .ok_or_else(|| Error::Usage("suggest needs --config".into()))?;
+    let unchanged = outcome.new_config == config.text;
+    if !(in_place && unchanged) {
+        write_atomic(&outcome.paths.config_out, outcome.new_config.as_bytes())?;
+    }
+    history::append(
+        &outcome.paths.history,
+        &history_entry(outcome, in_place && !unchanged),
+    )?;
+    Ok(written)
+}
+
+fn history_entry(outcome: &Outcome, keep_text: bool) -> HistoryEntry {
+    let run = &outcome.run;
+    let config = run.config.as_ref();
+    HistoryEntry {
+        time: outcome.time.to_string(),
+        adjustment_id: outcome.adjustment_id.clone(),
+        epoch: run.metrics.last_epoch(),
+        provider: outcome.proposal.provider.clone(),
+        config: config
+            .map(|c| c.path.display().to_string())
+            .unwrap_or_default(),
+        config_out: Some(outcome.paths.config_out.display().to_string()),
+        changes: outcome
+            .decision
+            .changes
+            .iter()
+            .map(|c| HistoryChange {
+                parameter: c.parameter.clone(),
+                canonical: c.canonical.clone(),
+                old: c.old.clone(),
+                new: c.new.clone(),
+            })
+            .collect(),
+        actions: outcome.decision.actions.clone(),
+        findings: outcome
+            .diagnosis
+            .findings
+            .iter()
+            .map(|f| f.id.to_string())
+            .collect(),
+        metrics: Canonical::ALL
+            .iter()
+            .filter_map(|c| {
+                let last = run.metrics.get(*c)?.last()?;
+                Some((c.as_str().to_string(), history::number_to_json(last.value)))
+            })
+            .collect(),
+        config_before: keep_text.then(|| config.map(|c| c.text.clone())).flatten(),
+    }
+}
+
+impl Outcome {
+    /// A copy for rendering with the written paths filled in.
+    fn clone_shallow(&self) -> Outcome {
+        Outcome {
+            adjustment_id: self.adjustment_id.clone(),
+            time: self.time,
+            lang: self.lang,
+            run: self.run.clone(),
+            diagnosis: self.diagnosis.clone(),
+            proposal: self.proposal.clone(),
+            decision: self.decision.clone(),
+            paths: self.paths.clone(),
+            new_config: self.new_config.clone(),
+            written: self.written.clone(),
+        }
+    }
+}
+
+/// stdout of `suggest`.
+pub fn print_suggest(outcome: &Outcome, format: OutputFormat) -> Result<()> {
+    match format {
+        OutputFormat::Json => print_json(&decision_json(outcome)),
+        OutputFormat::Text => {
+            print!("{}", suggest_text(outcome));
+            Ok(())
+        }
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::write(std::path::Path::new("<stdout>"), std::io::Error::other(e)))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// The summary a person reads in the terminal.
+pub fn suggest_text(outcome: &Outcome) -> String {
+    let lang = outcome.lang;
+    let d = &outcome.decision;
+    let mut out = String::new();
+    out.push_str(&findings_text(&outcome.diagnosis, lang));
+    if d.changes.is_empty() {
+        out.push_str(&say!(lang, "no change to the config\n", "配置无变更\n"));
+    }
+    for c in &d.changes {
+        let clamp = if c.clamped.is_some() {
+            say!(lang, " (clamped)", "（已限幅）")
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "change    {} {} → {}{clamp}: {}\n",
+            c.parameter,
+            value_text(&c.old),
+            value_text(&c.new),
+            c.rationale
+        ));
+    }
+    for r in &d.rejected {
+        out.push_str(&format!(
+            "rejected  {} = {}: {}\n",
+            r.parameter,
+            value_text(&r.proposed),
+            r.reason
+        ));
+    }
+    for a in &d.actions {
+        out.push_str(&format!("action    {}\n", a.as_str()));
+    }
+    for advice in &outcome.proposal.advice {
+        out.push_str(&format!("advice    {advice}\n"));
+    }
+    for note in &d.notes {
+        out.push_str(&format!("note      {note}\n"));
+    }
+    let w = &outcome.written;
+    match (&w.config_out, &w.report) {
+        (Some(config), Some(report)) => out.push_str(&say!(
+            lang,
+            "wrote {} and {} ({} advisor)\n",
+            "已写入 {} 和 {}（{} 顾问）\n",
+            config.display(),
+            report.display(),
+            outcome.proposal.provider
+        )),
+        _ => out.push_str(&say!(
+            lang,
+            "dry run: nothing written\n",
+            "试运行：未写入任何文件\n"
+        )),
+    }
+    out
+}
+
+/// A JSON value for a sentence: numbers without float noise, strings unquoted.
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+        Value::Number(n) => n.as_f64().map(num).unwrap_or_else(|| n.to_string()),
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+fn findings_text(diagnosis: &Diagnosis, lang: Lang) -> String {
+    let mut out = String::new();
+    if diagnosis.findings.is_empty() {
+        out.push_str(&say!(lang, "healthy: no finding\n", "健康：没有发现问题\n"));
+    }
+    for f in &diagnosis.findings {
+        out.push_str(&format!(
+            "{:<9} {}: {}\n",
+            f.severity.as_str(),
+            f.id,
+            f.summary
+        ));
+    }
+    out
+}
+
+/// What `diagnose --format json` prints.
+#[derive(Debug, Serialize)]
+struct DiagnosisJson<'a> {
+    metrics: MetricsRead<'a>,
+    config: Option<String>,
+    facts: &'a Facts,
+    findings: &'a [Finding],
+    skipped: &'a [Skipped],
+}
+
+#[derive(Debug, Serialize)]
+struct MetricsRead<'a> {
+    path: String,
+    format: crate::metrics::Format,
+    rows: u64,
+    epochs: u32,
+    series: Vec<SeriesRead<'a>>,
+    partial_epoch: Option<&'a crate::metrics::PartialEpoch>,
+}
+
+#[derive(Debug, Serialize)]
+struct SeriesRead<'a> {
+    name: &'a str,
+    original: &'a str,
+    epochs: usize,
+    last: Option<Value>,
+}
+
+pub fn print_diagnosis(
+    run: &Run,
+    diagnosis: &Diagnosis,
+    format: OutputFormat,
+    lang: Lang,
+) -> Result<()> {
+    let m = &run.metrics;
+    match format {
+        OutputFormat::Json => print_json(&DiagnosisJson {
+            metrics: MetricsRead {
+                path: m.path.display().to_string(),
+                format: m.format,
+                rows: m.rows,
+                epochs: run.facts.epochs_done,
+                series: m
+                    .series
+                    .iter()
+                    .map(|s| SeriesRead {
+                        name: &s.name,
+                        original: &s.original,
+                        epochs: s.len(),
+                        last: s.last().map(|p| history::number_to_json(p.value)),
+                    })
+                    .collect(),
+                partial_epoch: m.partial.as_ref(),
+            },
+            config: run.config.as_ref().map(|c| c.path.display().to_string()),
+            facts: &run.facts,
+            findings: &diagnosis.findings,
+            skipped: &diagnosis.skipped,
+        }),
+        OutputFormat::Text => {
+            let mut out = say!(
+                lang,
+                "read {} as {}: {} epochs, series {}\n",
+                "读取 {}（{}）：{} 轮，指标 {}\n",
+                m.path.display(),
+                m.format.label(),
+                run.facts.epochs_done,
+                m.series
+                    .iter()
+                    .map(|s| if s.name == s.original {
+                        s.name.clone()
+                    } else {
+                        format!("{} ({})", s.name, s.original)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            out.push_str(&findings_text(diagnosis, lang));
+            for s in &diagnosis.skipped {
+                out.push_str(&say!(
+                    lang,
+                    "skipped   {}: {}\n",
+                    "已跳过    {}：{}\n",
+                    s.check,
+                    s.reason
+                ));
+            }
+            print!("{out}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! Validate: every proposed change, from any advisor, is checked before anything is
+//! written. Known tunable parameter, number of the right type, within bounds, within the
+//! largest step (clamped and reported), not a no-op, not in cooldown, consistent with
+//! the rest of the config, and at most a handful at once. The result is a `Decision`:
+//! what is accepted, what was clamped, what was rejected and why.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::advisor::{Action, Proposal, ProposedChange};
+use crate::config::number_like;
+use crate::diagnose::{Diagnosis, num};
+use crate::lang::Lang;
+use crate::run::Run;
+use crate::say;
+use crate::space::{ParamType, Scale, Tunable};
+
+/// A change smaller than this, relative to the current value, is float noise (seed 003
+/// "changed" weight_decay 0.0001 → 9.999999999999999e-05).
+pub const NOOP_RELATIVE: f64 = 0.02;
+/// More changes at once make it impossible to tell which one helped.
+pub const MAX_CHANGES: usize = 4;
+/// Epochs a changed parameter is left alone, so its effect can show before it moves
+/// again (a between-epoch loop otherwise flip-flops). Divergence overrides it.
+pub const COOLDOWN_EPOCHS: u32 = 2;
+/// Rationales are for reading; an advisor that writes an essay is cut here.
+pub const MAX_RATIONALE_CHARS: usize = 600;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Clamp {
+    pub proposed: Value,
+    pub reason: String,
+}
+
+/// An accepted change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub parameter: String,
+    /// Catalogue name (`learning_rate`) of the parameter at `parameter`.
+    pub canonical: String,
+    pub old: Value,
+    pub new: Value,
+    pub rationale: String,
+    pub confidence: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clamped: Option<Clamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    pub parameter: String,
+    pub proposed: Value,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Decision {
+    pub changes: Vec<Change>,
+    pub rejected: Vec<Rejected>,
+    pub actions: Vec<Action>,
+    /// What validation did on its own account (a derived change, a dropped action).
+    pub notes: Vec<String>,
+}
+
+pub fn validate(run: &Run, diagnosis: &Diagnosis, proposal: &Proposal, lang: Lang) -> Decision {
+    let mut decision = Decision::default();
+    let actions = validate_actions(diagnosis, &proposal.actions, lang, &mut decision.notes);
+    let restarting = actions.contains(&Action::Restart);
+    decision.actions = actions;
+
+    let mut seen: Vec<String> = Vec::new();
+    for change in &proposal.changes {
+        let reject = |reason: String| Rejected {
+            parameter: change.parameter.clone(),
+            proposed: change.new_value.clone(),
+            reason,
+        };
+        let tunable = match resolve(run, &change.parameter, lang) {
+            Ok(t) => t,
+            Err(reason) => {
+                decision.rejected.push(reject(reason));
+                continue;
+            }
+        };
+        if seen.contains(&tunable.path) {
+            decision.rejected.push(reject(say!(
+                lang,
+                "proposed twice; the first proposal is kept",
+                "重复提议；保留第一个"
+            )));
+            continue;
+        }
+        seen.push(tunable.path.clone());
+        match check_change(run, diagnosis, tunable, change, restarting, lang) {
+            Ok(accepted) => decision.changes.push(accepted),
+            Err(reason) => decision.rejected.push(reject(reason)),
+        }
+    }
+
+    cross_check(run, &mut decision, lang);
+
+    if decision.changes.len() > MAX_CHANGES {
+        let mut ranked = std::mem::take(&mut decision.changes);
+        // Stable sort: among equal confidences the advisor's order stands.
+        ranked.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        for extra in ranked.split_off(MAX_CHANGES) {
+            decision.rejected.push(Rejected {
+                parameter: extra.parameter,
+                proposed: extra.new,
+                reason: say!(
+                    lang,
+                    "at most {MAX_CHANGES} changes at once, and this one had lower confidence than those kept",
+                    "每次最多 {MAX_CHANGES} 项变更，此项置信度低于保留的变更"
+                ),
+            });
+        }
+        decision.changes = ranked;
+    }
+    decision
+}
+
+/// The tunable a proposal names: a dotted config path, or a catalogue name the config
+/// has exactly one key for (an LLM may say `learning_rate` for `optimizer.lr`).
+fn resolve<'r>(run: &'r Run, parameter: &str, lang: Lang) -> Result<&'r Tunable, String> {
+    let Some(config) = &run.config else {
+        return Err(say!(
+            lang,
+            "no config was given, so nothing can be changed",
+            "未提供配置文件，无法修改任何参数"
+        ));
+    };
+    if let Some(t) = run.tunables.iter().find(|t| t.path == parameter) {
+        return Ok(t);
+    }
+    if let Some(value) = config.get(parameter) {
+        return Err(match run.space.lookup(parameter) {
+            Some(_) => say!(
+                lang,
+                "frozen: `{parameter}` is {}, not a number retune can tune",
+                "冻结：`{parameter}` 是{}，不是可调的数值",
+                crate::config::kind_of(value)
+            ),
+            None => say!(
+                lang,
+                "frozen: not a tunable hyperparameter (paths, names, seeds, data settings and architecture never change)",
+                "冻结：不是可调超参数（路径、名称、随机种子、数据设置和模型结构不会被修改）"
+            ),
+        });
+    }
+    let by_name: Vec<&Tunable> = run
+        .tunables
+        .iter()
+        .filter(|t| t.spec.name == parameter)
+        .collect();
+    if let [only] = by_name.as_slice() {
+        return Ok(only);
+    }
+    Err(say!(
+        lang,
+        "unknown: the config has no key `{parameter}`, and retune never adds keys",
+        "未知：配置中没有 `{parameter}`，retune 不会新增键"
+    ))
+}
+
+fn check_change(
+    run: &Run,
+    diagnosis: &Diagnosis,
+    tunable: &Tunable,
+    change: &ProposedChange,
+    restarting: bool,
+    lang: Lang,
+) -> Result<Change, String> {
+    let spec = &tunable.spec;
+    let old = tunable.value;
+    let proposed = proposed_number(&change.new_value).ok_or_else(|| {
+        say!(
+            lang,
+            "not a number: {}",
+            "不是数值：{}",
+            short(&change.new_value.to_string(), 60)
+        )
+    })?;
+    if !proposed.is_finite() {
+        return Err(say!(lang, "not a finite number", "不是有限数值"));
+    }
+    if spec.kind == ParamType::Int && (proposed - proposed.round()).abs() > 1e-9 {
+        return Err(say!(
+            lang,
+            "must be an integer, got {}",
+            "必须是整数，收到 {}",
+            num(proposed)
+        ));
+    }
+    if proposed < spec.min || proposed > spec.max {
+        return Err(say!(
+            lang,
+            "outside the bounds of {} [{}, {}]",
+            "超出 {} 的范围 [{}, {}]",
+            spec.name,
+            num(spec.min),
+            num(spec.max)
+        ));
+    }
+    if !spec.between_epochs && run.facts.epochs_done >= 1 && !restarting {
+        return Err(say!(
+            lang,
+            "{} is read only when a run starts; changing it mid-run has no effect without a restart",
+            "{} 只在训练开始时读取；不重启训练时中途修改无效",
+            spec.name
+        ));
+    }
+    if let Some(epoch) = in_cooldown(run, &tunable.path) {
+        if !diagnosis.has("divergence") {
+            return Err(say!(
+                lang,
+                "cooldown: changed at epoch {epoch}; left alone for {COOLDOWN_EPOCHS} epochs so its effect can show",
+                "冷却期：已在第 {epoch} 轮修改；{COOLDOWN_EPOCHS} 轮内不再改动，以观察效果"
+            ));
+        }
+    }
+
+    let (mut new, mut clamped) = (proposed, None);
+    if let Some((limit, why)) = step_limit(spec, old, proposed, lang) {
+        new = limit;
+        clamped = Some(why);
+    }
+    if spec.kind == ParamType::Int {
+        new = new.round();
+    }
+    new = new.clamp(spec.min, spec.max);
+
+    let tiny = f64::EPSILON;
+    if (new - old).abs() <= NOOP_RELATIVE * old.abs().max(tiny) {
+        return Err(say!(
+            lang,
+            "no-op: {} → {} changes the value by less than {}%",
+            "无效变更：{} → {} 的变化小于 {}%",
+            num(old),
+            num(proposed),
+            NOOP_RELATIVE * 100.0
+        ));
+    }
+    let confidence = if change.confidence.is_finite() {
+        change.confidence.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    Ok(Change {
+        parameter: tunable.path.clone(),
+        canonical: spec.name.clone(),
+        old: tunable.raw.clone(),
+        new: number_like(new, &tunable.raw),
+        rationale: short(change.rationale.trim(), MAX_RATIONALE_CHARS),
+        confidence,
+        clamped: clamped.map(|reason| Clamp {
+            proposed: change.new_value.clone(),
+            reason,
+        }),
+    })
+}
+
+/// Numbers, and numbers an LLM wrote as strings ("5e-4").
+fn proposed_number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+/// The clamped value and why, when `proposed` moves further than one adjustment may.
+fn step_limit(
+    spec: &crate::space::ParamSpec,
+    old: f64,
+    proposed: f64,
+    lang: Lang,
+) -> Option<(f64, String)> {
+    match (spec.scale, spec.max_factor) {
+        (Scale::Log, Some(factor)) if old > 0.0 => {
+            let (lo, hi) = (old / factor, old * factor);
+            let limit = proposed.clamp(lo, hi);
+            (limit != proposed).then(|| {
+                (
+                    limit,
+                    say!(
+                        lang,
+                        "clamped from {} to {}: one adjustment moves {} by at most ×{}",
+                        "从 {} 限制为 {}：{} 每次最多变化 ×{}",
+                        num(proposed),
+                        num(limit),
+                        spec.name,
+                        num(factor)
+                    ),
+                )
+            })
+        }
+        _ => {
+            let step = spec.max_step?;
+            let limit = proposed.clamp(old - step, old + step);
+            (limit != proposed).then(|| {
+                (
+                    limit,
+                    say!(
+                        lang,
+                        "clamped from {} to {}: one adjustment moves {} by at most {}",
+                        "从 {} 限制为 {}：{} 每次最多变化 {}",
+                        num(proposed),
+                        num(limit),
+                        spec.name,
+                        num(step)
+                    ),
+                )
+            })
+        }
+    }
+}
+
+/// The epoch of the latest change to `path` if it is still within the cooldown.
+fn in_cooldown(run: &Run, path: &str) -> Option<u32> {
+    let now = run.facts.epochs_done;
+    run.history
+        .iter()
+        .rev()
+        .find(|entry| entry.changes.iter().any(|c| c.parameter == path))
+        .and_then(|entry| entry.epoch)
+        .filter(|&epoch| now < epoch + COOLDOWN_EPOCHS)
+}
+
+/// Rules that involve more than one parameter, applied to the accepted set.
+fn cross_check(run: &Run, decision: &mut Decision, lang: Lang) {
+    // Warmup must fit in the run, and we must know the run's length to say it does.
+    let mut keep = Vec::with_capacity(decision.changes.len());
+    for change in std::mem::take(&mut decision.changes) {
+        let new = change.new.as_f64().unwrap_or(f64::NAN);
+        let problem = match change.canonical.as_str() {
+            "warmup_steps" => match &run.facts.total_steps {
+                None => Some(say!(
+                    lang,
+                    "the run's total optimizer steps are unknown (no max_steps, dataset size or steps per epoch anywhere), so a warmup length cannot be checked",
+                    "训练总优化步数未知（配置和日志中都没有 max_steps、数据集大小或每轮步数），无法检查预热长度"
+                )),
+                Some(total) if new >= total.value as f64 => Some(say!(
+                    lang,
+                    "a warmup of {} steps does not fit in the run's {} optimizer steps ({})",
+                    "{} 步预热超过了训练的总优化步数 {}（{}）",
+                    num(new),
+                    total.value,
+                    total.source
+                )),
+                _ => None,
+            },
+            "learning_rate" => {
+                let floor = decision
+                    .changes
+                    .iter()
+                    .chain(keep.iter())
+                    .find(|c| c.canonical == "min_lr")
+                    .and_then(|c| c.new.as_f64())
+                    .or_else(|| run.tunable("min_lr").map(|t| t.value));
+                floor.filter(|f| new < *f).map(|f| {
+                    say!(
+                        lang,
+                        "below the schedule's floor min_lr = {}",
+                        "低于调度器下限 min_lr = {}",
+                        num(f)
+                    )
+                })
+            }
+            _ => None,
+        };
+        match problem {
+            Some(reason) => decision.rejected.push(Rejected {
+                parameter: change.parameter,
+                proposed: change.new,
+                reason,
+            }),
+            None => keep.push(change),
+        }
+    }
+    decision.changes = keep;
+    linear_scaling(run, decision, lang);
+}
+
+/// A batch-size change with SGD keeps the learning rate per example constant (the linear
+/// scaling rule, Goyal et al. 2017), unless the learning rate is already being changed.
+/// Adaptive optimizers do not follow the rule; we say so instead.
+fn linear_scaling(run: &Run, decision: &mut Decision, lang: Lang) {
+    let Some(batch) = decision
+        .changes
+        .iter()
+        .find(|c| c.canonical == "batch_size")
+    else {
+        return;
+    };
+    if decision
+        .changes
+        .iter()
+        .any(|c| c.canonical == "learning_rate")
+    {
+        return;
+    }
+    let Some(lr) = run.tunable("learning_rate") else {
+        return;
+    };
+    let (old_b, new_b) = (
+        batch.old.as_f64().unwrap_or(0.0),
+        batch.new.as_f64().unwrap_or(0.0),
+    );
+    if old_b <= 0.0 {
+        return;
+    }
+    let sgd = run
+        .facts
+        .optimizer
+        .as_deref()
+        .is_some_and(|o| o.contains("sgd") || o.contains("momentum") || o.contains("nesterov"));
+    if !sgd {
+        decision.notes.push(say!(
+            lang,
+            "batch size changes {} → {}; the learning rate ({}) is left as it is because the linear scaling rule holds for SGD, not for adaptive optimizers like {}",
+            "批大小 {} → {}；学习率（{}）保持不变：线性缩放规则适用于 SGD，不适用于 {} 等自适应优化器",
+            num(old_b),
+            num(new_b),
+            lr.path,
+            run.facts.optimizer.as_deref().unwrap_or("Adam")
+        ));
+        return;
+    }
+    let scaled = (lr.value * new_b / old_b).clamp(lr.spec.min, lr.spec.max);
+    decision.changes.push(Change {
+        parameter: lr.path.clone(),
+        canonical: lr.spec.name.clone(),
+        old: lr.raw.clone(),
+        new: number_like(scaled, &lr.raw),
+        rationale: say!(
+            lang,
+            "linear scaling rule: batch size {} → {} with SGD, so the learning rate scales by the same factor ({} → {})",
+            "线性缩放规则：SGD 下批大小 {} → {}，学习率按同一比例缩放（{} → {}）",
+            num(old_b),
+            num(new_b),
+            num(lr.value),
+            num(scaled)
+        ),
+        confidence: batch.confidence,
+        clamped: None,
+    });
+}
+
+/// Drops actions the findings do not support: a restart throws away all training, so it
+/// needs a divergence with no sane epoch; a restore needs something worth going back from.
+fn validate_actions(
+    diagnosis: &Diagnosis,
+    proposed: &[Action],
+    lang: Lang,
+    notes: &mut Vec<String>,
+) -> Vec<Action> {
+    let mut actions: Vec<Action> = Vec::new();
+    let divergence = diagnosis.get("divergence");
+    let sane_epoch = divergence
+        .and_then(|f| f.evidence.get("last_sane_epoch"))
+        .is_some_and(|v| !v.is_null());
+    for &action in proposed {
+        if actions.contains(&action) {
+            continue;
+        }
+        let supported = match action {
+            Action::Restart => divergence.is_some() && !sane_epoch,
+            Action::RestoreCheckpoint => {
+                (divergence.is_some() && sane_epoch) || diagnosis.has("overfitting")
+            }
+            Action::StopEarly => diagnosis.has("overfitting") || diagnosis.has("plateau"),
+        };
+        if supported {
+            actions.push(action);
+        } else {
+            notes.push(say!(
+                lang,
+                "dropped the action `{}`: the findings do not support it",
+                "已忽略动作 `{}`：诊断结果不支持",
+                action.as_str()
+            ));
+        }
+    }
+    if actions.contains(&Action::Restart) {
+        actions.retain(|a| *a != Action::RestoreCheckpoint);
+    }
+    actions
+}
+
+fn short(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
