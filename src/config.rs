@@ -177,15 +177,21 @@ pub fn kind_of(value: &Value) -> &'static str {
 }
 
 /// A number as JSON, integer if `like` is an integer, else the shortest float that
-/// round-trips (serde_json prints 0.0002, never 0.00019999999999999998).
+/// round-trips (serde_json prints 0.0002, never 0.00019999999999999998). Arithmetic
+/// such as 0.003 × 10 leaves noise in the last bits (0.030000000000000002); rounding to
+/// 12 significant digits first removes it, far below any meaningful hyperparameter step.
 pub fn number_like(value: f64, like: &Value) -> Value {
     if like.is_i64() || like.is_u64() {
         Value::from(value.round() as i64)
     } else {
-        serde_json::Number::from_f64(value)
+        serde_json::Number::from_f64(without_noise(value))
             .map(Value::Number)
             .unwrap_or(Value::Null)
     }
+}
+
+fn without_noise(value: f64) -> f64 {
+    format!("{value:.11e}").parse().unwrap_or(value)
 }
 
 #[cfg(test)]
@@ -223,6 +229,15 @@ mod tests {
             "0.0002"
         );
         assert_eq!(number_like(2.0, &Value::from(1.0)).to_string(), "2.0");
+        assert_eq!(
+            number_like(0.003 * 10.0, &Value::from(0.1)).to_string(),
+            "0.03"
+        );
+        assert_eq!(number_like(0.1 * 3.0, &Value::from(0.1)).to_string(), "0.3");
+        assert_eq!(
+            number_like(1e-7 / 3.0, &Value::from(0.1)).to_string(),
+            "3.33333333333e-8"
+        );
     }
 
     #[test]

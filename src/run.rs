@@ -329,3 +329,43 @@ mod tests {
         assert!(facts(r#"{"lr": 0.1}"#).classes.is_none());
     }
 }
+
+/// Builds runs for unit tests from a config text and per-epoch series.
+#[cfg(test)]
+pub mod testing {
+    use std::path::Path;
+
+    use super::*;
+    use crate::metrics::MetricsBuilder;
+
+    /// `series` are (name as logged, one value per epoch starting at epoch 1).
+    pub fn run(config: Option<&str>, series: &[(&str, &[f64])]) -> Run {
+        let mut builder = MetricsBuilder::new();
+        for (name, values) in series {
+            for (i, v) in values.iter().enumerate() {
+                builder.push(name, i as u32 + 1, *v);
+            }
+        }
+        let metrics = builder
+            .finish(Path::new("metrics.csv"), Format::KerasCsv)
+            .expect("test series are not empty");
+        let config = config.map(|text| {
+            ConfigDoc::parse(Path::new("config.json"), text.to_string())
+                .expect("test config parses")
+        });
+        let space = Space::load(None).expect("built-in space parses");
+        let tunables = config
+            .as_ref()
+            .map(|c| space.tunables(c))
+            .unwrap_or_default();
+        let facts = derive_facts(config.as_ref(), &metrics, &tunables, None);
+        Run {
+            config,
+            metrics,
+            space,
+            tunables,
+            history: Vec::new(),
+            facts,
+        }
+    }
+}

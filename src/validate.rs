@@ -316,7 +316,7 @@ fn step_limit(
 }
 
 /// The epoch of the latest change to `path` if it is still within the cooldown.
-fn in_cooldown(run: &Run, path: &str) -> Option<u32> {
+pub fn in_cooldown(run: &Run, path: &str) -> Option<u32> {
     let now = run.facts.epochs_done;
     run.history
         .iter()
@@ -494,4 +494,238 @@ fn short(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::diagnose::{Finding, Severity};
+    use crate::history::{HistoryChange, HistoryEntry};
+    use crate::run::testing::run;
+
+    const CONFIG: &str = r#"{"optimizer": {"name": "adam", "lr": 0.001}, "batch_size": 32, "dropout": 0.1,
+        "weight_decay": 0.0001, "epochs": 20, "seed": 42, "data_dir": "/data", "warmup_steps": 0, "min_lr": 1e-6}"#;
+
+    fn propose(changes: &[(&str, Value)]) -> Proposal {
+        Proposal {
+            provider: "test".into(),
+            model: None,
+            diagnosis: String::new(),
+            changes: changes
+                .iter()
+                .map(|(p, v)| ProposedChange {
+                    parameter: p.to_string(),
+                    new_value: v.clone(),
+                    rationale: "because".into(),
+                    confidence: 0.7,
+                })
+                .collect(),
+            actions: vec![],
+            advice: vec![],
+        }
+    }
+
+    fn decide(changes: &[(&str, Value)]) -> Decision {
+        let r = run(Some(CONFIG), &[("loss", &[1.0, 0.9, 0.8])]);
+        validate(&r, &Diagnosis::default(), &propose(changes), Lang::En)
+    }
+
+    fn reason(d: &Decision, parameter: &str) -> String {
+        d.rejected
+            .iter()
+            .find(|r| r.parameter == parameter)
+            .map(|r| r.reason.clone())
+            .unwrap_or_else(|| panic!("{parameter} not rejected: {d:?}"))
+    }
+
+    #[test]
+    fn dangerous_values_are_rejected_with_reasons() {
+        let d = decide(&[
+            ("data_dir", json!("/tmp")),
+            ("seed", json!(1)),
+            ("optimizer.lr", json!(100.0)),
+            ("batch_size", json!(0)),
+            ("momentum", json!(0.9)),
+            ("dropout", json!(1.5)),
+            ("epochs", json!(1e9)),
+        ]);
+        assert!(d.changes.is_empty(), "{:?}", d.changes);
+        assert!(reason(&d, "data_dir").starts_with("frozen"));
+        assert!(reason(&d, "seed").starts_with("frozen"));
+        assert!(reason(&d, "optimizer.lr").contains("outside the bounds"));
+        assert!(reason(&d, "batch_size").contains("outside the bounds"));
+        assert!(reason(&d, "momentum").starts_with("unknown"));
+        assert!(reason(&d, "dropout").contains("outside the bounds"));
+        assert!(reason(&d, "epochs").contains("outside the bounds"));
+    }
+
+    #[test]
+    fn float_noise_is_a_no_op_and_shortest_floats_are_written() {
+        let d = decide(&[
+            ("weight_decay", json!(9.999999999999999e-05)),
+            ("optimizer.lr", json!(0.001 / 5.0)),
+        ]);
+        assert!(reason(&d, "weight_decay").starts_with("no-op"));
+        assert_eq!(d.changes.len(), 1);
+        assert_eq!(d.changes[0].new.to_string(), "0.0002");
+        assert_eq!(d.changes[0].canonical, "learning_rate");
+    }
+
+    #[test]
+    fn large_steps_are_clamped_and_integers_stay_integers() {
+        let d = decide(&[("optimizer.lr", json!(0.5)), ("batch_size", json!(512))]);
+        let lr = d
+            .changes
+            .iter()
+            .find(|c| c.parameter == "optimizer.lr")
+            .unwrap();
+        assert_eq!(lr.new, json!(0.01));
+        assert!(lr.clamped.as_ref().unwrap().reason.contains("×10"));
+        let batch = d
+            .changes
+            .iter()
+            .find(|c| c.parameter == "batch_size")
+            .unwrap();
+        assert_eq!(batch.new, json!(128));
+        let d = decide(&[("batch_size", json!(16.5))]);
+        assert!(reason(&d, "batch_size").contains("integer"));
+        let d = decide(&[("batch_size", json!(16.0))]);
+        assert_eq!(d.changes[0].new.to_string(), "16");
+    }
+
+    #[test]
+    fn catalogue_names_resolve_to_the_configs_path() {
+        let d = decide(&[("learning_rate", json!(0.0005))]);
+        assert_eq!(d.changes[0].parameter, "optimizer.lr");
+    }
+
+    #[test]
+    fn strings_and_duplicates_and_nonsense_confidence() {
+        let mut p = propose(&[
+            ("dropout", json!("0.3")),
+            ("dropout", json!(0.2)),
+            ("optimizer.lr", json!("fast")),
+        ]);
+        p.changes[0].confidence = 1.001;
+        let r = run(Some(CONFIG), &[("loss", &[1.0, 0.9])]);
+        let d = validate(&r, &Diagnosis::default(), &p, Lang::En);
+        assert_eq!(d.changes.len(), 1);
+        assert_eq!(d.changes[0].new, json!(0.3));
+        assert_eq!(d.changes[0].confidence, 1.0);
+        assert!(
+            d.rejected
+                .iter()
+                .any(|r| r.reason.contains("proposed twice"))
+        );
+        assert!(reason(&d, "optimizer.lr").starts_with("not a number"));
+    }
+
+    #[test]
+    fn warmup_needs_a_known_run_length() {
+        let d = decide(&[("warmup_steps", json!(500))]);
+        // Mid-run, warmup is read only at the start; and the run's length is unknown.
+        assert!(reason(&d, "warmup_steps").contains("read only when a run starts"));
+        let mut p = propose(&[("warmup_steps", json!(500))]);
+        p.actions = vec![Action::Restart];
+        let r = run(Some(CONFIG), &[("loss", &[f64::NAN])]);
+        let mut diag = Diagnosis::default();
+        diag.findings.push(Finding {
+            id: "divergence",
+            severity: Severity::Critical,
+            summary: String::new(),
+            evidence: crate::evidence!["last_sane_epoch" => Value::Null],
+        });
+        let d = validate(&r, &diag, &p, Lang::En);
+        assert_eq!(d.actions, vec![Action::Restart]);
+        assert!(reason(&d, "warmup_steps").contains("total optimizer steps are unknown"));
+    }
+
+    #[test]
+    fn at_most_a_handful_of_changes_keeping_the_most_confident() {
+        let mut p = propose(&[
+            ("optimizer.lr", json!(0.002)),
+            ("batch_size", json!(64)),
+            ("dropout", json!(0.2)),
+            ("weight_decay", json!(0.0003)),
+            ("epochs", json!(30)),
+        ]);
+        p.changes[4].confidence = 0.9;
+        p.changes[1].confidence = 0.1;
+        let r = run(Some(CONFIG), &[("loss", &[1.0])]);
+        let d = validate(&r, &Diagnosis::default(), &p, Lang::En);
+        assert_eq!(d.changes.len(), MAX_CHANGES);
+        assert!(reason(&d, "batch_size").contains("at most"));
+        assert!(d.changes.iter().any(|c| c.parameter == "epochs"));
+    }
+
+    #[test]
+    fn sgd_batch_change_scales_the_learning_rate_adam_does_not() {
+        let sgd = r#"{"optimizer": "sgd", "lr": 0.1, "batch_size": 128}"#;
+        let r = run(Some(sgd), &[("loss", &[1.0])]);
+        let d = validate(
+            &r,
+            &Diagnosis::default(),
+            &propose(&[("batch_size", json!(256))]),
+            Lang::En,
+        );
+        let lr = d.changes.iter().find(|c| c.parameter == "lr").unwrap();
+        assert_eq!(lr.new, json!(0.2));
+        let adam = r#"{"optimizer": "adam", "lr": 0.001, "batch_size": 128}"#;
+        let r = run(Some(adam), &[("loss", &[1.0])]);
+        let d = validate(
+            &r,
+            &Diagnosis::default(),
+            &propose(&[("batch_size", json!(256))]),
+            Lang::En,
+        );
+        assert_eq!(d.changes.len(), 1);
+        assert!(d.notes[0].contains("linear scaling rule holds for SGD"));
+    }
+
+    #[test]
+    fn cooldown_holds_unless_the_run_diverges() {
+        let mut r = run(Some(CONFIG), &[("loss", &[1.0, 0.9, 0.8])]);
+        r.history.push(HistoryEntry {
+            time: String::new(),
+            adjustment_id: "a".into(),
+            epoch: Some(2),
+            provider: "rules".into(),
+            config: String::new(),
+            config_out: None,
+            changes: vec![HistoryChange {
+                parameter: "optimizer.lr".into(),
+                canonical: "learning_rate".into(),
+                old: json!(0.003),
+                new: json!(0.001),
+            }],
+            actions: vec![],
+            findings: vec![],
+            metrics: Default::default(),
+            config_before: None,
+        });
+        let p = propose(&[("optimizer.lr", json!(0.0005))]);
+        let d = validate(&r, &Diagnosis::default(), &p, Lang::En);
+        assert!(reason(&d, "optimizer.lr").starts_with("cooldown"));
+        let mut diag = Diagnosis::default();
+        diag.findings.push(Finding {
+            id: "divergence",
+            severity: Severity::Critical,
+            summary: String::new(),
+            evidence: Default::default(),
+        });
+        let d = validate(&r, &diag, &p, Lang::En);
+        assert_eq!(d.changes.len(), 1);
+    }
+
+    #[test]
+    fn unsupported_actions_are_dropped() {
+        let mut p = propose(&[]);
+        p.actions = vec![Action::Restart, Action::StopEarly];
+        let r = run(Some(CONFIG), &[("loss", &[1.0, 0.9])]);
+        let d = validate(&r, &Diagnosis::default(), &p, Lang::En);
+        assert!(d.actions.is_empty());
+        assert_eq!(d.notes.len(), 2);
+    }
 }

@@ -1,19 +1,777 @@
-//! (being written)
+//! The rules advisor: what a careful practitioner does about each finding, offline and
+//! deterministic. Cut the learning rate on divergence (restoring the last sane checkpoint,
+//! or restarting when there is none); reduce it when the loss oscillates or plateaus after
+//! progress; raise it (or momentum, for plain SGD) when the loss barely moves from where
+//! it started; add regularisation or stop on overfitting; leave a healthy run alone; and
+//! when a run sits at chance level with nothing in the config to explain it, say that the
+//! data and labels need checking instead of inventing changes. It reads the history so a
+//! between-epoch loop does not flip-flop: parameters in cooldown are left alone, and its
+//! own last change is not reversed without new evidence.
 
-use super::{AdviceInput, Advisor, Proposal};
+use serde_json::Value;
+
+use super::{Action, AdviceInput, Advisor, Proposal, ProposedChange};
+use crate::diagnose::{Diagnosis, Finding, num};
 use crate::error::Result;
+use crate::lang::Lang;
+use crate::metrics::Canonical;
+use crate::run::Run;
+use crate::say;
+use crate::space::Tunable;
+use crate::validate::in_cooldown;
+
+/// Divergence: a 10× cut, the largest one step allows; halving rarely saves a run whose
+/// loss already went non-finite.
+const DIVERGENCE_LR_FACTOR: f64 = 0.1;
+/// Plateau after progress: between ReduceLROnPlateau's 0.1 (Keras, PyTorch) and PBT's
+/// 0.8 perturbation; 0.3 keeps enough step size to continue making progress.
+const PLATEAU_LR_FACTOR: f64 = 0.3;
+/// Oscillation without net progress: halve, the usual first response to a too-large step.
+const OSCILLATION_LR_FACTOR: f64 = 0.5;
+/// Slow convergence: raise 3×; a bigger jump risks divergence, the next call can raise
+/// again after the cooldown.
+const SLOW_LR_FACTOR: f64 = 3.0;
+/// Plain SGD that barely moves: momentum 0.9 is the standard setting.
+const SGD_MOMENTUM: f64 = 0.9;
+/// Learning rates below which a run at chance is explained by the step size alone
+/// (Adam-family / SGD-family); UMLAUT warns below 1e-7 for any optimizer.
+const TINY_LR_ADAPTIVE: f64 = 1e-5;
+const TINY_LR_SGD: f64 = 1e-4;
+/// Overfitting: dropout up by 0.1 while below 0.5 (more than 0.5 hurts most nets).
+const DROPOUT_STEP: f64 = 0.1;
+const DROPOUT_CEILING: f64 = 0.5;
+/// Overfitting: weight decay ×3, or from zero to 1e-4 (AdamW papers' lower range).
+const WEIGHT_DECAY_FACTOR: f64 = 3.0;
+const WEIGHT_DECAY_START: f64 = 1e-4;
+/// EMA: aim for a horizon of a tenth of the run, so the average forgets its start.
+const EMA_HORIZON_SHARE: f64 = 0.1;
 
 pub struct RulesAdvisor;
 
 impl Advisor for RulesAdvisor {
-    fn advise(&self, _input: &AdviceInput) -> Result<Proposal> {
+    fn advise(&self, input: &AdviceInput) -> Result<Proposal> {
+        let mut plan = Plan {
+            run: input.run,
+            diagnosis: input.diagnosis,
+            lang: input.lang,
+            changes: Vec::new(),
+            actions: Vec::new(),
+            advice: Vec::new(),
+        };
+        plan.decide();
+        let diagnosis = plan.summary();
         Ok(Proposal {
             provider: "rules".into(),
             model: None,
-            diagnosis: String::new(),
-            changes: vec![],
-            actions: vec![],
-            advice: vec![],
+            diagnosis,
+            changes: plan.changes,
+            actions: plan.actions,
+            advice: plan.advice,
         })
+    }
+}
+
+struct Plan<'a> {
+    run: &'a Run,
+    diagnosis: &'a Diagnosis,
+    lang: Lang,
+    changes: Vec<ProposedChange>,
+    actions: Vec<Action>,
+    advice: Vec<String>,
+}
+
+impl Plan<'_> {
+    fn decide(&mut self) {
+        let d = self.diagnosis;
+        if let Some(f) = d.get("divergence") {
+            self.divergence(f);
+            return;
+        }
+        let chance = d.get("chance_level");
+        let slow = d.get("slow_convergence");
+        if let Some(f) = chance.or(slow) {
+            self.barely_moving(f, chance.is_some());
+        }
+        if let Some(f) = d.get("overfitting") {
+            self.overfitting(f);
+        } else if let Some(f) = d.get("oscillation") {
+            self.reduce_lr(f, OSCILLATION_LR_FACTOR, 0.6);
+        } else if let Some(f) = d.get("plateau") {
+            self.plateau(f);
+        }
+        if let Some(f) = d.get("ema_horizon_too_long") {
+            self.ema(f);
+        }
+        if let Some(f) = d.get("effective_batch_too_large") {
+            self.effective_batch(f);
+        }
+        if let Some(f) = d.get("warmup_exceeds_training") {
+            self.advice.push(say!(
+                self.lang,
+                "warmup does not fit in the run: {} The scheduler reads it only when training starts, so set it before the next run (for example a warmup of about 5% of the run's steps).",
+                "预热超出训练长度：{} 调度器只在训练开始时读取该值，请在下次训练前修改（例如设为总步数的约 5%）。",
+                f.summary
+            ));
+        }
+        for f in d.findings.iter().filter(|f| f.id == "conflicting_settings") {
+            self.advice.push(say!(
+                self.lang,
+                "resolve a conflict in the config: {}",
+                "请解决配置中的冲突：{}",
+                f.summary
+            ));
+        }
+    }
+
+    /// Cut the learning rate; go back to the last sane weights or start over.
+    fn divergence(&mut self, f: &Finding) {
+        let epoch = ev_num(f, "epoch");
+        let value = ev_text(f, "value");
+        let series = ev_str(f, "original")
+            .or_else(|| ev_str(f, "series"))
+            .unwrap_or("loss");
+        let sane = f.evidence.get("last_sane_epoch").and_then(Value::as_u64);
+        let lang = self.lang;
+        let action = match sane {
+            Some(_) => Action::RestoreCheckpoint,
+            None => Action::Restart,
+        };
+        self.actions.push(action);
+        let context = match sane {
+            Some(s) => say!(
+                lang,
+                "{series} became {value} at epoch {}, after a sane epoch {s} ({}); restore that checkpoint",
+                "{series} 在第 {} 轮变为 {value}，第 {s} 轮仍正常（{}）；请恢复该检查点",
+                num(epoch),
+                ev_text(f, "last_sane_value")
+            ),
+            None => say!(
+                lang,
+                "{series} became {value} at epoch {} and no earlier epoch was sane, so every checkpoint holds exploded weights: restart from fresh weights",
+                "{series} 在第 {} 轮变为 {value}，之前没有正常的轮次，所有检查点的权重都已发散：请重新初始化权重",
+                num(epoch)
+            ),
+        };
+        match self.run.tunable("learning_rate") {
+            Some(lr) => {
+                let new = lr.value * DIVERGENCE_LR_FACTOR;
+                let rationale = say!(
+                    lang,
+                    "{context}; cut the learning rate 10× ({} → {}) so the next steps stay finite",
+                    "{context}；学习率降低 10 倍（{} → {}），使后续更新保持有限",
+                    num(lr.value),
+                    num(new)
+                );
+                self.propose(lr, new, rationale, 0.9);
+            }
+            None => self.advice.push(say!(
+                lang,
+                "{context}; the config has no learning-rate key to lower: lower it in the training script (10× is a good first step)",
+                "{context}；配置中没有学习率键可以调低：请在训练脚本中降低学习率（先降 10 倍）"
+            )),
+        }
+        if let Some(clip) = self.run.tunable("gradient_clip") {
+            self.advice.push(say!(
+                self.lang,
+                "gradient clipping ({} = {}) did not prevent the blow-up; make sure it is enabled",
+                "梯度裁剪（{} = {}）没有阻止发散；请确认它已启用",
+                clip.path,
+                num(clip.value)
+            ));
+        }
+    }
+
+    /// Loss barely moves from where it started: raise the step size if it is small, or
+    /// say plainly that the data and labels need checking.
+    fn barely_moving(&mut self, f: &Finding, at_chance: bool) {
+        let lang = self.lang;
+        let lr = self.run.tunable("learning_rate");
+        let sgd = self.is_sgd();
+        let momentum = self.run.tunable("momentum");
+        let tiny = if sgd { TINY_LR_SGD } else { TINY_LR_ADAPTIVE };
+        let lr_explains = lr.is_some_and(|t| t.value < tiny);
+        let evidence = if at_chance {
+            say!(
+                lang,
+                "loss {} ≈ ln {} = {} and accuracy {} ≈ 1/{} after {} epoch(s): the model predicts no better than chance",
+                "损失 {} ≈ ln {} = {}，准确率 {} ≈ 1/{}，已持续 {} 轮：模型的预测不比随机猜测好",
+                ev_text(f, "loss"),
+                ev_text(f, "classes"),
+                ev_text(f, "chance_loss"),
+                ev_text(f, "accuracy"),
+                ev_text(f, "classes"),
+                ev_text(f, "epochs_at_chance")
+            )
+        } else {
+            say!(
+                lang,
+                "{} fell only {}% per epoch over the last {} epochs ({} → {})",
+                "{0} 在最近 {2} 轮中每轮仅下降 {1}%（{3} → {4}）",
+                ev_str(f, "series").unwrap_or("loss"),
+                num(ev_num(f, "mean_rel_drop_per_epoch") * 100.0),
+                ev_text(f, "epochs"),
+                ev_text(f, "first"),
+                ev_text(f, "last")
+            )
+        };
+        // Plain SGD with no momentum: momentum is the lever that multiplies the step.
+        if sgd && let Some(m) = momentum.filter(|m| m.value == 0.0) {
+            let rationale = say!(
+                lang,
+                "{evidence}; this is plain SGD (momentum 0): momentum {SGD_MOMENTUM} multiplies the effective step about 10× and smooths it",
+                "{evidence}；当前是无动量的 SGD：动量 {SGD_MOMENTUM} 使有效步长约增大 10 倍并更平稳"
+            );
+            self.propose(m, SGD_MOMENTUM, rationale, 0.6);
+            return;
+        }
+        match lr {
+            Some(lr) if !at_chance || lr_explains => {
+                if self.would_reverse(lr, 1.0) {
+                    return;
+                }
+                let new = lr.value * SLOW_LR_FACTOR;
+                let rationale = say!(
+                    lang,
+                    "{evidence}; the learning rate {} is small for {}, so raise it 3× to {}",
+                    "{evidence}；对 {1} 而言学习率 {0} 偏小，提高 3 倍到 {2}",
+                    num(lr.value),
+                    self.optimizer_name(),
+                    num(new)
+                );
+                self.propose(lr, new, rationale, 0.5);
+            }
+            _ => self.advice.push(say!(
+                lang,
+                "{evidence}, and nothing in the config explains it{}. Check the data and labels before tuning: that labels line up with inputs (not shuffled separately), that the classes are not all one label, that inputs are normalised, that sequences are not truncated or padded away, and that the output activation matches the loss (sigmoid with binary cross-entropy, softmax with categorical).",
+                "{evidence}，而配置中没有能解释它的设置{}。调参之前请先检查数据和标签：标签是否与输入对齐（没有被单独打乱）、类别是否全是同一标签、输入是否已归一化、序列是否被截断或填充掉、输出激活是否与损失匹配（sigmoid 配二元交叉熵，softmax 配多类交叉熵）。",
+                lr.map(|t| say!(
+                    lang,
+                    " (learning rate {} is ordinary for {})",
+                    "（学习率 {} 对 {} 来说很常规）",
+                    num(t.value),
+                    self.optimizer_name()
+                ))
+                .unwrap_or_default()
+            )),
+        }
+    }
+
+    /// Add regularisation where the config has a lever; otherwise stop at the best epoch.
+    fn overfitting(&mut self, f: &Finding) {
+        let lang = self.lang;
+        let evidence = say!(
+            lang,
+            "{} rose for {} epochs to {} (best {} at epoch {}) while {} kept falling to {}",
+            "{} 连续 {} 轮上升到 {}（最佳 {}，第 {} 轮），而 {} 持续下降到 {}",
+            ev_str(f, "val_series").unwrap_or("val_loss"),
+            ev_text(f, "rising_epochs"),
+            ev_text(f, "val_last"),
+            ev_text(f, "val_best"),
+            ev_text(f, "val_best_epoch"),
+            ev_str(f, "train_series").unwrap_or("loss"),
+            ev_text(f, "train_last")
+        );
+        let mut regularised = false;
+        if let Some(dropout) = self
+            .run
+            .tunable("dropout")
+            .filter(|t| t.value < DROPOUT_CEILING)
+        {
+            let new = (dropout.value + DROPOUT_STEP).min(DROPOUT_CEILING);
+            let rationale = say!(
+                lang,
+                "{evidence}: the model memorises the training set; raise dropout {} → {}",
+                "{evidence}：模型在记忆训练集；dropout 提高 {} → {}",
+                num(dropout.value),
+                num(new)
+            );
+            self.propose(dropout, new, rationale, 0.6);
+            regularised = true;
+        }
+        if let Some(wd) = self.run.tunable("weight_decay") {
+            let new = if wd.value > 0.0 {
+                wd.value * WEIGHT_DECAY_FACTOR
+            } else {
+                WEIGHT_DECAY_START
+            };
+            let rationale = say!(
+                lang,
+                "{evidence}; stronger weight decay ({} → {}) penalises the large weights memorisation needs",
+                "{evidence}；加大权重衰减（{} → {}）以抑制记忆训练集所需的大权重",
+                num(wd.value),
+                num(new)
+            );
+            self.propose(wd, new, rationale, 0.55);
+            regularised = true;
+        }
+        self.actions.push(Action::RestoreCheckpoint);
+        if !regularised {
+            self.actions.push(Action::StopEarly);
+            self.advice.push(say!(
+                lang,
+                "{evidence}. The config has no dropout or weight-decay key to raise, so stop here and keep the weights of epoch {}; add regularisation (dropout, weight decay, augmentation) to the training script for the next run.",
+                "{evidence}。配置中没有可提高的 dropout 或权重衰减键，因此在此停止并保留第 {} 轮的权重；下次训练请在脚本中加入正则化（dropout、权重衰减、数据增强）。",
+                ev_text(f, "val_best_epoch")
+            ));
+        }
+    }
+
+    fn plateau(&mut self, f: &Finding) {
+        let lang = self.lang;
+        if let Some(lr) = self.run.tunable("learning_rate") {
+            let floor = self.run.tunable("min_lr").map(|t| t.value).unwrap_or(0.0);
+            if lr.value * PLATEAU_LR_FACTOR < floor {
+                self.actions.push(Action::StopEarly);
+                self.advice.push(say!(
+                    lang,
+                    "{}; the learning rate {} is already near its floor min_lr = {}, so further cuts cannot help: stop and keep the best epoch",
+                    "{}；学习率 {} 已接近下限 min_lr = {}，继续降低无益：请停止训练并保留最佳轮次",
+                    f.summary,
+                    num(lr.value),
+                    num(floor)
+                ));
+                return;
+            }
+        }
+        self.reduce_lr(f, PLATEAU_LR_FACTOR, 0.6);
+    }
+
+    fn reduce_lr(&mut self, f: &Finding, factor: f64, confidence: f64) {
+        let lang = self.lang;
+        let Some(lr) = self.run.tunable("learning_rate") else {
+            self.advice.push(say!(
+                lang,
+                "{} The config has no learning-rate key: lower the learning rate in the training script.",
+                "{} 配置中没有学习率键：请在训练脚本中降低学习率。",
+                f.summary
+            ));
+            return;
+        };
+        if self.would_reverse(lr, -1.0) {
+            return;
+        }
+        let new = lr.value * factor;
+        let why = match f.id {
+            "oscillation" => say!(
+                lang,
+                "{} swung {} times over {} epochs (amplitude {}) with no net progress ({}): the step is too large for the valley, so halve the learning rate ({} → {})",
+                "{0} 在 {2} 轮内摆动 {1} 次（幅度 {3}），没有净进展（{4}）：步长对当前区域太大，学习率减半（{5} → {6}）",
+                ev_str(f, "series").unwrap_or("loss"),
+                ev_text(f, "swings"),
+                ev_text(f, "window_epochs"),
+                ev_text(f, "amplitude"),
+                ev_text(f, "net_change"),
+                num(lr.value),
+                num(new)
+            ),
+            _ => say!(
+                lang,
+                "{} has not improved on its best {} (epoch {}) for {} epochs after falling from {}: a smaller step can settle into the minimum, so cut the learning rate {} → {}",
+                "{0} 自第 {2} 轮的最佳值 {1} 以来已 {3} 轮没有改善（起始 {4}）：更小的步长有助于收敛，学习率 {5} → {6}",
+                ev_str(f, "series").unwrap_or("val_loss"),
+                ev_text(f, "best"),
+                ev_text(f, "best_epoch"),
+                ev_text(f, "epochs_since_best"),
+                ev_text(f, "first"),
+                num(lr.value),
+                num(new)
+            ),
+        };
+        self.propose(lr, new, why, confidence);
+    }
+
+    /// Shorten the EMA horizon to a tenth of the run.
+    fn ema(&mut self, f: &Finding) {
+        let Some(ema) = self.run.tunable("ema_decay") else {
+            return;
+        };
+        let total = ev_num(f, "total_steps");
+        if !(total > 0.0) {
+            return;
+        }
+        let new = 1.0 - 1.0 / (total * EMA_HORIZON_SHARE).max(2.0);
+        let rationale = say!(
+            self.lang,
+            "an EMA decay of {} averages over about {} steps, but the whole run has {}: the averaged weights would still be mostly the initial ones at the end; {} gives a horizon of about {} steps, a tenth of the run",
+            "EMA 衰减 {} 的平均窗口约为 {} 步，而整个训练只有 {} 步：到训练结束时平均权重仍主要是初始权重；{} 的窗口约为 {} 步，即训练的十分之一",
+            num(ema.value),
+            ev_text(f, "horizon_steps"),
+            num(total),
+            num(new),
+            num(total * EMA_HORIZON_SHARE)
+        );
+        self.propose(ema, new, rationale, 0.6);
+    }
+
+    /// Too few optimizer steps per epoch: accumulate less, else use smaller batches.
+    fn effective_batch(&mut self, f: &Finding) {
+        let lang = self.lang;
+        let evidence = say!(
+            lang,
+            "the effective batch {} (batch {} × accumulation {} × devices {}) leaves {} optimizer steps per epoch",
+            "有效批大小 {}（批 {} × 累积 {} × 设备 {}）使每轮只有 {} 次优化步",
+            ev_text(f, "effective_batch"),
+            ev_text(f, "batch_size"),
+            ev_text(f, "accumulation"),
+            ev_text(f, "devices"),
+            ev_text(f, "steps_per_epoch")
+        );
+        if let Some(acc) = self
+            .run
+            .tunable("gradient_accumulation_steps")
+            .filter(|t| t.value > 1.0)
+        {
+            let new = (acc.value / 2.0).floor().max(1.0);
+            let rationale = say!(
+                lang,
+                "{evidence}; halving gradient accumulation ({} → {}) doubles the updates per epoch",
+                "{evidence}；梯度累积减半（{} → {}）使每轮更新次数加倍",
+                num(acc.value),
+                num(new)
+            );
+            self.propose(acc, new, rationale, 0.5);
+        } else if let Some(batch) = self.run.tunable("batch_size").filter(|t| t.value >= 2.0) {
+            let new = (batch.value / 2.0).floor();
+            let rationale = say!(
+                lang,
+                "{evidence}; halving the batch size ({} → {}) doubles the updates per epoch",
+                "{evidence}；批大小减半（{} → {}）使每轮更新次数加倍",
+                num(batch.value),
+                num(new)
+            );
+            self.propose(batch, new, rationale, 0.5);
+        }
+    }
+
+    /// Adds a change unless the parameter is cooling down from an earlier adjustment (the
+    /// validator would reject it; saying so here explains why nothing moved).
+    fn propose(&mut self, tunable: &Tunable, new: f64, rationale: String, confidence: f64) {
+        let diverging = self.diagnosis.has("divergence");
+        if let Some(epoch) = in_cooldown(self.run, &tunable.path).filter(|_| !diverging) {
+            self.advice.push(say!(
+                self.lang,
+                "{} was changed at epoch {epoch}; leaving it alone while its effect shows ({} epochs of cooldown)",
+                "{} 已在第 {epoch} 轮修改；冷却期内（{} 轮）不再改动，以观察效果",
+                tunable.path,
+                crate::validate::COOLDOWN_EPOCHS
+            ));
+            return;
+        }
+        if self.changes.iter().any(|c| c.parameter == tunable.path) {
+            return;
+        }
+        self.changes.push(ProposedChange {
+            parameter: tunable.path.clone(),
+            new_value: crate::config::number_like(new, &tunable.raw),
+            rationale,
+            confidence,
+        });
+    }
+
+    /// True (and says why) when moving `tunable` in `direction` would undo the last change
+    /// the history records for it while the run has improved since: the change is
+    /// working, and undoing it is how a between-epoch loop starts to flip-flop. A run that
+    /// got worse after the change is the new evidence that allows a reversal.
+    fn would_reverse(&mut self, tunable: &Tunable, direction: f64) -> bool {
+        let Some((entry, change)) = self.run.history.iter().rev().find_map(|e| {
+            e.changes
+                .iter()
+                .find(|c| c.parameter == tunable.path)
+                .map(|c| (e, c))
+        }) else {
+            return false;
+        };
+        let (old, new) = (
+            change.old.as_f64().unwrap_or(0.0),
+            change.new.as_f64().unwrap_or(0.0),
+        );
+        if (new - old).signum() != -direction.signum() {
+            return false;
+        }
+        let watched = [Canonical::ValLoss, Canonical::Loss]
+            .into_iter()
+            .find_map(|c| {
+                let then = entry.metric(c.as_str())?;
+                let now = self.run.metrics.get(c)?.last()?.value;
+                Some((c.as_str(), then, now))
+            });
+        let Some((series, then, now)) = watched.filter(|(_, then, now)| now < then) else {
+            return false;
+        };
+        self.advice.push(say!(
+            self.lang,
+            "not reversing the change of {} at epoch {} ({} → {}): {series} improved since ({} → {})",
+            "不撤销第 {1} 轮对 {0} 的修改（{2} → {3}）：此后 {series} 有所改善（{4} → {5}）",
+            tunable.path,
+            entry.epoch.map(|e| e.to_string()).unwrap_or_else(|| "?".into()),
+            crate::report::value_text(&change.old),
+            crate::report::value_text(&change.new),
+            num(then),
+            num(now)
+        ));
+        true
+    }
+
+    fn is_sgd(&self) -> bool {
+        self.run
+            .facts
+            .optimizer
+            .as_deref()
+            .is_some_and(|o| o.contains("sgd"))
+    }
+
+    fn optimizer_name(&self) -> String {
+        self.run
+            .facts
+            .optimizer
+            .clone()
+            .unwrap_or_else(|| say!(self.lang, "this optimizer", "该优化器"))
+    }
+
+    /// One paragraph for the report and the JSON: the verdict in the run's numbers.
+    fn summary(&self) -> String {
+        let lang = self.lang;
+        let d = self.diagnosis;
+        if d.findings.is_empty() {
+            return say!(
+                lang,
+                "healthy: no detector fired over {} epochs; nothing to change",
+                "健康：{} 轮中没有检测器报警；无需修改",
+                self.run.facts.epochs_done
+            );
+        }
+        let worst: Vec<&str> = d
+            .findings
+            .iter()
+            .filter(|f| f.severity == d.findings[0].severity)
+            .map(|f| f.summary.as_str())
+            .collect();
+        worst.join(" ")
+    }
+}
+
+fn ev_num(f: &Finding, key: &str) -> f64 {
+    f.evidence
+        .get(key)
+        .and_then(crate::history::number_from_json)
+        .unwrap_or(f64::NAN)
+}
+
+fn ev_str<'f>(f: &'f Finding, key: &str) -> Option<&'f str> {
+    f.evidence.get(key).and_then(Value::as_str)
+}
+
+/// An evidence value for a sentence ("?" when the detector did not record it).
+fn ev_text(f: &Finding, key: &str) -> String {
+    match f.evidence.get(key) {
+        None | Some(Value::Null) => "?".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => crate::report::value_text(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::diagnose::Severity;
+    use crate::evidence;
+    use crate::history::{HistoryChange, HistoryEntry};
+    use crate::run::testing::run;
+
+    fn finding(id: &'static str, evidence: serde_json::Map<String, Value>) -> Finding {
+        Finding {
+            id,
+            severity: Severity::Warning,
+            summary: format!("{id} seen"),
+            evidence,
+        }
+    }
+
+    fn advise(run: &Run, findings: Vec<Finding>) -> Proposal {
+        let diagnosis = Diagnosis {
+            findings,
+            ..Default::default()
+        };
+        RulesAdvisor
+            .advise(&AdviceInput {
+                run,
+                diagnosis: &diagnosis,
+                lang: Lang::En,
+            })
+            .unwrap()
+    }
+
+    const ADAM: &str =
+        r#"{"optimizer": "adam", "learning_rate": 0.3, "dropout": 0.1, "epochs": 20}"#;
+
+    #[test]
+    fn a_healthy_run_is_left_alone() {
+        let r = run(Some(ADAM), &[("loss", &[2.0, 1.5, 1.2, 1.0])]);
+        let p = advise(&r, vec![]);
+        assert!(p.changes.is_empty() && p.actions.is_empty() && p.advice.is_empty());
+        assert!(p.diagnosis.starts_with("healthy"));
+    }
+
+    #[test]
+    fn divergence_cuts_the_rate_and_restores_or_restarts() {
+        let r = run(Some(ADAM), &[("loss", &[2.0, 1.5, f64::NAN])]);
+        let sane = finding(
+            "divergence",
+            evidence!["series" => "loss", "epoch" => 3u32, "value" => f64::NAN, "last_sane_epoch" => 2u32, "last_sane_value" => 1.5],
+        );
+        let p = advise(&r, vec![sane]);
+        assert_eq!(p.actions, vec![Action::RestoreCheckpoint]);
+        assert_eq!(p.changes[0].new_value, json!(0.03));
+        assert!(
+            p.changes[0].rationale.contains("became NaN at epoch 3"),
+            "{}",
+            p.changes[0].rationale
+        );
+        assert!(p.changes[0].rationale.contains("0.3 → 0.03"));
+
+        let never = finding(
+            "divergence",
+            evidence!["series" => "loss", "epoch" => 1u32, "value" => f64::INFINITY, "last_sane_epoch" => Value::Null],
+        );
+        let p = advise(&r, vec![never]);
+        assert_eq!(p.actions, vec![Action::Restart]);
+    }
+
+    #[test]
+    fn chance_level_with_an_ordinary_rate_asks_for_a_data_check_not_a_change() {
+        let cfg = r#"{"optimizer": "adam", "learning_rate": 0.001, "loss": "binary_crossentropy"}"#;
+        let r = run(
+            Some(cfg),
+            &[("loss", &[0.6935, 0.6933]), ("accuracy", &[0.5032, 0.4973])],
+        );
+        let f = finding(
+            "chance_level",
+            evidence!["classes" => 2u32, "chance_loss" => 0.693147, "loss" => 0.6933, "accuracy" => 0.4973, "epochs_at_chance" => 2u32],
+        );
+        let p = advise(&r, vec![f]);
+        assert!(p.changes.is_empty());
+        assert!(
+            p.advice[0].contains("Check the data and labels"),
+            "{}",
+            p.advice[0]
+        );
+        assert!(p.advice[0].contains("loss 0.6933 ≈ ln 2"));
+    }
+
+    #[test]
+    fn chance_level_with_a_tiny_rate_raises_it() {
+        let cfg = r#"{"optimizer": "adam", "learning_rate": 1e-7}"#;
+        let r = run(Some(cfg), &[("loss", &[2.30, 2.30, 2.30])]);
+        let f = finding("chance_level", evidence!["classes" => 10u32, "loss" => 2.3]);
+        let p = advise(&r, vec![f]);
+        assert_eq!(p.changes[0].new_value, json!(3e-7));
+    }
+
+    #[test]
+    fn plain_sgd_that_barely_moves_gets_momentum() {
+        let cfg = r#"{"optimizer": "sgd", "lr": 0.01, "momentum": 0.0}"#;
+        let r = run(Some(cfg), &[("loss", &[2.3, 2.29, 2.28, 2.27, 2.26])]);
+        let f = finding(
+            "slow_convergence",
+            evidence!["series" => "loss", "mean_rel_drop_per_epoch" => 0.004, "epochs" => 5u32],
+        );
+        let p = advise(&r, vec![f]);
+        assert_eq!(p.changes.len(), 1);
+        assert_eq!(p.changes[0].parameter, "momentum");
+        assert_eq!(p.changes[0].new_value, json!(0.9));
+    }
+
+    #[test]
+    fn overfitting_regularises_where_it_can_and_stops_where_it_cannot() {
+        let f = || {
+            finding(
+                "overfitting",
+                evidence!["val_series" => "val_loss", "rising_epochs" => 3u32, "val_best_epoch" => 4u32],
+            )
+        };
+        let r = run(Some(ADAM), &[("loss", &[1.0, 0.5, 0.2])]);
+        let p = advise(&r, vec![f()]);
+        assert_eq!(p.changes[0].parameter, "dropout");
+        assert_eq!(p.changes[0].new_value, json!(0.2));
+        assert_eq!(p.actions, vec![Action::RestoreCheckpoint]);
+
+        let bare = r#"{"optimizer": "adam", "learning_rate": 0.001}"#;
+        let r = run(Some(bare), &[("loss", &[1.0, 0.5, 0.2])]);
+        let p = advise(&r, vec![f()]);
+        assert!(p.changes.is_empty());
+        assert_eq!(
+            p.actions,
+            vec![Action::RestoreCheckpoint, Action::StopEarly]
+        );
+        assert!(p.advice[0].contains("epoch 4"));
+    }
+
+    #[test]
+    fn plateau_cuts_and_cooldown_holds() {
+        let plateau = || {
+            finding(
+                "plateau",
+                evidence!["series" => "val_loss", "best" => 0.5, "best_epoch" => 3u32, "epochs_since_best" => 3u32],
+            )
+        };
+        let mut r = run(Some(ADAM), &[("loss", &[1.0, 0.6, 0.5, 0.5, 0.5, 0.5])]);
+        let p = advise(&r, vec![plateau()]);
+        assert_eq!(p.changes[0].new_value, json!(0.09));
+        r.history.push(HistoryEntry {
+            time: String::new(),
+            adjustment_id: "a".into(),
+            epoch: Some(5),
+            provider: "rules".into(),
+            config: String::new(),
+            config_out: None,
+            changes: vec![HistoryChange {
+                parameter: "learning_rate".into(),
+                canonical: "learning_rate".into(),
+                old: json!(1.0),
+                new: json!(0.3),
+            }],
+            actions: vec![],
+            findings: vec!["plateau".into()],
+            metrics: [("loss".to_string(), json!(0.6))].into_iter().collect(),
+            config_before: None,
+        });
+        let p = advise(&r, vec![plateau()]);
+        assert!(p.changes.is_empty());
+        assert!(p.advice[0].contains("changed at epoch 5"), "{:?}", p.advice);
+    }
+
+    #[test]
+    fn its_own_last_change_is_not_reversed_while_it_works() {
+        let mut r = run(
+            Some(ADAM),
+            &[(
+                "loss",
+                &[2.3, 2.3, 2.29, 2.29, 2.28, 2.28, 2.28, 2.27, 2.27],
+            )],
+        );
+        r.history.push(HistoryEntry {
+            time: String::new(),
+            adjustment_id: "a".into(),
+            epoch: Some(2),
+            provider: "rules".into(),
+            config: String::new(),
+            config_out: None,
+            changes: vec![HistoryChange {
+                parameter: "learning_rate".into(),
+                canonical: "learning_rate".into(),
+                old: json!(0.6),
+                new: json!(0.3),
+            }],
+            actions: vec![],
+            findings: vec!["oscillation".into()],
+            metrics: [("loss".to_string(), json!(2.3))].into_iter().collect(),
+            config_before: None,
+        });
+        let slow = finding("slow_convergence", evidence!["series" => "loss"]);
+        let p = advise(&r, vec![slow]);
+        assert!(p.changes.is_empty(), "{:?}", p.changes);
+        assert!(p.advice[0].starts_with("not reversing"), "{:?}", p.advice);
     }
 }
