@@ -63,6 +63,8 @@ pub struct Facts {
     pub devices: Option<Known<u64>>,
     /// batch × accumulation × devices, when the batch size is known.
     pub effective_batch: Option<u64>,
+    /// Training examples, when the config says (`num_train_samples`, `train_size` …).
+    pub dataset_size: Option<Known<u64>>,
     pub steps_per_epoch: Option<Known<u64>>,
     pub planned_epochs: Option<Known<u32>>,
     pub total_steps: Option<Known<u64>>,
@@ -192,12 +194,15 @@ pub fn derive_facts(
                 .map(|e| known(e, metrics.format.label()))
         });
 
+    let dataset_size = config
+        .and_then(|c| first_uint(c, DATASET_SIZE_KEYS))
+        .filter(|k| k.value > 0);
     let steps_per_epoch = metrics
         .steps_per_epoch
         .map(|s| known(s, metrics.format.label()))
         .or_else(|| config.and_then(|c| first_uint(c, STEPS_PER_EPOCH_KEYS)))
         .or_else(|| {
-            let size = config.and_then(|c| first_uint(c, DATASET_SIZE_KEYS))?;
+            let size = dataset_size.clone()?;
             let batch = effective_batch.filter(|b| *b > 0)?;
             Some(known(
                 size.value.div_ceil(batch),
@@ -231,6 +236,7 @@ pub fn derive_facts(
         accumulation,
         devices,
         effective_batch,
+        dataset_size,
         steps_per_epoch,
         planned_epochs,
         total_steps,

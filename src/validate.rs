@@ -209,14 +209,14 @@ fn check_change(
             spec.name
         ));
     }
-    if let Some(epoch) = in_cooldown(run, &tunable.path) {
-        if !diagnosis.has("divergence") {
-            return Err(say!(
-                lang,
-                "cooldown: changed at epoch {epoch}; left alone for {COOLDOWN_EPOCHS} epochs so its effect can show",
-                "冷却期：已在第 {epoch} 轮修改；{COOLDOWN_EPOCHS} 轮内不再改动，以观察效果"
-            ));
-        }
+    if let Some(epoch) = in_cooldown(run, &tunable.path)
+        && !diverged_since(run, diagnosis, epoch)
+    {
+        return Err(say!(
+            lang,
+            "cooldown: changed at epoch {epoch}; left alone for {COOLDOWN_EPOCHS} epochs so its effect can show",
+            "冷却期：已在第 {epoch} 轮修改；{COOLDOWN_EPOCHS} 轮内不再改动，以观察效果"
+        ));
     }
 
     let (mut new, mut clamped) = (proposed, None);
@@ -313,6 +313,12 @@ fn step_limit(
             })
         }
     }
+}
+
+/// A divergence overrides a cooldown, but only one seen in epochs after the change: the
+/// same log read twice is no new evidence, and cutting twice for it would compound.
+pub fn diverged_since(run: &Run, diagnosis: &Diagnosis, change_epoch: u32) -> bool {
+    diagnosis.has("divergence") && run.facts.epochs_done > change_epoch
 }
 
 /// The epoch of the latest change to `path` if it is still within the cooldown.

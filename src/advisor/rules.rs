@@ -18,7 +18,7 @@ use crate::metrics::Canonical;
 use crate::run::Run;
 use crate::say;
 use crate::space::Tunable;
-use crate::validate::in_cooldown;
+use crate::validate::{diverged_since, in_cooldown};
 
 /// Divergence: a 10× cut, the largest one step allows; halving rarely saves a run whose
 /// loss already went non-finite.
@@ -138,13 +138,19 @@ impl Plan<'_> {
         };
         self.actions.push(action);
         let context = match sane {
-            Some(s) => say!(
-                lang,
-                "{series} became {value} at epoch {}, after a sane epoch {s} ({}); restore that checkpoint",
-                "{series} 在第 {} 轮变为 {value}，第 {s} 轮仍正常（{}）；请恢复该检查点",
-                num(epoch),
-                ev_text(f, "last_sane_value")
-            ),
+            Some(_) => {
+                // Go back to the best weights, not merely the last sane ones: the epochs
+                // just before a blow-up are often already degrading.
+                let best = self.best_epoch(f);
+                say!(
+                    lang,
+                    "{series} became {value} at epoch {}; the weights were sane before that (best {series} {} at epoch {}), so restore that checkpoint",
+                    "{series} 在第 {} 轮变为 {value}；此前权重正常（第 {2} 轮 {series} 最佳为 {1}），请恢复该检查点",
+                    num(epoch),
+                    best.1,
+                    best.0
+                )
+            }
             None => say!(
                 lang,
                 "{series} became {value} at epoch {} and no earlier epoch was sane, so every checkpoint holds exploded weights: restart from fresh weights",
@@ -193,14 +199,18 @@ impl Plan<'_> {
         let evidence = if at_chance {
             say!(
                 lang,
-                "loss {} ≈ ln {} = {} and accuracy {} ≈ 1/{} after {} epoch(s): the model predicts no better than chance",
+                "loss {} ≈ ln {} = {} and accuracy {} ≈ 1/{} for {}: the model predicts no better than chance",
                 "损失 {} ≈ ln {} = {}，准确率 {} ≈ 1/{}，已持续 {} 轮：模型的预测不比随机猜测好",
                 ev_text(f, "loss"),
                 ev_text(f, "classes"),
                 ev_text(f, "chance_loss"),
                 ev_text(f, "accuracy"),
                 ev_text(f, "classes"),
-                ev_text(f, "epochs_at_chance")
+                match (lang, ev_num(f, "epochs_at_chance")) {
+                    (Lang::En, n) if n == 1.0 => "1 epoch".to_string(),
+                    (Lang::En, n) => format!("{} epochs", num(n)),
+                    (Lang::Zh, n) => num(n),
+                }
             )
         } else {
             say!(
@@ -386,7 +396,7 @@ impl Plan<'_> {
             return;
         };
         let total = ev_num(f, "total_steps");
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             return;
         }
         let new = 1.0 - 1.0 / (total * EMA_HORIZON_SHARE).max(2.0);
@@ -446,8 +456,9 @@ impl Plan<'_> {
     /// Adds a change unless the parameter is cooling down from an earlier adjustment (the
     /// validator would reject it; saying so here explains why nothing moved).
     fn propose(&mut self, tunable: &Tunable, new: f64, rationale: String, confidence: f64) {
-        let diverging = self.diagnosis.has("divergence");
-        if let Some(epoch) = in_cooldown(self.run, &tunable.path).filter(|_| !diverging) {
+        let cooling = in_cooldown(self.run, &tunable.path)
+            .filter(|&epoch| !diverged_since(self.run, self.diagnosis, epoch));
+        if let Some(epoch) = cooling {
             self.advice.push(say!(
                 self.lang,
                 "{} was changed at epoch {epoch}; leaving it alone while its effect shows ({} epochs of cooldown)",
@@ -510,6 +521,22 @@ impl Plan<'_> {
             num(now)
         ));
         true
+    }
+
+    /// (epoch, value) of the best value of the diverging series, for the restore advice.
+    fn best_epoch(&self, f: &Finding) -> (String, String) {
+        let canonical = match ev_str(f, "series") {
+            Some("loss") => Some(Canonical::Loss),
+            Some("val_loss") => Some(Canonical::ValLoss),
+            _ => None,
+        };
+        let best = canonical
+            .and_then(|c| self.run.metrics.get(c))
+            .and_then(|s| s.min());
+        match best {
+            Some(p) => (p.epoch.to_string(), num(p.value)),
+            None => (ev_text(f, "last_sane_epoch"), ev_text(f, "last_sane_value")),
+        }
     }
 
     fn is_sgd(&self) -> bool {
@@ -648,7 +675,7 @@ mod tests {
         );
         let f = finding(
             "chance_level",
-            evidence!["classes" => 2u32, "chance_loss" => 0.693147, "loss" => 0.6933, "accuracy" => 0.4973, "epochs_at_chance" => 2u32],
+            evidence!["classes" => 2u32, "chance_loss" => std::f64::consts::LN_2, "loss" => 0.6933, "accuracy" => 0.4973, "epochs_at_chance" => 2u32],
         );
         let p = advise(&r, vec![f]);
         assert!(p.changes.is_empty());

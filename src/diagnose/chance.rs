@@ -1,7 +1,468 @@
-//! (being written)
+//! Chance level: the model scores what uniform guessing scores. With C classes a net that
+//! predicts 1/C for every class has cross-entropy ln C and accuracy 1/C; a run whose loss
+//! and accuracy both sit there has learned nothing (seed 000: 0.693 = ln 2 and 0.50; seed
+//! 003: 1.69 ≈ ln 5 and 0.169 ≈ 1/5). C comes from `--num-classes` or the config; without
+//! them it is inferred from the metrics. This module also owns that reading of C, which
+//! the divergence check borrows to tell a sane loss from an absurd one.
 
-use super::Diagnosis;
+use super::{Diagnosis, Finding, Severity, Skipped, num, series, series_label};
+use crate::evidence;
 use crate::lang::Lang;
-use crate::run::Run;
+use crate::metrics::series::RECENT_CAPACITY;
+use crate::metrics::{Canonical, Series};
+use crate::run::{Known, Run};
+use crate::say;
 
-pub fn check(_run: &Run, _lang: Lang, _out: &mut Diagnosis) {}
+/// A loss within this fraction of ln C is at chance (derived, DETECTORS.md). It takes
+/// seed 003's 1.693 (+5% over ln 5) and leaves out a fresh 10-class net at 2.7 (+17%).
+pub const CHANCE_LOSS_TOLERANCE: f64 = 0.10;
+/// An accuracy within this of 1/C is at chance (derived): seed 003's 0.169 is 0.031 below
+/// 1/5; a binary run at 0.55 is no longer guessing.
+pub const CHANCE_ACCURACY_TOLERANCE: f64 = 0.05;
+/// Epochs at chance before it counts: the first epoch of any run may still be there.
+/// A file holding a single snapshot taken at this epoch or later is judged on it (seed
+/// 003: epoch 2), and says so; a lone epoch 1 is a fresh net, at chance by construction.
+pub const CHANCE_MIN_EPOCHS: usize = 2;
+/// With no accuracy to confirm it, the loss alone must stay near ln C this long, and the
+/// finding is only a warning: a regression or custom loss can sit near ln C by accident.
+pub const CHANCE_LOSS_ONLY_MIN_EPOCHS: usize = 3;
+/// Largest class count inferred from the metrics (ImageNet-1k's 1000).
+pub const MAX_INFERRED_CLASSES: u32 = 1000;
+
+/// One side of the run: training or validation loss, with its accuracy if logged.
+struct Split<'a> {
+    name: &'static str,
+    loss: &'a Series,
+    accuracy: Option<&'a Series>,
+}
+
+/// What one split's latest epochs say at a given C.
+struct AtChance<'a> {
+    split: &'a Split<'a>,
+    /// Latest epochs in a row at chance.
+    epochs: usize,
+    first_epoch: u32,
+    last_epoch: u32,
+    loss: f64,
+    accuracy: Option<f64>,
+    severity: Severity,
+}
+
+/// The number of classes when the run says it: `--num-classes`, the config, or a metric
+/// named `binary_accuracy`. Inference from the values is left to `check`.
+pub(super) fn known_classes(run: &Run) -> Option<Known<u32>> {
+    run.facts.classes.clone().or_else(|| {
+        run.metrics
+            .series
+            .iter()
+            .find(|s| {
+                (s.name == Canonical::Accuracy.as_str()
+                    || s.name == Canonical::ValAccuracy.as_str())
+                    && s.original.to_ascii_lowercase().contains("binary_accuracy")
+            })
+            .map(|s| Known {
+                value: 2,
+                source: format!("metric `{}`", s.original),
+            })
+    })
+}
+
+pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
+    let splits: Vec<Split> = [
+        ("train", Canonical::Loss, Canonical::Accuracy),
+        ("val", Canonical::ValLoss, Canonical::ValAccuracy),
+    ]
+    .into_iter()
+    .filter_map(|(name, loss, accuracy)| {
+        Some(Split {
+            name,
+            loss: series(run, loss)?,
+            accuracy: series(run, accuracy),
+        })
+    })
+    .collect();
+    if splits.is_empty() {
+        out.skipped.push(Skipped {
+            check: "chance_level",
+            reason: say!(
+                lang,
+                "no loss series to compare with the chance loss ln C",
+                "没有可与随机水平损失 ln C 比较的损失序列"
+            ),
+        });
+        return;
+    }
+
+    let classes = match known_classes(run) {
+        Some(c) => c,
+        None => match splits.iter().find_map(infer_classes) {
+            Some(c) => c,
+            None => {
+                if splits.iter().all(|s| s.accuracy.is_none()) {
+                    out.skipped.push(Skipped {
+                        check: "chance_level",
+                        reason: say!(
+                            lang,
+                            "the number of classes is unknown and there is no accuracy series to infer it from; give it with --num-classes N or a `num_classes` key in the config",
+                            "类别数未知，也没有可用于推断的准确率序列；请用 --num-classes N 或在配置中加入 `num_classes` 指定"
+                        ),
+                    });
+                }
+                // With an accuracy series and no C at which loss and accuracy both sit at
+                // chance, the run is not at chance for any class count.
+                return;
+            }
+        },
+    };
+    if classes.value < 2 {
+        out.skipped.push(Skipped {
+            check: "chance_level",
+            reason: say!(
+                lang,
+                "{} class ({}): chance level needs at least 2",
+                "类别数为 {}（{}）：随机水平至少需要 2 类",
+                classes.value,
+                classes.source
+            ),
+        });
+        return;
+    }
+    out.classes = Some(classes.clone());
+
+    let c = classes.value;
+    let found: Vec<AtChance> = splits.iter().filter_map(|s| at_chance(s, c)).collect();
+    let Some(primary) = found
+        .iter()
+        .max_by_key(|f| (f.severity, std::cmp::Reverse(f.split.name == "val")))
+    else {
+        return;
+    };
+    let same_level: Vec<&str> = found
+        .iter()
+        .filter(|f| f.severity == primary.severity)
+        .map(|f| f.split.name)
+        .collect();
+    let chance_loss = f64::from(c).ln();
+    let chance_accuracy = 1.0 / f64::from(c);
+    out.findings.push(Finding {
+        id: "chance_level",
+        severity: primary.severity,
+        summary: summary(primary, &same_level, &classes, lang),
+        evidence: evidence![
+            "classes" => c,
+            "classes_source" => classes.source.as_str(),
+            "chance_loss" => chance_loss,
+            "chance_accuracy" => chance_accuracy,
+            "loss" => primary.loss,
+            "accuracy" => primary.accuracy,
+            "series_loss" => primary.split.loss.name.as_str(),
+            "series_accuracy" => primary.split.accuracy.map(|s| s.name.clone()),
+            "epochs_at_chance" => primary.epochs,
+            "first_epoch_at_chance" => primary.first_epoch,
+            "last_epoch" => primary.last_epoch,
+            "loss_ratio" => primary.loss / chance_loss,
+            "splits" => same_level,
+            "single_snapshot" => primary.split.loss.len() == 1,
+        ],
+    });
+}
+
+fn loss_at_chance(loss: f64, classes: u32) -> bool {
+    let chance = f64::from(classes).ln();
+    loss.is_finite() && (loss - chance).abs() <= CHANCE_LOSS_TOLERANCE * chance
+}
+
+fn accuracy_at_chance(accuracy: f64, classes: u32) -> bool {
+    accuracy.is_finite() && (accuracy - 1.0 / f64::from(classes)).abs() <= CHANCE_ACCURACY_TOLERANCE
+}
+
+/// The C at which the split's latest loss and accuracy are both at chance, the one whose
+/// ln C is nearest the loss.
+fn infer_classes(split: &Split) -> Option<Known<u32>> {
+    let accuracy_series = split.accuracy?;
+    let last = split.loss.last()?;
+    let accuracy = accuracy_series.at(last.epoch)?;
+    let c = (2..=MAX_INFERRED_CLASSES)
+        .filter(|&c| loss_at_chance(last.value, c) && accuracy_at_chance(accuracy, c))
+        .min_by(|&a, &b| {
+            let gap = |c: u32| (last.value - f64::from(c).ln()).abs();
+            gap(a).total_cmp(&gap(b))
+        })?;
+    Some(Known {
+        value: c,
+        source: format!(
+            "inferred from the metrics: `{}` {} ≈ ln {c} and `{}` {} ≈ 1/{c} at epoch {}",
+            split.loss.original,
+            num(last.value),
+            accuracy_series.original,
+            num(accuracy),
+            last.epoch
+        ),
+    })
+}
+
+/// The split's latest epochs in a row at chance, if they are enough to count.
+fn at_chance<'a>(split: &'a Split<'a>, classes: u32) -> Option<AtChance<'a>> {
+    let points = split.loss.tail(RECENT_CAPACITY);
+    let last = *points.last()?;
+    let mut epochs = 0;
+    let mut first_epoch = last.epoch;
+    for p in points.iter().rev() {
+        if !loss_at_chance(p.value, classes) {
+            break;
+        }
+        if let Some(accuracy) = split.accuracy
+            && !accuracy
+                .at(p.epoch)
+                .is_some_and(|a| accuracy_at_chance(a, classes))
+        {
+            break;
+        }
+        epochs += 1;
+        first_epoch = p.epoch;
+    }
+    let accuracy = split.accuracy.and_then(|a| a.at(last.epoch));
+    let severity = match split.accuracy {
+        Some(_) if epochs >= CHANCE_MIN_EPOCHS => Severity::Critical,
+        // All the file has is one snapshot, taken after enough epochs, and it is at chance.
+        Some(_)
+            if epochs == 1 && split.loss.len() == 1 && last.epoch as usize >= CHANCE_MIN_EPOCHS =>
+        {
+            Severity::Critical
+        }
+        None if epochs >= CHANCE_LOSS_ONLY_MIN_EPOCHS => Severity::Warning,
+        _ => return None,
+    };
+    Some(AtChance {
+        split,
+        epochs,
+        first_epoch,
+        last_epoch: last.epoch,
+        loss: last.value,
+        accuracy,
+        severity,
+    })
+}
+
+fn summary(found: &AtChance, splits: &[&str], classes: &Known<u32>, lang: Lang) -> String {
+    let c = classes.value;
+    let source = &classes.source;
+    let chance_loss = f64::from(c).ln();
+    let ln_c = num(chance_loss);
+    let one_over_c = num(1.0 / f64::from(c));
+    let loss_label = series_label(found.split.loss, lang);
+    let loss = num(found.loss);
+    let pct = (found.loss / chance_loss - 1.0) * 100.0;
+    // One decimal reads well (+5.2%); below 0.05% it would print as a signed zero.
+    let off = if pct.abs() >= 0.05 {
+        format!("{pct:+.1}%")
+    } else {
+        format!("{pct:+.2}%")
+    };
+    let (first, last, n) = (found.first_epoch, found.last_epoch, found.epochs);
+    let epochs = if found.split.loss.len() == 1 {
+        say!(
+            lang,
+            "in the only epoch the file holds (epoch {last})",
+            "在文件仅有的一个记录（第 {last} 轮）中"
+        )
+    } else if first == last {
+        say!(lang, "at epoch {last}", "在第 {last} 轮")
+    } else {
+        say!(
+            lang,
+            "for {n} epochs in a row (epochs {first}–{last})",
+            "连续 {n} 轮（第 {first}–{last} 轮）"
+        )
+    };
+    let both = splits.len() > 1;
+    match (found.split.accuracy, found.accuracy) {
+        (Some(acc_series), Some(accuracy)) => {
+            let acc_label = series_label(acc_series, lang);
+            let accuracy = num(accuracy);
+            let also = if both {
+                say!(
+                    lang,
+                    ", and the validation metrics are at chance too",
+                    "，验证指标同样处于随机水平"
+                )
+            } else {
+                String::new()
+            };
+            say!(
+                lang,
+                "The {loss_label} {loss} (ln {c} = {ln_c}, {off}) and {acc_label} {accuracy} (1/{c} = {one_over_c}) are at chance level for {c} classes ({source}) {epochs}{also}: the model has learned nothing so far.",
+                "{loss_label} {loss}（ln {c} = {ln_c}，{off}）与{acc_label} {accuracy}（1/{c} = {one_over_c}）{epochs}处于 {c} 类的随机水平（{source}）{also}：模型至今什么也没学到。"
+            )
+        }
+        _ => say!(
+            lang,
+            "The {loss_label} {loss} has stayed within {}% of the chance loss ln {c} = {ln_c} ({c} classes, {source}) {epochs}; with no accuracy series to confirm it, the model may be guessing.",
+            "{loss_label} {loss} {epochs}一直在随机水平损失 ln {c} = {ln_c}（{c} 类，{source}）的 {}% 以内；没有准确率序列可以确认，模型可能在瞎猜。",
+            num(CHANCE_LOSS_TOLERANCE * 100.0)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::fixture::Fixture;
+    use crate::diagnose::round_sig;
+    use serde_json::Value;
+
+    #[test]
+    // The seed's numbers as Keras printed them: val_loss 0.6931 is ln 2 to 4 digits.
+    #[allow(clippy::approx_constant)]
+    fn seed_000_binary_lstm_is_at_chance_on_both_splits() {
+        let d = Fixture::new()
+            .series("accuracy", &[0.5032, 0.4973])
+            .series("loss", &[0.6935, 0.6933])
+            .series("val_accuracy", &[0.5051, 0.5048])
+            .series("val_loss", &[0.6931, 0.6931])
+            .check(check);
+        let f = d.get("chance_level").expect("seed 000 is at chance");
+        assert_eq!(f.severity, Severity::Critical);
+        let e = &f.evidence;
+        assert_eq!(e["classes"], 2);
+        assert!(
+            e["classes_source"]
+                .as_str()
+                .unwrap()
+                .starts_with("inferred")
+        );
+        assert_eq!(e["chance_loss"], round_sig(std::f64::consts::LN_2));
+        assert_eq!(e["chance_accuracy"], 0.5);
+        assert_eq!(e["loss"], 0.6933);
+        assert_eq!(e["accuracy"], 0.4973);
+        assert_eq!(e["series_loss"], "loss");
+        assert_eq!(e["series_accuracy"], "accuracy");
+        assert_eq!(e["epochs_at_chance"], 2);
+        assert_eq!(e["splits"], serde_json::json!(["train", "val"]));
+        assert_eq!(d.classes.as_ref().unwrap().value, 2);
+        assert!(
+            f.summary.contains("0.6933") && f.summary.contains("ln 2"),
+            "{}",
+            f.summary
+        );
+    }
+
+    #[test]
+    fn seed_003_single_snapshot_of_five_classes_is_at_chance() {
+        let config = r#"{"num_epochs": 20, "class_weights": {"划痕": 1.0, "污点": 1.0, "缺失": 1.0, "变形": 1.0, "异物": 1.0}}"#;
+        let d = Fixture::new()
+            .at("loss", 2, 1.692669)
+            .at("accuracy", 2, 0.16875)
+            .config(config)
+            .check(check);
+        let f = d.get("chance_level").expect("seed 003 is at chance");
+        assert_eq!(f.severity, Severity::Critical);
+        let e = &f.evidence;
+        assert_eq!(e["classes"], 5);
+        assert_eq!(e["classes_source"], "5 entries in config `class_weights`");
+        assert_eq!(e["epochs_at_chance"], 1);
+        assert_eq!(e["single_snapshot"], true);
+        assert_eq!(e["last_epoch"], 2);
+        assert!(f.summary.contains("+5.2%"), "{}", f.summary);
+        assert!(f.summary.contains("only epoch"), "{}", f.summary);
+    }
+
+    #[test]
+    fn a_lone_first_epoch_is_a_fresh_net_not_a_verdict() {
+        let d = Fixture::new()
+            .series("loss", &[0.6952])
+            .series("accuracy", &[0.492])
+            .classes(2)
+            .check(check);
+        assert!(d.findings.is_empty());
+    }
+
+    #[test]
+    fn a_fresh_ten_class_net_at_2_7_is_not_at_chance() {
+        let d = Fixture::new()
+            .series("loss", &[2.7, 2.71])
+            .series("accuracy", &[0.11, 0.12])
+            .classes(10)
+            .check(check);
+        assert!(d.findings.is_empty(), "{:?}", d.findings);
+        assert_eq!(d.classes.unwrap().source, "--num-classes");
+    }
+
+    #[test]
+    fn one_epoch_at_chance_in_a_longer_run_is_not_enough() {
+        // The run learned after its first epoch; then one bad epoch is not a verdict.
+        let d = Fixture::new()
+            .series("loss", &[0.69, 0.45, 0.69])
+            .series("accuracy", &[0.5, 0.8, 0.52])
+            .classes(2)
+            .check(check);
+        assert!(d.findings.is_empty());
+        // A run that learned and is past chance now is not flagged for its start.
+        let d = Fixture::new()
+            .series("loss", &[0.693, 0.692, 0.4, 0.3])
+            .series("accuracy", &[0.5, 0.5, 0.82, 0.88])
+            .check(check);
+        assert!(d.findings.is_empty());
+    }
+
+    #[test]
+    fn only_the_validation_split_at_chance_says_so() {
+        let d = Fixture::new()
+            .series("loss", &[1.2, 0.6, 0.3])
+            .series("accuracy", &[0.5, 0.8, 0.9])
+            .series("val_loss", &[1.11, 1.10, 1.09])
+            .series("val_accuracy", &[0.33, 0.34, 0.32])
+            .classes(3)
+            .check(check);
+        let e = &d.get("chance_level").unwrap().evidence;
+        assert_eq!(e["series_loss"], "val_loss");
+        assert_eq!(e["splits"], serde_json::json!(["val"]));
+        assert_eq!(e["epochs_at_chance"], 3);
+    }
+
+    #[test]
+    fn loss_alone_near_ln_c_is_a_warning_after_three_epochs() {
+        let d = Fixture::new()
+            .series("loss", &[2.35, 2.31, 2.30])
+            .classes(10)
+            .check(check);
+        let f = d.get("chance_level").unwrap();
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.evidence["accuracy"], Value::Null);
+        assert_eq!(f.evidence["series_accuracy"], Value::Null);
+        let d = Fixture::new()
+            .series("loss", &[2.31, 2.30])
+            .classes(10)
+            .check(check);
+        assert!(d.findings.is_empty());
+    }
+
+    #[test]
+    fn unknown_classes_without_accuracy_is_skipped_with_how_to_fix() {
+        let d = Fixture::new().series("loss", &[2.3, 2.3, 2.3]).check(check);
+        assert!(d.findings.is_empty());
+        assert_eq!(d.skipped[0].check, "chance_level");
+        assert!(d.skipped[0].reason.contains("--num-classes"));
+    }
+
+    #[test]
+    fn binary_accuracy_names_two_classes() {
+        let d = Fixture::new()
+            .series("loss", &[0.70, 0.69])
+            .series("binary_accuracy", &[0.49, 0.51])
+            .check(check);
+        let e = &d.get("chance_level").unwrap().evidence;
+        assert_eq!(e["classes_source"], "metric `binary_accuracy`");
+    }
+
+    #[test]
+    fn a_healthy_run_is_not_at_chance_for_any_class_count() {
+        let d = Fixture::new()
+            .series("loss", &[1.9, 1.1, 0.7, 0.5])
+            .series("accuracy", &[0.35, 0.62, 0.78, 0.84])
+            .check(check);
+        assert!(d.findings.is_empty());
+        assert!(d.classes.is_none());
+        assert!(d.skipped.is_empty());
+    }
+}

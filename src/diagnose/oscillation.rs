@@ -1,7 +1,282 @@
-//! (being written)
+//! Oscillation: the training accuracy, the training loss or the validation loss swings up
+//! and down by a clear amount, often, and makes no progress across the window (it ends
+//! no better than it started by more than a typical swing; ending worse counts as no
+//! progress). Swings are counted on a zigzag of the curve (a turn counts once the curve
+//! has moved back by the amplitude threshold), as AUTOTRAINER counts pairs of local
+//! maxima and minima. The progress condition is what separates an oscillating run from
+//! a noisy but descending one. Validation accuracy is left out: on a validation set of a
+//! few hundred examples a handful of flipped predictions moves it by 0.03 on a healthy run.
 
-use super::Diagnosis;
+use super::{Diagnosis, Finding, Severity, num, series, series_label};
+use crate::evidence;
 use crate::lang::Lang;
+use crate::metrics::{Canonical, Point, Series};
 use crate::run::Run;
+use crate::say;
 
-pub fn check(_run: &Run, _lang: Lang, _out: &mut Diagnosis) {}
+/// Smallest accuracy swing that counts (AUTOTRAINER's ζ = 0.03).
+pub const OSC_ACCURACY_AMPLITUDE: f64 = 0.03;
+/// Smallest loss swing that counts, relative to the loss (the same 3%, DETECTORS.md).
+pub const OSC_LOSS_REL_AMPLITUDE: f64 = 0.03;
+/// Swings per epoch that make an oscillation: AUTOTRAINER flags max/min pairs ≥ 0.2 × the
+/// epochs (its η). A swing here is such a pair: a turn up and a turn down.
+pub const OSC_MIN_SWINGS_PER_EPOCH: f64 = 0.2;
+/// Fewest epochs judged: two full swings need at least six points.
+pub const OSC_MIN_EPOCHS: usize = 6;
+/// Epochs judged: the recent window, so a run that oscillates now is not excused by the
+/// progress it made long ago (derived; the spike window is also 10).
+pub const OSC_WINDOW: usize = 10;
+
+/// What the zigzag of a window found.
+struct Zigzag {
+    /// Interior turning points (local extremes confirmed by a move back of at least the
+    /// threshold), in epoch order.
+    turns: Vec<Point>,
+    /// Median size of the legs between the window's start, the turns and its last
+    /// extreme.
+    amplitude: f64,
+}
+
+/// The series judged, in order; the first that oscillates is reported. AUTOTRAINER reads
+/// the training accuracy; the validation loss is added because the real Keras run with
+/// Adam at lr 0.05 (configs/examples/keras/oscillating) zigzags there (swings of ~8%)
+/// while its training curves climb steadily.
+const JUDGED: [Canonical; 3] = [Canonical::Accuracy, Canonical::Loss, Canonical::ValLoss];
+
+pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
+    for canonical in JUDGED {
+        let Some(s) = series(run, canonical) else {
+            continue;
+        };
+        let is_loss = canonical != Canonical::Accuracy;
+        if let Some(finding) = judge(s, is_loss, lang) {
+            out.findings.push(finding);
+            return;
+        }
+    }
+}
+
+/// `is_loss`: lower is better and swings are measured relative to the value.
+fn judge(series: &Series, is_loss: bool, lang: Lang) -> Option<Finding> {
+    let relative = is_loss;
+    let window = series.tail(OSC_WINDOW);
+    if window.len() < OSC_MIN_EPOCHS || window.iter().any(|p| !p.value.is_finite()) {
+        return None;
+    }
+    let threshold = |at: f64| {
+        if relative {
+            OSC_LOSS_REL_AMPLITUDE * at.abs()
+        } else {
+            OSC_ACCURACY_AMPLITUDE
+        }
+    };
+    let zigzag = zigzag(&window, threshold);
+    let swings = zigzag.turns.len() / 2;
+    let n = window.len();
+    let (first, last) = (window[0], window[n - 1]);
+    let net_change = last.value - first.value;
+    let improvement = if is_loss { -net_change } else { net_change };
+    let oscillating = swings >= 1
+        && swings as f64 >= OSC_MIN_SWINGS_PER_EPOCH * n as f64
+        && improvement < zigzag.amplitude;
+    if !oscillating {
+        return None;
+    }
+    let what = series_label(series, lang);
+    let (fe, le) = (first.epoch, last.epoch);
+    let amp = num(zigzag.amplitude);
+    let net = num(net_change);
+    let (fv, lv) = (num(first.value), num(last.value));
+    Some(Finding {
+        id: "oscillation",
+        severity: Severity::Warning,
+        summary: say!(
+            lang,
+            "Over epochs {fe}–{le} the {what} swung up and down {swings} times with a typical swing of {amp}, and made no net progress ({fv} → {lv}, net {net}): the updates are too large or too noisy to settle.",
+            "第 {fe}–{le} 轮{what}上下摆动 {swings} 次，典型幅度 {amp}，且没有净进展（{fv} → {lv}，净变化 {net}）：更新步长过大或噪声过大，无法收敛。"
+        ),
+        evidence: evidence![
+            "series" => series.name.as_str(),
+            "window_epochs" => n,
+            "first_epoch" => fe,
+            "last_epoch" => le,
+            "swings" => swings,
+            "turns" => zigzag.turns.iter().map(|p| p.epoch).collect::<Vec<u32>>(),
+            "amplitude" => zigzag.amplitude,
+            "amplitude_threshold" => if relative { OSC_LOSS_REL_AMPLITUDE } else { OSC_ACCURACY_AMPLITUDE },
+            "relative" => relative,
+            "net_change" => net_change,
+            "net_improvement" => improvement,
+        ],
+    })
+}
+
+/// Zigzag turning points: a local extreme counts once the curve has moved back from it
+/// by at least `threshold(extreme)`, so small wiggles inside a leg are ignored.
+fn zigzag(points: &[Point], threshold: impl Fn(f64) -> f64) -> Zigzag {
+    let mut turns: Vec<Point> = Vec::new();
+    let mut pivots: Vec<Point> = Vec::new();
+    let mut rising: Option<bool> = None;
+    let (mut low, mut high) = (points[0], points[0]);
+    let mut extreme = points[0];
+    for &p in &points[1..] {
+        match rising {
+            None => {
+                if p.value < low.value {
+                    low = p;
+                }
+                if p.value > high.value {
+                    high = p;
+                }
+                if p.value - low.value >= threshold(low.value) && low.epoch < p.epoch {
+                    pivots.push(low);
+                    rising = Some(true);
+                    extreme = p;
+                } else if high.value - p.value >= threshold(high.value) && high.epoch < p.epoch {
+                    pivots.push(high);
+                    rising = Some(false);
+                    extreme = p;
+                }
+            }
+            Some(up) => {
+                let further = if up {
+                    p.value >= extreme.value
+                } else {
+                    p.value <= extreme.value
+                };
+                if further {
+                    extreme = p;
+                } else if (extreme.value - p.value).abs() >= threshold(extreme.value) {
+                    turns.push(extreme);
+                    pivots.push(extreme);
+                    rising = Some(!up);
+                    extreme = p;
+                }
+            }
+        }
+    }
+    if rising.is_some() {
+        pivots.push(extreme);
+    }
+    let mut legs: Vec<f64> = pivots
+        .windows(2)
+        .map(|w| (w[1].value - w[0].value).abs())
+        .collect();
+    legs.sort_by(f64::total_cmp);
+    let amplitude = match legs.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => legs[n / 2],
+        n => (legs[n / 2 - 1] + legs[n / 2]) / 2.0,
+    };
+    Zigzag { turns, amplitude }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::fixture::Fixture;
+
+    #[test]
+    fn accuracy_bouncing_with_no_progress_oscillates() {
+        let acc = [0.62, 0.71, 0.58, 0.7, 0.6, 0.73, 0.57, 0.69, 0.61, 0.66];
+        let d = Fixture::new().series("accuracy", &acc).check(check);
+        let f = d.get("oscillation").expect("oscillation");
+        let e = &f.evidence;
+        assert_eq!(e["series"], "accuracy");
+        assert_eq!(e["window_epochs"], 10);
+        assert_eq!(e["swings"], 4);
+        assert_eq!(e["net_change"], 0.04);
+        assert!(e["amplitude"].as_f64().unwrap() > 0.1);
+        assert!(f.summary.contains("4 times"), "{}", f.summary);
+    }
+
+    #[test]
+    fn a_noisy_but_descending_loss_does_not_oscillate() {
+        let loss = [1.0, 0.9, 0.95, 0.8, 0.85, 0.7, 0.75, 0.6, 0.65, 0.5];
+        let d = Fixture::new().series("loss", &loss).check(check);
+        assert!(d.findings.is_empty(), "{:?}", d.findings);
+        let acc = [0.5, 0.58, 0.55, 0.63, 0.6, 0.68, 0.65, 0.73, 0.7, 0.78];
+        let d = Fixture::new().series("accuracy", &acc).check(check);
+        assert!(d.findings.is_empty(), "{:?}", d.findings);
+    }
+
+    #[test]
+    fn a_loss_swinging_by_a_fifth_around_a_level_oscillates() {
+        let loss = [1.2, 0.9, 1.25, 0.95, 1.3, 0.9, 1.2, 1.0, 1.22];
+        let d = Fixture::new().series("loss", &loss).check(check);
+        let e = &d.get("oscillation").expect("oscillation").evidence;
+        assert_eq!(e["relative"], true);
+        assert_eq!(e["window_epochs"], 9);
+    }
+
+    #[test]
+    fn a_validation_loss_zigzagging_upward_oscillates() {
+        // configs/examples/keras/oscillating, epochs 6-15 (Adam at lr 0.05).
+        let train = [
+            1.263, 1.275, 1.235, 1.226, 1.202, 1.163, 1.134, 1.196, 1.092, 1.077,
+        ];
+        let val = [
+            1.752, 1.983, 1.825, 1.918, 1.977, 1.878, 2.063, 2.075, 1.961, 2.146,
+        ];
+        let d = Fixture::new()
+            .series("loss", &train)
+            .series("val_loss", &val)
+            .check(check);
+        let e = &d.get("oscillation").expect("oscillation").evidence;
+        assert_eq!(e["series"], "val_loss");
+        assert_eq!(e["swings"], 3);
+        assert_eq!(e["net_change"], 0.394);
+        // A smoothly rising validation loss is overfitting's, not this.
+        let rising = [1.82, 1.85, 1.87, 1.91, 1.92, 1.95, 2.01, 2.08, 2.12, 2.19];
+        let d = Fixture::new()
+            .series("loss", &train)
+            .series("val_loss", &rising)
+            .check(check);
+        assert!(d.findings.is_empty());
+    }
+
+    #[test]
+    fn small_wiggles_and_one_bump_are_not_oscillation() {
+        // A converged run: accuracy wiggles by less than 0.03.
+        let acc = [0.91, 0.92, 0.915, 0.925, 0.918, 0.922, 0.919, 0.924];
+        assert!(
+            Fixture::new()
+                .series("accuracy", &acc)
+                .check(check)
+                .findings
+                .is_empty()
+        );
+        // Up and back once is a bump, not a swing pattern.
+        let acc = [0.6, 0.61, 0.7, 0.75, 0.7, 0.62, 0.61, 0.6];
+        assert!(
+            Fixture::new()
+                .series("accuracy", &acc)
+                .check(check)
+                .findings
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn too_few_epochs_judge_nothing() {
+        let acc = [0.6, 0.7, 0.6, 0.7, 0.6];
+        assert!(
+            Fixture::new()
+                .series("accuracy", &acc)
+                .check(check)
+                .findings
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_healthy_run_does_not_oscillate() {
+        let loss = [2.1, 1.3, 0.95, 0.78, 0.66, 0.58, 0.52, 0.47, 0.43, 0.40];
+        let acc = [0.3, 0.55, 0.67, 0.73, 0.77, 0.8, 0.82, 0.84, 0.85, 0.86];
+        let d = Fixture::new()
+            .series("loss", &loss)
+            .series("accuracy", &acc)
+            .check(check);
+        assert!(d.findings.is_empty());
+    }
+}

@@ -1,10 +1,185 @@
-//! (being written)
+//! Reads JSON Lines: one object of values per line, as custom training loops write with
+//! `json.dumps(row)` (`{"epoch": 3, "loss": 0.5, "val_loss": 0.6}`), possibly with a
+//! `phase`/`split` field as in the snapshot (train and val rows apart). Each line is read
+//! as a snapshot `Row`; this module owns how rows map to epochs.
+//!
+//! Choices: an `epoch` field is 1-based unless the first one seen is 0 (then the file
+//! counts from 0); fractional epochs fall in the epoch they belong to. A file whose rows
+//! carry no `epoch` counts each row as the next epoch (1, 2, 3 …), except that rows with
+//! the same `step` as the row before belong to the same epoch (a train row and a val row
+//! logged at one step). Once a file has given epochs, a row without one belongs to the
+//! last epoch seen. Blank lines are skipped; a malformed line is an error at
+//! `file:line:column`.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use serde::de::DeserializeSeed;
+
 use super::MetricsBuilder;
+use super::nonfinite::{self, NonFinite};
+use super::snapshot::{Row, RowSeed, epoch_from};
 use crate::error::{Error, Result};
 
-pub fn read(path: &Path, _builder: &mut MetricsBuilder) -> Result<()> {
-    Err(Error::input(path, "format reader not written yet"))
+/// Longest line read: a row of metrics is a few hundred bytes, so a line past this is a
+/// file without line breaks, and reading it whole would hold the file in memory.
+const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
+
+pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::read(path, &e))?;
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    let mut rewritten = Vec::new();
+    let mut row = Row::default();
+    let mut epochs = EpochCounter::default();
+    let mut line_no = 0usize;
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::read(path, &e))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if n as u64 > MAX_LINE_BYTES {
+            return Err(Error::input(
+                path,
+                format!("line {line_no} is longer than {MAX_LINE_BYTES} bytes; not JSON Lines"),
+            ));
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        rewritten.clear();
+        NonFinite::new(&line[..])
+            .read_to_end(&mut rewritten)
+            .map_err(|e| Error::read(path, &e))?;
+        row.clear();
+        let mut de = serde_json::Deserializer::from_slice(&rewritten);
+        RowSeed(&mut row)
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+            .map_err(|e| nonfinite::json_error(path, line_no, &e))?;
+        let epoch = epochs.epoch_of(&row);
+        row.push_into(builder, epoch);
+        builder.rows += 1;
+    }
+    Ok(())
+}
+
+/// Assigns each row its 1-based epoch (the rules in the module comment).
+#[derive(Debug, Default)]
+struct EpochCounter {
+    zero_based: Option<bool>,
+    last_epoch: Option<u32>,
+    last_step: Option<f64>,
+}
+
+impl EpochCounter {
+    fn epoch_of(&mut self, row: &Row) -> u32 {
+        let epoch = match row.epoch {
+            Some(logged) => {
+                let zero_based = *self.zero_based.get_or_insert(logged == 0.0);
+                epoch_from(logged, zero_based)
+            }
+            None if self.zero_based.is_some() => self.last_epoch.unwrap_or(1),
+            None if row.step.is_some() && row.step == self.last_step => {
+                self.last_epoch.unwrap_or(1)
+            }
+            None => self.last_epoch.map_or(1, |e| e.saturating_add(1)),
+        };
+        self.last_epoch = Some(epoch);
+        self.last_step = row.step;
+        epoch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::{Canonical, Format, Metrics, load_metrics};
+    use std::path::PathBuf;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    fn load(text: &str) -> Metrics {
+        let (_d, path) = write(text);
+        load_metrics(&path, Some(Format::JsonLines)).unwrap()
+    }
+
+    fn values(m: &Metrics, c: Canonical) -> Vec<(u32, f64)> {
+        m.get(c)
+            .unwrap()
+            .tail(100)
+            .iter()
+            .map(|p| (p.epoch, p.value))
+            .collect()
+    }
+
+    #[test]
+    fn reads_the_example_with_train_and_val_rows_apart() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("configs/examples/formats/metrics.jsonl");
+        let m = load_metrics(&path, None).unwrap();
+        assert_eq!(m.format, Format::JsonLines);
+        assert_eq!(m.rows, 12);
+        let loss = values(&m, Canonical::Loss);
+        assert_eq!(loss.len(), 6);
+        assert_eq!(loss[0], (1, 1.8342));
+        assert_eq!(loss[5], (6, 0.6217));
+        let val = values(&m, Canonical::ValLoss);
+        assert_eq!(val.len(), 6);
+        assert_eq!(val[5], (6, 0.9124));
+        assert_eq!(
+            m.get(Canonical::ValAccuracy).unwrap().original,
+            "val_accuracy"
+        );
+        assert_eq!(values(&m, Canonical::Lr)[0], (1, 0.001));
+    }
+
+    #[test]
+    fn zero_based_epochs_are_shifted() {
+        let m = load("{\"epoch\": 0, \"loss\": 1.0}\n{\"epoch\": 1, \"loss\": 0.5}\n");
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 1.0), (2, 0.5)]);
+        let m = load("{\"epoch\": 1, \"loss\": 1.0}\n{\"epoch\": 2, \"loss\": 0.5}\n");
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 1.0), (2, 0.5)]);
+    }
+
+    #[test]
+    fn rows_without_epochs_are_consecutive_epochs_joined_by_step() {
+        let m = load(
+            "{\"step\": 100, \"loss\": 1.0}\r\n\r\n{\"step\": 100, \"split\": \"val\", \"loss\": 1.2}\r\n{\"step\": 200, \"loss\": NaN}\r\n",
+        );
+        let loss = values(&m, Canonical::Loss);
+        assert_eq!(loss[0], (1, 1.0));
+        assert_eq!(loss[1].0, 2);
+        assert!(loss[1].1.is_nan());
+        assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 1.2)]);
+        let m = load("{\"loss\": 3}\n{\"loss\": 2}\n{\"loss\": 1}");
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 3.0), (2, 2.0), (3, 1.0)]
+        );
+    }
+
+    #[test]
+    fn a_malformed_line_names_its_line_and_column() {
+        let (_d, path) = write("{\"epoch\": 1, \"loss\": 1.0}\n\n{\"epoch\": 2, \"loss\": }\n");
+        let e = load_metrics(&path, Some(Format::JsonLines)).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let text = e.to_string();
+        assert!(text.contains("m.jsonl:3:22: expected value"), "{text}");
+        let (_d, path) = write("{\"a\": \"x\"}\n");
+        let e = load_metrics(&path, Some(Format::JsonLines))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no metric values found"), "{e}");
+    }
 }

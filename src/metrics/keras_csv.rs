@@ -1,10 +1,325 @@
-//! (being written)
+//! Reads Keras `CSVLogger` output: a header `epoch,<metric names sorted>`, one row per
+//! epoch counted from 0, `NA` where an epoch lacks a value (validation skipped), CRLF line
+//! ends from Python's csv module, `nan`/`inf` as Python prints them. A run resumed with
+//! `append=True` may repeat the header mid-file; a repeated header replaces the column
+//! names and is not data. Records stream through one reused `ByteRecord`. It also owns the
+//! CSV pieces Lightning's reader shares (`Columns`, `cell_value`, `csv_error`).
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
 
 use super::MetricsBuilder;
+use super::nonfinite::parse_number;
 use crate::error::{Error, Result};
 
-pub fn read(path: &Path, _builder: &mut MetricsBuilder) -> Result<()> {
-    Err(Error::input(path, "format reader not written yet"))
+pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
+    let mut reader = open_csv(path)?;
+    let mut record = csv::ByteRecord::new();
+    let mut columns: Option<Columns> = None;
+    let mut last_epoch = 0u32;
+    while reader
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(path, &e))?
+    {
+        if is_blank(&record) {
+            continue;
+        }
+        let cols = match &columns {
+            Some(cols) if !cols.is_header(&record) => cols,
+            _ => {
+                columns = Some(Columns::from_header(&record));
+                continue;
+            }
+        };
+        let epoch = match cols.epoch.and_then(|i| record.get(i)) {
+            Some(cell) => match cell_value(path, &record, "epoch", cell)? {
+                Some(e) if e.is_finite() && e >= 0.0 && e.fract() == 0.0 => {
+                    // CSVLogger writes the 0-based epoch index.
+                    (e.min(f64::from(u32::MAX - 1)) as u32) + 1
+                }
+                Some(_) => {
+                    return Err(Error::input(
+                        &at_record(path, record.position()),
+                        format!(
+                            "column \"epoch\": {:?} is not an epoch number",
+                            String::from_utf8_lossy(cell)
+                        ),
+                    ));
+                }
+                None => last_epoch.saturating_add(1),
+            },
+            None => last_epoch.saturating_add(1),
+        };
+        for (i, cell) in record.iter().enumerate() {
+            if Some(i) == cols.epoch {
+                continue;
+            }
+            let Some(name) = cols.names.get(i) else {
+                continue;
+            };
+            if let Some(value) = cell_value(path, &record, name, cell)? {
+                builder.push(name, epoch, value);
+            }
+        }
+        last_epoch = epoch;
+        builder.rows += 1;
+    }
+    Ok(())
+}
+
+/// A CSV reader over the file. Rows may be shorter or longer than the header (a resumed
+/// run that logs another metric): missing cells are no value, extra cells are ignored.
+pub(super) fn open_csv(path: &Path) -> Result<csv::Reader<File>> {
+    let file = File::open(path).map_err(|e| Error::read(path, &e))?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(Error::input(
+            path,
+            "is a directory, expected a metrics file",
+        ));
+    }
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(file))
+}
+
+/// The header's column names and where the epoch (and, for Lightning, the step) is.
+#[derive(Debug)]
+pub(super) struct Columns {
+    pub names: Vec<String>,
+    pub epoch: Option<usize>,
+    pub step: Option<usize>,
+}
+
+impl Columns {
+    pub fn from_header(record: &csv::ByteRecord) -> Columns {
+        let names: Vec<String> = record
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).trim().to_string())
+            .collect();
+        let find = |want: &str| names.iter().position(|n| n.eq_ignore_ascii_case(want));
+        Columns {
+            epoch: find("epoch"),
+            step: find("step"),
+            names,
+        }
+    }
+
+    /// A row repeating the header (appended runs): its epoch cell (or first cell) holds
+    /// that column's name rather than a number.
+    pub fn is_header(&self, record: &csv::ByteRecord) -> bool {
+        let i = self.epoch.unwrap_or(0);
+        match (record.get(i), self.names.get(i)) {
+            (Some(cell), Some(name)) => {
+                let cell = String::from_utf8_lossy(cell);
+                cell.trim().eq_ignore_ascii_case(name) && parse_number(&cell).is_none()
+            }
+            _ => false,
+        }
+    }
+}
+
+pub(super) fn is_blank(record: &csv::ByteRecord) -> bool {
+    record.iter().all(|c| c.iter().all(u8::is_ascii_whitespace))
+}
+
+/// A metric cell: `Some(value)` (nan and inf included), `None` for no value (empty, `NA`,
+/// a list CSVLogger wrote for a multi-valued metric), or an error naming the line and
+/// column for anything else. `record` is where the cell's row starts, for that line.
+pub(super) fn cell_value(
+    path: &Path,
+    record: &csv::ByteRecord,
+    column: &str,
+    cell: &[u8],
+) -> Result<Option<f64>> {
+    let text = String::from_utf8_lossy(cell);
+    let text = text.trim();
+    if text.is_empty()
+        || text.eq_ignore_ascii_case("na")
+        || text.eq_ignore_ascii_case("n/a")
+        || text.eq_ignore_ascii_case("none")
+        || text.eq_ignore_ascii_case("null")
+        || text.starts_with('[')
+    {
+        return Ok(None);
+    }
+    match parse_number(text) {
+        Some(v) => Ok(Some(v)),
+        None => Err(Error::input(
+            &at_record(path, record.position()),
+            format!("column \"{column}\": {text:?} is not a number"),
+        )),
+    }
+}
+
+/// `file:line` for a record. The csv crate counts a CRLF line end when it reads the next
+/// record, so its line number is one short for every record after the first; the byte
+/// offset is exact, so the line is counted from it (once, on the way to an error).
+pub(super) fn at_record(path: &Path, position: Option<&csv::Position>) -> PathBuf {
+    let Some(position) = position else {
+        return path.to_path_buf();
+    };
+    let line = line_at(path, position.byte()).unwrap_or(position.line());
+    PathBuf::from(format!("{}:{}", path.display(), line))
+}
+
+/// The 1-based line of the first record byte at or after `offset`: line ends right at the
+/// offset belong to the record before.
+fn line_at(path: &Path, offset: u64) -> Option<u64> {
+    let reader = BufReader::new(File::open(path).ok()?);
+    let mut line = 1;
+    for (i, byte) in reader.bytes().enumerate() {
+        let byte = byte.ok()?;
+        if i as u64 >= offset && byte != b'\r' && byte != b'\n' {
+            break;
+        }
+        if byte == b'\n' {
+            line += 1;
+        }
+    }
+    Some(line)
+}
+
+pub(super) fn csv_error(path: &Path, err: &csv::Error) -> Error {
+    match err.kind() {
+        csv::ErrorKind::Io(io) => Error::read(path, io),
+        _ => Error::input(&at_record(path, err.position()), err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::{Canonical, Format, Metrics, load_metrics};
+    use std::io::Write;
+    use std::path::PathBuf;
+
+    fn example(rel: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+    }
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    fn load(text: &str) -> Metrics {
+        let (_d, path) = write(text);
+        load_metrics(&path, Some(Format::KerasCsv)).unwrap()
+    }
+
+    fn values(m: &Metrics, c: Canonical) -> Vec<(u32, f64)> {
+        m.get(c)
+            .unwrap()
+            .tail(100)
+            .iter()
+            .map(|p| (p.epoch, p.value))
+            .collect()
+    }
+
+    #[test]
+    fn reads_the_csvlogger_example_with_na_cells() {
+        let m = load_metrics(
+            &example("configs/examples/formats/keras_csvlogger.csv"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(m.format, Format::KerasCsv);
+        assert_eq!(m.rows, 7);
+        let loss = values(&m, Canonical::Loss);
+        assert_eq!(loss.len(), 7);
+        assert_eq!(loss[0], (1, 1.5523507595062256));
+        assert_eq!(loss[6], (7, 0.6012371182441711));
+        // validation ran on epochs 1, 3, 5 and 7 only (validation_freq): NA elsewhere
+        let val = values(&m, Canonical::ValAccuracy);
+        assert_eq!(
+            val.iter().map(|p| p.0).collect::<Vec<_>>(),
+            vec![1, 3, 5, 7]
+        );
+        assert_eq!(m.get(Canonical::Lr).unwrap().original, "lr");
+    }
+
+    #[test]
+    fn nan_and_inf_cells_are_values() {
+        let m = load("epoch,loss,val_loss\r\n0,0.69,0.70\r\n1,nan,inf\r\n2,NaN,-inf\r\n");
+        let loss = values(&m, Canonical::Loss);
+        assert_eq!(loss[0], (1, 0.69));
+        assert!(loss[1].1.is_nan() && loss[2].1.is_nan());
+        let val = values(&m, Canonical::ValLoss);
+        assert_eq!(val[1], (2, f64::INFINITY));
+        assert_eq!(val[2], (3, f64::NEG_INFINITY));
+        assert_eq!(
+            m.get(Canonical::Loss)
+                .unwrap()
+                .first_nonfinite()
+                .unwrap()
+                .epoch,
+            2
+        );
+    }
+
+    #[test]
+    fn a_repeated_header_from_a_resumed_run_is_skipped() {
+        let m = load(
+            "epoch,accuracy,loss\r\n0,0.5,0.7\r\n1,0.6,0.6\r\nepoch,accuracy,loss,lr\r\n2,0.7,0.5,0.001\r\n",
+        );
+        assert_eq!(m.rows, 3);
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 0.7), (2, 0.6), (3, 0.5)]
+        );
+        assert_eq!(values(&m, Canonical::Lr), vec![(3, 0.001)]);
+    }
+
+    #[test]
+    fn broken_inputs_are_errors_that_name_the_place() {
+        let e = load_metrics(&example("tests/fixtures/bad_cell.csv"), None).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let text = e.to_string();
+        assert!(
+            text.ends_with("bad_cell.csv:4: column \"val_loss\": \"0.71O3\" is not a number"),
+            "{text}"
+        );
+        let e = load_metrics(&example("tests/fixtures/header_only.csv"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no metric values found (read as Keras CSVLogger CSV)"),
+            "{e}"
+        );
+        let e = load_metrics(&example("tests/fixtures/empty.csv"), Some(Format::KerasCsv))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no metric values found"), "{e}");
+        let e = load_metrics(
+            &example("tests/fixtures/garbage.bin"),
+            Some(Format::KerasCsv),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn streams_a_million_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.csv");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        write!(out, "epoch,accuracy,loss,val_accuracy,val_loss\r\n").unwrap();
+        for e in 0..1_000_000u32 {
+            let loss = 1.0 / f64::from(e + 1);
+            write!(out, "{e},0.5,{loss},NA,{loss}\r\n").unwrap();
+        }
+        out.flush().unwrap();
+        drop(out);
+        let m = load_metrics(&path, None).unwrap();
+        assert_eq!(m.rows, 1_000_000);
+        let loss = m.get(Canonical::Loss).unwrap();
+        assert_eq!(loss.len(), 1_000_000);
+        assert_eq!(loss.last().unwrap().epoch, 1_000_000);
+        assert_eq!(loss.last().unwrap().value, 1e-6);
+        assert!(m.get(Canonical::ValAccuracy).is_none());
+        assert_eq!(m.last_epoch(), Some(1_000_000));
+    }
 }

@@ -1,10 +1,264 @@
-//! (being written)
+//! Reads Keras `history.history` dumped as JSON: `{"loss": [...], "val_loss": [...],
+//! "learning_rate": [...]}`, element i being epoch i+1. Also reads the fuller dump some
+//! scripts write, `{"history": {...}, "params": {"epochs": 10, "steps": 3038}, "epoch":
+//! [0, 1, ...]}`, taking the planned epochs and steps per epoch from `params`. Lists are
+//! streamed element by element (a serde visitor, never a `Vec`), so a long run costs what a
+//! short one does. `null` is no value for that epoch; `NaN`/`Infinity` are values.
 
+use std::fmt;
 use std::path::Path;
 
-use super::MetricsBuilder;
-use crate::error::{Error, Result};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-pub fn read(path: &Path, _builder: &mut MetricsBuilder) -> Result<()> {
-    Err(Error::input(path, "format reader not written yet"))
+use super::MetricsBuilder;
+use super::nonfinite::{self, Scalar};
+use crate::error::Result;
+
+pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
+    let mut de = nonfinite::open_json(path)?;
+    let mut longest = 0u64;
+    History {
+        builder: &mut *builder,
+        longest: &mut longest,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
+    .map_err(|e| nonfinite::json_error(path, 1, &e))?;
+    builder.rows += longest;
+    Ok(())
+}
+
+/// The top-level object (or the nested `history` one): metric name → list per epoch.
+struct History<'a> {
+    builder: &'a mut MetricsBuilder,
+    /// Length of the longest list: the number of epochs logged.
+    longest: &'a mut u64,
+}
+
+impl<'de> DeserializeSeed<'de> for History<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for History<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(
+            "a Keras history object such as {\"loss\": [0.69, 0.52], \"val_loss\": [0.71, 0.60]}",
+        )
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "history" => map.next_value_seed(History {
+                    builder: &mut *self.builder,
+                    longest: &mut *self.longest,
+                })?,
+                "params" => map.next_value_seed(Params(&mut *self.builder))?,
+                // `History.epoch` lists the 0-based epoch indices, which the positions
+                // in each list already give.
+                "epoch" | "epochs" => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                _ => {
+                    let n = map.next_value_seed(Column {
+                        name: &key,
+                        builder: &mut *self.builder,
+                    })?;
+                    *self.longest = (*self.longest).max(n);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One metric's list of per-epoch values; anything but a list is not a history column and
+/// is skipped. Returns the list's length.
+struct Column<'a> {
+    name: &'a str,
+    builder: &'a mut MetricsBuilder,
+}
+
+impl<'de> DeserializeSeed<'de> for Column<'_> {
+    type Value = u64;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<u64, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Column<'_> {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of per-epoch values")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+        let mut epoch = 0u32;
+        while let Some(value) = seq.next_element::<Scalar>()? {
+            epoch = epoch.saturating_add(1);
+            if let Some(v) = value.number() {
+                self.builder.push(self.name, epoch, v);
+            }
+        }
+        Ok(u64::from(epoch))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<u64, E> {
+        Ok(0)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<u64, E> {
+        Ok(0)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<u64, E> {
+        Ok(0)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<u64, E> {
+        Ok(0)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<u64, E> {
+        Ok(0)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
+        Ok(0)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(0)
+    }
+}
+
+/// `History.params`: `epochs` planned and `steps` per epoch.
+struct Params<'a>(&'a mut MetricsBuilder);
+
+impl<'de> DeserializeSeed<'de> for Params<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Params<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("the `params` object of a Keras History")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value::<Scalar>()?.number();
+            let count = value.filter(|v| v.is_finite() && *v >= 1.0 && v.fract() == 0.0);
+            match (key.as_str(), count) {
+                ("epochs", Some(n)) => {
+                    self.0.planned_epochs = Some(n.min(f64::from(u32::MAX)) as u32)
+                }
+                ("steps", Some(n)) => self.0.steps_per_epoch = Some(n as u64),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::{Canonical, Format, Metrics, load_metrics};
+    use std::path::PathBuf;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.json");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    fn load(text: &str) -> Metrics {
+        let (_d, path) = write(text);
+        load_metrics(&path, Some(Format::KerasHistory)).unwrap()
+    }
+
+    #[test]
+    fn reads_the_example_up_to_its_divergence() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("configs/examples/formats/keras_history.json");
+        let m = load_metrics(&path, None).unwrap();
+        assert_eq!(m.format, Format::KerasHistory);
+        assert_eq!(m.rows, 7);
+        let loss = m.get(Canonical::Loss).unwrap();
+        assert_eq!(loss.len(), 7);
+        assert_eq!(loss.first().unwrap().value, 0.8912445306777954);
+        assert_eq!(loss.min().unwrap().epoch, 3);
+        assert_eq!(loss.first_nonfinite().unwrap().epoch, 6);
+        assert!(loss.last().unwrap().value.is_nan());
+        let val = m.get(Canonical::ValLoss).unwrap();
+        assert_eq!(val.at(5), Some(f64::INFINITY));
+        assert_eq!(m.get(Canonical::Lr).unwrap().original, "learning_rate");
+        assert_eq!(m.get(Canonical::Accuracy).unwrap().len(), 7);
+    }
+
+    #[test]
+    fn null_is_no_value_and_positions_are_epochs() {
+        let m = load(r#"{"loss": [1.0, 0.8, 0.6], "val_loss": [null, 0.9, null]}"#);
+        let val = m.get(Canonical::ValLoss).unwrap();
+        assert_eq!(val.len(), 1);
+        assert_eq!(val.last().unwrap().epoch, 2);
+        assert_eq!(m.get(Canonical::Loss).unwrap().last().unwrap().epoch, 3);
+        assert_eq!(m.rows, 3);
+    }
+
+    #[test]
+    fn reads_the_fuller_dump_with_params() {
+        let m = load(
+            r#"{"epoch": [0, 1], "params": {"verbose": 1, "epochs": 10, "steps": 3038},
+                "history": {"loss": [0.6935, 0.6933], "val_accuracy": [0.5051, 0.5048]}}"#,
+        );
+        assert_eq!(m.planned_epochs, Some(10));
+        assert_eq!(m.steps_per_epoch, Some(3038));
+        assert_eq!(
+            m.get(Canonical::ValAccuracy).unwrap().last().unwrap().value,
+            0.5048
+        );
+        assert_eq!(m.last_epoch(), Some(2));
+    }
+
+    #[test]
+    fn refuses_files_without_lists_and_broken_json() {
+        let (_d, path) = write(r#"{"model": "lstm", "epochs": 5}"#);
+        let e = load_metrics(&path, Some(Format::KerasHistory))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no metric values found (read as Keras history JSON)"),
+            "{e}"
+        );
+        let (_d, path) = write("{\"loss\": [0.5,\n 0.4,\n 0.3 0.2]}");
+        let e = load_metrics(&path, Some(Format::KerasHistory))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("history.json:3:6: expected `,` or `]`"), "{e}");
+        let (_d, path) = write("[0.5, 0.4]");
+        let e = load_metrics(&path, Some(Format::KerasHistory))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected a Keras history object"), "{e}");
+    }
 }

@@ -1,14 +1,590 @@
-//! (being written)
+//! Reads Keras console output captured to a file (`model.fit` with verbose 1 or 2), as in
+//! seed 000. What a capture holds: `Epoch N/M` headers (printed only when M > 1), progress
+//! states `3038/3038 ━━━━ 207s 68ms/step - accuracy: 0.5032 - loss: 0.6935 - …` (Keras 3),
+//! `[=====>....] - ETA: 12s - loss: …` (Keras 2), `3038/3038 - 207s - 68ms/step - …`
+//! (verbose 2), each redrawn in place with `\b` and `\r` and coloured with ANSI escapes
+//! even into a file (Keras draws dynamically whenever Python runs on POSIX), and lines
+//! of other loggers and callbacks in between (`Epoch 1: val_accuracy improved from -inf
+//! …`, which is neither a header nor values).
+//!
+//! The file is read as a stream of progress states split at `\r` and `\n`, each cleaned
+//! of escapes and backspaces, so memory is one state however long the log. An epoch's
+//! values are its last complete (`N/N`) state: Keras redraws the bar at `N/N` once with the
+//! train running means and then once more with the validation values added. A progress
+//! bar that starts over after an epoch completed is, under an `Epoch N/M` header, an
+//! `evaluate`/`predict` bar and is ignored; without headers (`fit(epochs=1)`, called in a
+//! loop or once) each completed bar is the next epoch. An unfinished epoch at the end of
+//! the file becomes `partial` (running means, not series values), and its step total
+//! gives the steps per epoch if no finished epoch did.
 
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
 use std::path::Path;
+use std::sync::LazyLock;
 
-use super::MetricsBuilder;
+use regex::Regex;
+
+use super::nonfinite::parse_number;
+use super::{MetricsBuilder, PartialEpoch};
 use crate::error::{Error, Result};
 
-pub fn read(path: &Path, _builder: &mut MetricsBuilder) -> Result<()> {
-    Err(Error::input(path, "format reader not written yet"))
+/// Longest progress state kept: a Keras state is a few hundred characters; bytes past this
+/// in one segment (a file without line breaks) are dropped rather than held.
+const MAX_SEGMENT_BYTES: usize = 64 * 1024;
+
+// The patterns below are constants exercised by every test of this module, so compiling
+// them cannot fail at run time.
+static ANSI: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+        .expect("constant pattern")
+});
+static HEADER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^Epoch (\d+)/(\d+)$").expect("constant pattern"));
+/// `347/3038 ━━`, `347/3038 [==`, `3038/3038 - 207s`, `7/Unknown 2s`.
+static COUNT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(\d+)/(\d+|Unknown)(?:\s|\[|$)").expect("constant pattern"));
+/// Keras ≤ 2.3 verbose 2: ` - 207s - loss: 0.6935 - acc: 0.5032`, no step count.
+static COUNTLESS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^- \d+s(?:\s|$)").expect("constant pattern"));
+static VALUE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|\s)- ([A-Za-z_][^\s:]*): (\S+)").expect("constant pattern"));
+/// A value as Keras prints it (`%.4f`, `%.4e`, nan, inf): a state cut off by the end of
+/// the file ends in something shorter.
+static WHOLE_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^-?(?:\d+\.\d{4}|\d\.\d{4}e[+-]\d{2,}|nan|inf)$").expect("constant pattern")
+});
+
+pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::read(path, &e))?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(Error::input(
+            path,
+            "is a directory, expected a metrics file",
+        ));
+    }
+    let mut reader = BufReader::new(file);
+    let mut raw = Vec::new();
+    let mut text = String::new();
+    let mut tracker = Tracker::default();
+    while let Some(terminated) =
+        read_segment(&mut reader, &mut raw).map_err(|e| Error::read(path, &e))?
+    {
+        clean(&raw, &mut text);
+        match parse_state(&text) {
+            State::Header { epoch, planned } => tracker.header(epoch, planned, builder),
+            State::Bar(bar) if terminated || tracker.accepts_cut(&bar) => {
+                tracker.bar(bar, builder);
+            }
+            _ => {}
+        }
+    }
+    tracker.finish(builder);
+    Ok(())
 }
 
+/// True when `text` (the first bytes of a file) holds an `Epoch N/M` header or a Keras
+/// progress state with values.
 pub fn looks_like(text: &str) -> bool {
-    text.contains("Epoch ")
+    let mut clean_text = String::new();
+    text.split(['\r', '\n']).any(|segment| {
+        clean(segment.as_bytes(), &mut clean_text);
+        match parse_state(&clean_text) {
+            State::Header { .. } => true,
+            State::Bar(bar) => !bar.values.is_empty(),
+            State::Other => false,
+        }
+    })
+}
+
+/// Reads up to the next `\r` or `\n` into `segment`. `Some(true)` when a terminator ended
+/// it, `Some(false)` for a last segment the file ends inside, `None` at the end.
+fn read_segment(reader: &mut impl BufRead, segment: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    segment.clear();
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok((!segment.is_empty()).then_some(false));
+        }
+        let end = available.iter().position(|&b| b == b'\r' || b == b'\n');
+        let take = end.unwrap_or(available.len());
+        let room = MAX_SEGMENT_BYTES.saturating_sub(segment.len());
+        segment.extend_from_slice(&available[..take.min(room)]);
+        match end {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(Some(true));
+            }
+            None => {
+                let n = available.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+/// What a terminal would show for one segment: escapes removed, backspaces applied.
+/// Backspaces at the end only move the cursor back for the next redraw, so they leave
+/// the state as it was drawn.
+fn clean(raw: &[u8], out: &mut String) {
+    let text = String::from_utf8_lossy(raw);
+    let text = ANSI.replace_all(&text, "");
+    out.clear();
+    for ch in text.trim_end_matches('\u{8}').chars() {
+        if ch == '\u{8}' {
+            out.pop();
+        } else {
+            out.push(ch);
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Header { epoch: u32, planned: u32 },
+    Bar(Bar),
+    Other,
+}
+
+/// One drawn progress state.
+#[derive(Debug, Clone, PartialEq)]
+struct Bar {
+    /// Steps done; `None` for the count-less verbose 2 line of old Keras.
+    step: Option<u64>,
+    /// Steps in the epoch; `None` while Keras does not know (`7/Unknown`).
+    total: Option<u64>,
+    /// Old Keras counted samples, not steps (`60000/60000 … 50us/sample`).
+    per_sample: bool,
+    values: Vec<(String, f64)>,
+    /// The last value is printed whole (see `WHOLE_VALUE`).
+    ends_whole: bool,
+}
+
+impl Bar {
+    fn is_complete(&self) -> bool {
+        match (self.step, self.total) {
+            (None, _) => true,
+            (Some(step), Some(total)) => step >= total,
+            (Some(_), None) => false,
+        }
+    }
+
+    /// The same progress bar drawn again, further along.
+    fn continues(&self, earlier: &Bar) -> bool {
+        match (earlier.step, self.step) {
+            (Some(before), Some(now)) => {
+                now >= before && (earlier.total.is_none() || earlier.total == self.total)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn parse_state(text: &str) -> State {
+    let text = text.trim();
+    if let Some(c) = HEADER.captures(text) {
+        if let (Ok(epoch), Ok(planned)) = (c[1].parse(), c[2].parse()) {
+            return State::Header { epoch, planned };
+        }
+        return State::Other;
+    }
+    let (step, total, rest) = if let Some(c) = COUNT.captures(text) {
+        let Ok(step) = c[1].parse::<u64>() else {
+            return State::Other;
+        };
+        (Some(step), c[2].parse::<u64>().ok(), &text[c[0].len()..])
+    } else if COUNTLESS.is_match(text) {
+        (None, None, text)
+    } else {
+        return State::Other;
+    };
+    let mut values = Vec::new();
+    let mut ends_whole = true;
+    for c in VALUE.captures_iter(rest) {
+        let (name, raw) = (&c[1], &c[2]);
+        if name == "ETA" {
+            continue;
+        }
+        ends_whole = WHOLE_VALUE.is_match(raw);
+        if let Some(v) = parse_number(raw) {
+            values.push((name.to_string(), v));
+        }
+    }
+    State::Bar(Bar {
+        step,
+        total,
+        per_sample: rest.contains("/sample"),
+        values,
+        ends_whole,
+    })
+}
+
+/// The epoch being read: its number, where it came from, and its latest state.
+#[derive(Debug)]
+struct OpenEpoch {
+    epoch: u32,
+    from_header: bool,
+    bar: Option<Bar>,
+    /// A bar after this epoch's completed one started over (`evaluate`): ignore the rest.
+    locked: bool,
+}
+
+#[derive(Debug, Default)]
+struct Tracker {
+    open: Option<OpenEpoch>,
+    last_done: u32,
+}
+
+impl Tracker {
+    fn header(&mut self, epoch: u32, planned: u32, builder: &mut MetricsBuilder) {
+        builder.planned_epochs = Some(planned);
+        self.close(builder, false);
+        self.open = Some(OpenEpoch {
+            epoch,
+            from_header: true,
+            bar: None,
+            locked: false,
+        });
+    }
+
+    fn bar(&mut self, bar: Bar, builder: &mut MetricsBuilder) {
+        let next = self.last_done.saturating_add(1);
+        let Some(open) = &mut self.open else {
+            self.open = Some(OpenEpoch {
+                epoch: next,
+                from_header: false,
+                bar: Some(bar),
+                locked: false,
+            });
+            return;
+        };
+        if open.locked {
+            return;
+        }
+        match &open.bar {
+            Some(current) if !bar.continues(current) && current.is_complete() => {
+                if open.from_header {
+                    open.locked = true;
+                } else {
+                    self.close(builder, false);
+                    let epoch = self.last_done.saturating_add(1);
+                    self.open = Some(OpenEpoch {
+                        epoch,
+                        from_header: false,
+                        bar: Some(bar),
+                        locked: false,
+                    });
+                }
+            }
+            // A first state, the same bar further along, or an unfinished bar that
+            // started over (the newer one is what runs now).
+            _ => open.bar = Some(bar),
+        }
+    }
+
+    /// Whether a state the file ends inside is whole enough to use.
+    fn accepts_cut(&self, bar: &Bar) -> bool {
+        let before = self
+            .open
+            .as_ref()
+            .and_then(|o| o.bar.as_ref())
+            .map_or(0, |b| b.values.len());
+        bar.ends_whole && bar.values.len() >= before
+    }
+
+    fn close(&mut self, builder: &mut MetricsBuilder, at_end: bool) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let Some(bar) = open.bar else {
+            return;
+        };
+        let steps = bar.total.filter(|_| !bar.per_sample);
+        if bar.is_complete() {
+            for (name, value) in &bar.values {
+                builder.push(name, open.epoch, *value);
+            }
+            builder.rows += 1;
+            self.last_done = open.epoch;
+            if steps.is_some() {
+                builder.steps_per_epoch = steps;
+            }
+        } else if at_end {
+            // Running means of an epoch still under way: shown, never a series value.
+            if builder.steps_per_epoch.is_none() {
+                builder.steps_per_epoch = steps;
+            }
+            builder.partial = Some(PartialEpoch {
+                epoch: open.epoch,
+                steps_done: bar.step.unwrap_or(0),
+                steps_total: bar.total,
+                values: bar.values,
+            });
+        }
+        // An unfinished epoch followed by a new header was interrupted: nothing to keep.
+    }
+
+    fn finish(&mut self, builder: &mut MetricsBuilder) {
+        self.close(builder, true);
+    }
+}
+
+#[cfg(test)]
+// Losses at chance level (0.6931 = ln 2 and 2.3026 = ln 10, to the 4 decimals Keras and
+// the HF Trainer print) are the logged data under test, not approximations of constants.
+#[allow(clippy::approx_constant)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Canonical, Format, Metrics, load_metrics};
+    use std::path::PathBuf;
+
+    fn example(rel: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+    }
+
+    fn load_text(text: &str) -> Metrics {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("train.log");
+        std::fs::write(&path, text).unwrap();
+        load_metrics(&path, Some(Format::KerasLog)).unwrap()
+    }
+
+    fn values(m: &Metrics, c: Canonical) -> Vec<(u32, f64)> {
+        m.get(c)
+            .unwrap()
+            .tail(100)
+            .iter()
+            .map(|p| (p.epoch, p.value))
+            .collect()
+    }
+
+    fn partial_value(m: &Metrics, name: &str) -> f64 {
+        m.partial
+            .as_ref()
+            .unwrap()
+            .values
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn reads_seed_000_with_its_partial_third_epoch() {
+        let m = load_metrics(&example("configs/examples/seed000/training.log"), None).unwrap();
+        assert_eq!(m.format, Format::KerasLog);
+        assert_eq!(m.rows, 2);
+        assert_eq!(m.planned_epochs, Some(5));
+        assert_eq!(m.steps_per_epoch, Some(3038));
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 0.6935), (2, 0.6933)]);
+        assert_eq!(
+            values(&m, Canonical::Accuracy),
+            vec![(1, 0.5032), (2, 0.4973)]
+        );
+        assert_eq!(
+            values(&m, Canonical::ValLoss),
+            vec![(1, 0.6931), (2, 0.6931)]
+        );
+        assert_eq!(
+            values(&m, Canonical::ValAccuracy),
+            vec![(1, 0.5051), (2, 0.5048)]
+        );
+        let partial = m.partial.as_ref().unwrap();
+        assert_eq!(
+            (partial.epoch, partial.steps_done, partial.steps_total),
+            (3, 347, Some(3038))
+        );
+        assert_eq!(partial_value(&m, "accuracy"), 0.4930);
+        assert_eq!(partial_value(&m, "loss"), 0.6933);
+        assert_eq!(m.last_epoch(), Some(2));
+    }
+
+    #[test]
+    fn reads_a_keras_3_terminal_capture() {
+        let m = load_metrics(
+            &example("configs/examples/formats/keras3_verbose1.log"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(m.format, Format::KerasLog);
+        assert_eq!(m.planned_epochs, Some(8));
+        assert_eq!(m.steps_per_epoch, Some(1563));
+        assert_eq!(m.rows, 6);
+        let loss = values(&m, Canonical::Loss);
+        assert_eq!(loss.len(), 6);
+        assert_eq!(loss[0], (1, 1.5712));
+        assert_eq!(loss[5], (6, 0.6618));
+        let val = values(&m, Canonical::ValAccuracy);
+        assert_eq!(val[5], (6, 0.7024));
+        // e-notation survives
+        assert_eq!(values(&m, Canonical::Lr)[5], (6, 5.0e-4));
+        let partial = m.partial.as_ref().unwrap();
+        assert_eq!((partial.epoch, partial.steps_done), (7, 912));
+        assert_eq!(partial_value(&m, "loss"), 0.6241);
+        assert!(partial.values.iter().all(|(n, _)| !n.starts_with("val_")));
+    }
+
+    #[test]
+    fn reads_keras_2_bars_with_eta() {
+        let m = load_metrics(
+            &example("configs/examples/formats/keras2_verbose1.log"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(m.format, Format::KerasLog);
+        assert_eq!(m.planned_epochs, Some(6));
+        assert_eq!(m.steps_per_epoch, Some(469));
+        assert_eq!(m.rows, 6);
+        assert!(m.partial.is_none());
+        let val = values(&m, Canonical::ValLoss);
+        assert_eq!(val.len(), 6);
+        assert_eq!(val[0], (1, 0.1454));
+        assert_eq!(values(&m, Canonical::Accuracy)[5], (6, 0.9912));
+        assert_eq!(values(&m, Canonical::Lr)[0], (1, 1.0e-3));
+    }
+
+    #[test]
+    fn reads_keras_3_verbose_2_with_early_stopping() {
+        let m = load_metrics(
+            &example("configs/examples/formats/keras3_verbose2.log"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(m.format, Format::KerasLog);
+        assert_eq!(m.planned_epochs, Some(20));
+        assert_eq!(m.steps_per_epoch, Some(250));
+        assert_eq!(m.rows, 7);
+        let val = values(&m, Canonical::ValLoss);
+        assert_eq!(val.len(), 7);
+        assert_eq!(m.get(Canonical::ValLoss).unwrap().min().unwrap().epoch, 4);
+        assert!(m.partial.is_none());
+    }
+
+    #[test]
+    fn without_headers_each_completed_bar_is_an_epoch() {
+        // fit(epochs=1) called in a loop: no `Epoch N/M`, one bar per call.
+        let bar = |loss: &str| {
+            format!(
+                "\r 1/10 ━━━━━━━━━━━━━━━━━━━━ 1s 150ms/step - loss: 0.9000\u{8}\u{8}\r10/10 ━━━━━━━━━━━━━━━━━━━━ 2s 100ms/step - loss: {loss} - val_loss: 0.8000\n"
+            )
+        };
+        let m = load_text(&format!("{}{}{}", bar("0.7000"), bar("0.6000"), bar("nan")));
+        let loss = values(&m, Canonical::Loss);
+        assert_eq!(loss[..2], [(1, 0.7), (2, 0.6)]);
+        assert!(loss[2].1.is_nan());
+        assert_eq!(m.planned_epochs, None);
+        assert_eq!(m.steps_per_epoch, Some(10));
+    }
+
+    #[test]
+    fn an_evaluate_bar_after_the_last_epoch_is_not_an_epoch() {
+        let m = load_text(
+            "Epoch 1/2\n10/10 ━━ 2s 100ms/step - loss: 0.5000 - val_loss: 0.6000\n\
+             Epoch 2/2\n10/10 ━━ 2s 100ms/step - loss: 0.4000 - val_loss: 0.5000\n\
+             \r1/4 ━━ 0s 10ms/step - loss: 0.9000\r4/4 ━━ 0s 10ms/step - loss: 0.5500\n",
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 0.5), (2, 0.4)]);
+        assert_eq!(m.steps_per_epoch, Some(10));
+    }
+
+    #[test]
+    fn old_keras_samples_and_countless_lines() {
+        let m = load_text(
+            "Train on 60000 samples\nEpoch 1/2\n60000/60000 [==============================] - 3s 50us/sample - loss: 0.2950 - acc: 0.9149\n\
+             Epoch 2/2\n - 3s - loss: 0.1401 - acc: 0.9581\n",
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 0.2950), (2, 0.1401)]);
+        assert_eq!(
+            values(&m, Canonical::Accuracy),
+            vec![(1, 0.9149), (2, 0.9581)]
+        );
+        assert_eq!(m.steps_per_epoch, None);
+    }
+
+    #[test]
+    fn a_state_cut_off_by_the_end_of_the_file_is_not_read() {
+        let m = load_text(
+            "Epoch 1/3\n5/5 ━━ 1s - loss: 0.5000\nEpoch 2/3\n\r2/5 ━━ 1s - accuracy: 0.6100 - loss: 0.4100\r3/5 ━━ 1s - accuracy: 0.6",
+        );
+        let partial = m.partial.as_ref().unwrap();
+        assert_eq!(partial.steps_done, 2);
+        assert_eq!(partial_value(&m, "loss"), 0.41);
+    }
+
+    #[test]
+    fn a_file_without_progress_has_no_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("train.log");
+        std::fs::write(
+            &path,
+            "Epoch 1: val_accuracy improved from -inf to 0.50509\nINFO start\n",
+        )
+        .unwrap();
+        let e = load_metrics(&path, Some(Format::KerasLog))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no metric values found (read as Keras console log)"),
+            "{e}"
+        );
+        let e = load_metrics(
+            &example("tests/fixtures/garbage.bin"),
+            Some(Format::KerasLog),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn parses_each_kind_of_state() {
+        let mut text = String::new();
+        clean(
+            "\u{1b}[1m 347/3038\u{1b}[0m \u{1b}[32m━━\u{1b}[0m\u{1b}[37m━━━━\u{1b}[0m \u{1b}[1m2:56\u{1b}[0m 65ms/step - accuracy: 0.4930 - loss: 6.9330e-01\u{8}\u{8}\u{8}"
+                .as_bytes(),
+            &mut text,
+        );
+        let State::Bar(bar) = parse_state(&text) else {
+            panic!("{text:?}")
+        };
+        assert_eq!((bar.step, bar.total), (Some(347), Some(3038)));
+        assert_eq!(
+            bar.values,
+            vec![("accuracy".into(), 0.493), ("loss".into(), 0.6933)]
+        );
+        assert!(bar.ends_whole && !bar.is_complete());
+        let State::Bar(bar) =
+            parse_state("  32/469 [>.............................] - ETA: 1:12 - loss: 2.3026")
+        else {
+            panic!()
+        };
+        assert_eq!(bar.values, vec![("loss".into(), 2.3026)]);
+        assert_eq!(
+            parse_state("Epoch 3/5"),
+            State::Header {
+                epoch: 3,
+                planned: 5
+            }
+        );
+        for other in [
+            "Epoch 1: val_accuracy improved from -inf to 0.50509, saving model to m.keras",
+            "2025-06-22 22:10:14.441 | 68935:8269531200 | INFO | src.process2:model_train:151 | 开始训练模型...",
+            " Total params: 167,202 (653.13 KB)",
+            "Epoch 3/5 extra",
+        ] {
+            assert_eq!(parse_state(other), State::Other, "{other}");
+        }
+        let mut erased = String::new();
+        clean(b"abc\x08\x08xy\x08\x08\x08", &mut erased);
+        assert_eq!(erased, "axy");
+    }
+
+    #[test]
+    fn recognises_keras_output() {
+        assert!(looks_like("Epoch 1/5\n"));
+        assert!(looks_like(" Total params: 1\n\r 1/10 ━━ 1s - loss: 0.5000"));
+        assert!(looks_like(
+            "469/469 - 3s - 5ms/step - accuracy: 0.9541 - loss: 0.1571\n"
+        ));
+        assert!(!looks_like("Epoch 1: early stopping\nhello\n"));
+        assert!(!looks_like("epoch,loss\n0,0.5\n"));
+    }
 }

@@ -253,11 +253,27 @@ pub fn detect(path: &Path) -> Result<Format> {
     })
 }
 
+/// Control bytes in a text file: tab, line ends, form feed, and the backspace and escape
+/// that progress bars draw with.
+const TEXT_CONTROLS: &[u8] = b"\t\n\r\x08\x0b\x0c\x1b";
+/// Share of other control bytes above which the head is binary, not text. Not valid UTF-8
+/// alone is not binary: a log written on a Chinese Windows system is GBK.
+const BINARY_CONTROL_SHARE: f64 = 0.1;
+
 fn looks_binary(head: &[u8]) -> bool {
-    head.contains(&0) || std::str::from_utf8(head).is_err() && head.len() < SNIFF_BYTES
+    if head.contains(&0) {
+        return true;
+    }
+    let controls = head
+        .iter()
+        .filter(|&&b| (b < 0x20 && !TEXT_CONTROLS.contains(&b)) || b == 0x7f)
+        .count();
+    !head.is_empty() && controls as f64 / head.len() as f64 > BINARY_CONTROL_SHARE
 }
 
-/// The detection rules, on a name and the file's first bytes; `None` when nothing fits.
+/// The detection rules, on a lowercased file name and the file's first bytes; `None` when
+/// nothing fits. Content decides where it is clear (a renamed file is still recognised);
+/// the name decides between shapes that look alike (`.jsonl`, `trainer_state.json`).
 fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
     if looks_binary(head) {
         return None;
@@ -272,32 +288,22 @@ fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
         return Some(Format::JsonLines);
     }
     if trimmed.starts_with('{') {
-        if name == "trainer_state.json" || trimmed.contains("\"log_history\"") {
-            return Some(Format::HfTrainerState);
-        }
-        let mut lines = trimmed.lines().map(str::trim).filter(|l| !l.is_empty());
-        let first = lines.next().unwrap_or_default();
-        let second = lines.next().unwrap_or_default();
-        if first.starts_with('{') && first.ends_with('}') && second.starts_with('{') {
-            return Some(Format::JsonLines);
-        }
-        // History maps names to lists; a snapshot maps names to scalars.
-        let history = regex::Regex::new(r#"^\{\s*"[^"]*"\s*:\s*\["#).ok()?;
-        if history.is_match(trimmed) {
-            return Some(Format::KerasHistory);
-        }
-        if first.starts_with('{') && first.ends_with('}') && !name.ends_with(".json") {
-            return Some(Format::JsonLines);
-        }
-        return Some(Format::Snapshot);
+        return Some(detect_json(name, trimmed));
     }
-    let first_line = trimmed.lines().next().unwrap_or_default();
-    let looks_csv = first_line.contains(',') && !first_line.contains(" - ");
-    if name.ends_with(".csv") || looks_csv {
-        let header: Vec<String> = first_line
-            .split(',')
-            .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
-            .collect();
+    let mut lines = trimmed.lines().filter(|l| !l.trim().is_empty());
+    let first_line = lines.next().unwrap_or_default();
+    let header: Vec<String> = first_line
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
+        .collect();
+    // A header is column names; the next line (if any) has at least as many cells (more
+    // when CSVLogger quotes a list value). Prose with commas (a logger line, `Total
+    // params: 167,202`) is not a header.
+    let names_only = header.len() >= 2 && header.iter().all(|h| looks_like_column(h));
+    let same_width = lines
+        .next()
+        .is_none_or(|l| l.split(',').count() >= header.len());
+    if names_only && (same_width || name.ends_with(".csv")) {
         if header.iter().any(|h| h == "step") {
             return Some(Format::LightningCsv);
         }
@@ -307,7 +313,243 @@ fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
         {
             return Some(Format::KerasCsv);
         }
-        return None;
+        // A first line with commas may be prose before a Keras log (` Total params:
+        // 167,202 (653.13 KB)`), so the log rule still gets its turn.
     }
-    keras_log::looks_like(&text).then_some(Format::KerasLog)
+    keras_log::looks_like(text).then_some(Format::KerasLog)
+}
+
+/// A CSV column name as trainers write them (`val_loss`, `lr-Adam`, `train/acc`).
+fn looks_like_column(cell: &str) -> bool {
+    let mut chars = cell.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || "_-./@".contains(c))
+}
+
+/// Which JSON shape a text starting with `{` is.
+fn detect_json(name: &str, trimmed: &str) -> Format {
+    if name == "trainer_state.json" || trimmed.contains("\"log_history\"") {
+        return Format::HfTrainerState;
+    }
+    let mut lines = trimmed.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    let second = lines.next().unwrap_or_default();
+    if first.starts_with('{') && first.ends_with('}') && second.starts_with('{') {
+        return Format::JsonLines;
+    }
+    // History maps names to lists (at the top, or under `history` in a fuller dump); a
+    // snapshot maps names to scalars. The patterns are constants.
+    let history = regex::Regex::new(r#"^\{\s*"[^"]*"\s*:\s*\["#).ok();
+    let nested = regex::Regex::new(r#""history"\s*:\s*\{\s*"[^"]*"\s*:\s*\["#).ok();
+    if history.is_some_and(|r| r.is_match(trimmed)) || nested.is_some_and(|r| r.is_match(trimmed)) {
+        return Format::KerasHistory;
+    }
+    // One object, on one line or many, is a snapshot (a JSON Lines file of one row reads
+    // the same either way).
+    Format::Snapshot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(rel: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+    }
+
+    /// Every example, by its own name and renamed to something neutral.
+    const EXAMPLES: &[(&str, Format)] = &[
+        (
+            "configs/examples/formats/keras_history.json",
+            Format::KerasHistory,
+        ),
+        (
+            "configs/examples/formats/keras_csvlogger.csv",
+            Format::KerasCsv,
+        ),
+        (
+            "configs/examples/formats/keras3_verbose1.log",
+            Format::KerasLog,
+        ),
+        (
+            "configs/examples/formats/keras2_verbose1.log",
+            Format::KerasLog,
+        ),
+        (
+            "configs/examples/formats/keras3_verbose2.log",
+            Format::KerasLog,
+        ),
+        (
+            "configs/examples/formats/lightning/version_0/metrics.csv",
+            Format::LightningCsv,
+        ),
+        (
+            "configs/examples/formats/hf/trainer_state.json",
+            Format::HfTrainerState,
+        ),
+        ("configs/examples/formats/metrics.jsonl", Format::JsonLines),
+        ("configs/examples/formats/snapshot.json", Format::Snapshot),
+        ("configs/examples/seed003/metrics.json", Format::Snapshot),
+        ("configs/examples/seed000/training.log", Format::KerasLog),
+    ];
+
+    #[test]
+    fn detects_every_example_by_name_and_by_content() {
+        for (rel, want) in EXAMPLES {
+            let path = example(rel);
+            assert_eq!(detect(&path).unwrap(), *want, "{rel}");
+            let head = std::fs::read(&path).unwrap();
+            for neutral in ["m.txt", "metrics", "run.out"] {
+                assert_eq!(
+                    detect_from(neutral, &head),
+                    Some(*want),
+                    "{rel} as {neutral}"
+                );
+            }
+            // and every example reads in the format it is detected as
+            let m = load_metrics(&path, None).unwrap();
+            assert!(m.last_epoch().is_some() || m.partial.is_some(), "{rel}");
+        }
+    }
+
+    #[test]
+    fn detection_rules() {
+        let cases: &[(&str, &str, Option<Format>)] = &[
+            (
+                "m.txt",
+                "epoch,accuracy,loss\r\n0,0.5,0.7\r\n",
+                Some(Format::KerasCsv),
+            ),
+            (
+                "training.log",
+                "epoch,acc,loss\n0,0.5,0.7\n",
+                Some(Format::KerasCsv),
+            ),
+            (
+                "m.txt",
+                "epoch,step,val_loss\n0,10,0.5\n",
+                Some(Format::LightningCsv),
+            ),
+            ("h.csv", "epoch,loss,val_loss\r\n", Some(Format::KerasCsv)),
+            (
+                "m.txt",
+                "{\"loss\": [0.5, NaN]}",
+                Some(Format::KerasHistory),
+            ),
+            (
+                "m.json",
+                "{\"epoch\": [0], \"history\": {\"loss\": [0.5]}}",
+                Some(Format::KerasHistory),
+            ),
+            (
+                "m.json",
+                "{\"epoch\": 2, \"loss\": 1.69}",
+                Some(Format::Snapshot),
+            ),
+            (
+                "m.txt",
+                "{\"epoch\": 2, \"loss\": 1.69}\n",
+                Some(Format::Snapshot),
+            ),
+            (
+                "m.json",
+                "{\"epoch\": 1}\n{\"epoch\": 2}\n",
+                Some(Format::JsonLines),
+            ),
+            ("m.jsonl", "{\"epoch\": 1}", Some(Format::JsonLines)),
+            (
+                "trainer_state.json",
+                "{\"best_metric\": null}",
+                Some(Format::HfTrainerState),
+            ),
+            ("m.txt", "Epoch 1/3\n", Some(Format::KerasLog)),
+            (
+                "m.txt",
+                "2025-07-03 14:10:02 | INFO | training for 8 epochs (batch 32, lr 0.001)\nEpoch 1/8\n",
+                Some(Format::KerasLog),
+            ),
+            ("m.txt", "hello, world\nnothing here\n", None),
+            ("m.csv", "name,value\nfoo,1\n", None),
+            ("m.txt", "   \n", None),
+            ("m.txt", "\u{0}\u{1}binary", None),
+        ];
+        for (name, text, want) in cases {
+            assert_eq!(
+                detect_from(name, text.as_bytes()),
+                *want,
+                "{name}: {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_gbk_log_is_text_and_garbage_is_binary() {
+        // 开始训练 in GBK: not UTF-8, still a log
+        let mut gbk = b"\xbf\xaa\xca\xbc\xd1\xb5\xc1\xb7\n".to_vec();
+        gbk.extend_from_slice("Epoch 1/5\n".as_bytes());
+        assert_eq!(detect_from("train.log", &gbk), Some(Format::KerasLog));
+        let garbage = std::fs::read(example("tests/fixtures/garbage.bin")).unwrap();
+        assert!(looks_binary(&garbage));
+    }
+
+    #[test]
+    fn every_reader_refuses_broken_inputs_without_panicking() {
+        let formats = [
+            Format::Snapshot,
+            Format::KerasHistory,
+            Format::KerasCsv,
+            Format::KerasLog,
+            Format::LightningCsv,
+            Format::HfTrainerState,
+            Format::JsonLines,
+        ];
+        for rel in [
+            "tests/fixtures/garbage.bin",
+            "tests/fixtures/empty.csv",
+            "tests/fixtures/header_only.csv",
+            "tests/fixtures/broken.json",
+            "tests/fixtures/not_metrics.json",
+            "tests/fixtures/missing.json",
+            "tests/fixtures",
+        ] {
+            for format in formats {
+                let e = load_metrics(&example(rel), Some(format))
+                    .expect_err(&format!("{rel} as {format:?}"));
+                assert_eq!(e.exit_code(), 2, "{rel} as {format:?}: {e}");
+                assert!(
+                    e.to_string().contains("tests/fixtures"),
+                    "{rel} as {format:?}: {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn undetectable_files_are_input_errors() {
+        for (rel, want) in [
+            ("tests/fixtures/empty.csv", "empty file"),
+            ("tests/fixtures/garbage.bin", "binary data"),
+        ] {
+            let e = detect(&example(rel)).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains(want), "{rel}: {e}");
+        }
+        let e = detect(&example("configs")).unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        let e = load_metrics(&example("tests/fixtures/not_metrics.json"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no metric values found (read as JSON snapshot)"),
+            "{e}"
+        );
+        let e = load_metrics(&example("tests/fixtures/header_only.csv"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no metric values found"), "{e}");
+        let e = load_metrics(&example("tests/fixtures/broken.json"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("broken.json:3:16: key must be a string"), "{e}");
+    }
 }

@@ -3,6 +3,7 @@
 //! JSON printed by `suggest --format json` and the JSON twin are the same object.
 
 mod chart;
+pub mod effects;
 mod markdown;
 
 use std::path::PathBuf;

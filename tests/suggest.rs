@@ -1,0 +1,326 @@
+//! `retune suggest` end to end through the binary, the way a person or a trainer calls it.
+
+mod common;
+
+use common::{Scratch, assert_code, json, stdout};
+use serde_json::Value;
+
+/// Copies an example folder's config and metrics into a scratch dir and runs suggest
+/// with --format json; returns the scratch dir and the decision.
+fn suggest(example: &str, metrics: &str, extra: &[&str]) -> (Scratch, Value) {
+    let s = Scratch::new();
+    s.copy_example(&format!("{example}/config.json"), "run/config.json");
+    s.copy_example(&format!("{example}/{metrics}"), &format!("run/{metrics}"));
+    let metrics_path = format!("run/{metrics}");
+    let mut args = vec![
+        "suggest",
+        "--config",
+        "run/config.json",
+        "--metrics",
+        &metrics_path,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = s.retune(&args);
+    assert_code(&out, 0);
+    let decision = json(&out);
+    (s, decision)
+}
+
+fn ids(decision: &Value, key: &str, field: &str) -> Vec<String> {
+    decision[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} missing: {decision:#}"))
+        .iter()
+        .map(|v| v[field].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Lines that differ between two texts (old, new), in order.
+fn changed_lines(old: &str, new: &str) -> Vec<(String, String)> {
+    assert_eq!(
+        old.lines().count(),
+        new.lines().count(),
+        "line count changed:\n{new}"
+    );
+    old.lines()
+        .zip(new.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn seed003_gets_a_clean_evidenced_report() {
+    let (s, d) = suggest("seed003", "metrics.json", &[]);
+    for key in [
+        "adjustment_id",
+        "provider",
+        "model",
+        "findings",
+        "changes",
+        "rejected",
+        "actions",
+        "config_out",
+        "report",
+    ] {
+        assert!(d.get(key).is_some(), "decision lacks {key}: {d:#}");
+    }
+    assert_eq!(d["provider"], "rules");
+    let finding = d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "chance_level")
+        .expect("chance_level");
+    assert_eq!(finding["evidence"]["classes"], 5);
+    // Every accepted change is a real change with its own rationale.
+    let changes = d["changes"].as_array().unwrap();
+    let mut rationales: Vec<&str> = changes
+        .iter()
+        .map(|c| c["rationale"].as_str().unwrap())
+        .collect();
+    rationales.dedup();
+    assert_eq!(rationales.len(), changes.len());
+    for c in changes {
+        let (old, new) = (c["old"].as_f64().unwrap(), c["new"].as_f64().unwrap());
+        assert!((new - old).abs() > 0.02 * old.abs(), "no-op change {c}");
+    }
+    let report = s.read(d["report"].as_str().unwrap());
+    // A diff when something changed, and a plain statement when nothing did.
+    if changes.is_empty() {
+        assert!(report.contains("No change: the adjusted config is the input config"), "{report}");
+        assert!(d["advice"].as_array().unwrap().iter().any(|a| a.as_str().unwrap().contains("Check the data and labels")));
+    } else {
+        assert!(report.contains("```diff"), "{report}");
+    }
+    assert!(report.contains("chance_level"));
+    let noise = regex::Regex::new(r"\d\.\d*(0000000|9999999)\d").unwrap();
+    assert!(!noise.is_match(&report), "float noise in report:\n{report}");
+    let out = s.read("run/config.retuned.json");
+    assert!(!noise.is_match(&out), "float noise in config:\n{out}");
+}
+
+#[test]
+fn a_diverging_run_gets_its_rate_cut_and_a_restore() {
+    let (s, d) = suggest("keras/diverging", "history.csv", &[]);
+    assert!(
+        ids(&d, "findings", "id").contains(&"divergence".to_string()),
+        "{d:#}"
+    );
+    assert_eq!(d["actions"], serde_json::json!(["restore_checkpoint"]));
+    let change = &d["changes"][0];
+    assert_eq!(change["canonical"], "learning_rate");
+    let (old, new) = (
+        change["old"].as_f64().unwrap(),
+        change["new"].as_f64().unwrap(),
+    );
+    assert!((new / old - 0.1).abs() < 1e-9, "{change}");
+    // Only the learning-rate line of the config changed, and nothing else moved.
+    let lines = changed_lines(
+        &s.read("run/config.json"),
+        &s.read("run/config.retuned.json"),
+    );
+    assert_eq!(lines.len(), 1, "{lines:?}");
+}
+
+#[test]
+fn a_run_that_diverged_from_the_start_is_restarted() {
+    let (_, d) = suggest("keras/diverging_from_start", "history.csv", &[]);
+    assert_eq!(d["actions"], serde_json::json!(["restart"]), "{d:#}");
+}
+
+#[test]
+fn a_healthy_run_is_left_alone() {
+    let (s, d) = suggest("keras/healthy", "history.csv", &[]);
+    let trend = [
+        "divergence",
+        "plateau",
+        "slow_convergence",
+        "overfitting",
+        "oscillation",
+        "chance_level",
+    ];
+    for id in ids(&d, "findings", "id") {
+        assert!(
+            !trend.contains(&id.as_str()),
+            "healthy run flagged {id}: {d:#}"
+        );
+    }
+    assert_eq!(d["changes"], serde_json::json!([]));
+    assert_eq!(s.read("run/config.json"), s.read("run/config.retuned.json"));
+}
+
+#[test]
+fn an_overfitting_run_gets_regularised_or_stopped() {
+    let (_, d) = suggest("keras/overfitting", "history.csv", &[]);
+    assert!(
+        ids(&d, "findings", "id").contains(&"overfitting".to_string()),
+        "{d:#}"
+    );
+    let changed = ids(&d, "changes", "canonical");
+    let actions = d["actions"].as_array().unwrap();
+    assert!(
+        changed
+            .iter()
+            .any(|c| c == "dropout" || c == "weight_decay")
+            || actions.contains(&Value::from("stop_early")),
+        "{d:#}"
+    );
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let s = Scratch::new();
+    s.copy_example("keras/diverging/config.json", "config.json");
+    s.copy_example("keras/diverging/history.csv", "history.csv");
+    let before = s.files();
+    let out = s.retune(&[
+        "suggest",
+        "-c",
+        "config.json",
+        "-m",
+        "history.csv",
+        "--dry-run",
+    ]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("dry run: nothing written"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(s.files(), before);
+}
+
+#[test]
+fn in_place_keeps_the_previous_text_in_the_history() {
+    let s = Scratch::new();
+    let original = std::fs::read_to_string(common::example("keras/diverging/config.json")).unwrap();
+    s.write("config.json", &original);
+    s.copy_example("keras/diverging/history.csv", "history.csv");
+    let out = s.retune(&[
+        "suggest",
+        "-c",
+        "config.json",
+        "-m",
+        "history.csv",
+        "--in-place",
+        "--format",
+        "json",
+    ]);
+    assert_code(&out, 0);
+    assert_ne!(s.read("config.json"), original);
+    let history = s.read("reports/history.jsonl");
+    let entry: Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["config_before"], Value::from(original));
+    assert!(!s.files().iter().any(|f| f.contains("retuned")));
+}
+
+#[test]
+fn a_second_call_on_the_same_log_does_not_cut_again() {
+    // A trainer that calls twice for one epoch (a retry, a resumed job) must not compound.
+    let s = Scratch::new();
+    s.copy_example("keras/diverging/config.json", "config.json");
+    s.copy_example("keras/diverging/history.csv", "history.csv");
+    let first = json(&s.retune(&[
+        "suggest",
+        "-c",
+        "config.json",
+        "-m",
+        "history.csv",
+        "--in-place",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(first["changes"].as_array().unwrap().len(), 1);
+    let second = s.retune(&[
+        "suggest",
+        "-c",
+        "config.json",
+        "-m",
+        "history.csv",
+        "--in-place",
+        "--format",
+        "json",
+    ]);
+    assert_code(&second, 0);
+    let second = json(&second);
+    assert_eq!(second["changes"], serde_json::json!([]), "{second:#}");
+}
+
+#[test]
+fn json_output_is_one_document_and_text_output_is_for_people() {
+    let s = Scratch::new();
+    s.copy_example("keras/diverging/config.json", "c.json");
+    s.copy_example("keras/diverging/history.csv", "h.csv");
+    let out = s.retune(&[
+        "suggest",
+        "-c",
+        "c.json",
+        "-m",
+        "h.csv",
+        "--format",
+        "json",
+        "--dry-run",
+    ]);
+    assert_code(&out, 0);
+    json(&out);
+    let out = s.retune(&["suggest", "-c", "c.json", "-m", "h.csv"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("divergence") && text.contains("change ") && text.contains("wrote "),
+        "{text}"
+    );
+}
+
+#[test]
+fn concurrent_calls_never_interleave_history_lines() {
+    let s = Scratch::new();
+    s.copy_example("keras/diverging/config.json", "c.json");
+    s.copy_example("keras/diverging/history.csv", "h.csv");
+    let bin = assert_cmd::cargo::cargo_bin("retune");
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            std::process::Command::new(&bin)
+                .current_dir(s.dir.path())
+                .args([
+                    "suggest",
+                    "-c",
+                    "c.json",
+                    "-m",
+                    "h.csv",
+                    "--history",
+                    "shared.jsonl",
+                ])
+                .args([
+                    "--out",
+                    &format!("out{i}.json"),
+                    "--report-dir",
+                    &format!("r{i}"),
+                ])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let history = s.read("shared.jsonl");
+    assert_eq!(history.lines().count(), 8);
+    for line in history.lines() {
+        let entry: Value = serde_json::from_str(line).expect("every line is whole JSON");
+        assert!(entry["adjustment_id"].as_str().unwrap().starts_with("adj-"));
+    }
+}
+
+#[test]
+fn the_report_is_written_in_chinese_on_request() {
+    let (s, d) = suggest("seed003", "metrics.json", &["--lang", "zh"]);
+    let report = s.read(d["report"].as_str().unwrap());
+    assert!(
+        report.contains("诊断") || report.contains("发现"),
+        "{report}"
+    );
+}
