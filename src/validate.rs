@@ -275,44 +275,34 @@ fn step_limit(
     proposed: f64,
     lang: Lang,
 ) -> Option<(f64, String)> {
-    match (spec.scale, spec.max_factor) {
+    let (lo, hi, largest) = match (spec.scale, spec.max_factor) {
         (Scale::Log, Some(factor)) if old > 0.0 => {
-            let (lo, hi) = (old / factor, old * factor);
-            let limit = proposed.clamp(lo, hi);
-            (limit != proposed).then(|| {
-                (
-                    limit,
-                    say!(
-                        lang,
-                        "clamped from {} to {}: one adjustment moves {} by at most ×{}",
-                        "从 {} 限制为 {}：{} 每次最多变化 ×{}",
-                        num(proposed),
-                        num(limit),
-                        spec.name,
-                        num(factor)
-                    ),
-                )
-            })
+            (old / factor, old * factor, format!("×{}", num(factor)))
         }
         _ => {
             let step = spec.max_step?;
-            let limit = proposed.clamp(old - step, old + step);
-            (limit != proposed).then(|| {
-                (
-                    limit,
-                    say!(
-                        lang,
-                        "clamped from {} to {}: one adjustment moves {} by at most {}",
-                        "从 {} 限制为 {}：{} 每次最多变化 {}",
-                        num(proposed),
-                        num(limit),
-                        spec.name,
-                        num(step)
-                    ),
-                )
-            })
+            (old - step, old + step, num(step))
         }
+    };
+    // A hair of slack, so that a limit computed in floating point (1e-6 × 10 =
+    // 9.999999999999999e-6) does not clamp a proposal of exactly that limit (1e-5).
+    let slack = 1e-9 * hi.abs().max(lo.abs());
+    if proposed >= lo - slack && proposed <= hi + slack {
+        return None;
     }
+    let limit = proposed.clamp(lo, hi);
+    Some((
+        limit,
+        say!(
+            lang,
+            "clamped from {} to {}: one adjustment moves {} by at most {}",
+            "从 {} 限制为 {}：{} 每次最多变化 {}",
+            num(proposed),
+            num(limit),
+            spec.name,
+            largest
+        ),
+    ))
 }
 
 /// A divergence overrides a cooldown, but only one seen in epochs after the change: the
@@ -581,6 +571,11 @@ mod tests {
 
     #[test]
     fn large_steps_are_clamped_and_integers_stay_integers() {
+        let d = decide(&[("optimizer.lr", json!(0.01)), ("batch_size", json!(128))]);
+        assert!(
+            d.changes.iter().all(|c| c.clamped.is_none()),
+            "exactly the largest step: {d:?}"
+        );
         let d = decide(&[("optimizer.lr", json!(0.5)), ("batch_size", json!(512))]);
         let lr = d
             .changes

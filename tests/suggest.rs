@@ -90,8 +90,17 @@ fn seed003_gets_a_clean_evidenced_report() {
     let report = s.read(d["report"].as_str().unwrap());
     // A diff when something changed, and a plain statement when nothing did.
     if changes.is_empty() {
-        assert!(report.contains("No change: the adjusted config is the input config"), "{report}");
-        assert!(d["advice"].as_array().unwrap().iter().any(|a| a.as_str().unwrap().contains("Check the data and labels")));
+        assert!(
+            report.contains("No change: the adjusted config is the input config"),
+            "{report}"
+        );
+        assert!(
+            d["advice"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a.as_str().unwrap().contains("Check the data and labels"))
+        );
     } else {
         assert!(report.contains("```diff"), "{report}");
     }

@@ -31,6 +31,9 @@ const OSCILLATION_LR_FACTOR: f64 = 0.5;
 /// Slow convergence: raise 3×; a bigger jump risks divergence, the next call can raise
 /// again after the cooldown.
 const SLOW_LR_FACTOR: f64 = 3.0;
+/// A logged learning rate below this share of the config's value means a schedule has
+/// already decayed it (two ReduceLROnPlateau or StepLR cuts of 0.1).
+const SCHEDULE_DECAYED: f64 = 0.01;
 /// Plain SGD that barely moves: momentum 0.9 is the standard setting.
 const SGD_MOMENTUM: f64 = 0.9;
 /// Learning rates below which a run at chance is explained by the step size alone
@@ -112,6 +115,36 @@ impl Plan<'_> {
                 "预热超出训练长度：{} 调度器只在训练开始时读取该值，请在下次训练前修改（例如设为总步数的约 5%）。",
                 f.summary
             ));
+        }
+        // Config warnings that the curves do not (yet) confirm are advice, not changes:
+        // a run that trains well is not retuned on a rule of thumb.
+        for id in [
+            "learning_rate_extreme",
+            "dropout_too_high",
+            "class_imbalance",
+        ] {
+            let Some(f) = d.get(id) else { continue };
+            let acted = self.changes.iter().any(|c| {
+                let name = self
+                    .run
+                    .tunables
+                    .iter()
+                    .find(|t| t.path == c.parameter)
+                    .map(|t| t.spec.name.as_str());
+                matches!(
+                    (id, name),
+                    ("learning_rate_extreme", Some("learning_rate"))
+                        | ("dropout_too_high", Some("dropout"))
+                )
+            });
+            if !acted {
+                self.advice.push(say!(
+                    self.lang,
+                    "{} The curves do not show harm from it yet, so nothing is changed for it; watch the next epochs.",
+                    "{} 目前曲线尚未显示其危害，因此不为此修改；请留意接下来的几轮。",
+                    f.summary
+                ));
+            }
         }
         for f in d.findings.iter().filter(|f| f.id == "conflicting_settings") {
             self.advice.push(say!(
@@ -206,11 +239,7 @@ impl Plan<'_> {
                 ev_text(f, "chance_loss"),
                 ev_text(f, "accuracy"),
                 ev_text(f, "classes"),
-                match (lang, ev_num(f, "epochs_at_chance")) {
-                    (Lang::En, n) if n == 1.0 => "1 epoch".to_string(),
-                    (Lang::En, n) => format!("{} epochs", num(n)),
-                    (Lang::Zh, n) => num(n),
-                }
+                epochs_text(lang, ev_num(f, "epochs_at_chance"))
             )
         } else {
             say!(
@@ -224,6 +253,28 @@ impl Plan<'_> {
                 ev_text(f, "last")
             )
         };
+        let far_too_low = lr_explains
+            || self
+                .diagnosis
+                .get("learning_rate_extreme")
+                .is_some_and(|f| ev_str(f, "direction") == Some("low"));
+        match lr {
+            // A rate orders of magnitude too small: the largest step one adjustment allows.
+            Some(lr) if far_too_low => {
+                let new = lr.value * lr.spec.max_factor.unwrap_or(SLOW_LR_FACTOR);
+                let rationale = say!(
+                    lang,
+                    "{evidence}; the learning rate {} is far below the usual range for {}, so raise it by the largest step allowed, to {}",
+                    "{evidence}；学习率 {0} 远低于 {1} 的常用范围，按允许的最大步长提高到 {2}",
+                    num(lr.value),
+                    self.optimizer_name(),
+                    num(new)
+                );
+                self.propose(lr, new, rationale, 0.7);
+                return;
+            }
+            _ => {}
+        }
         // Plain SGD with no momentum: momentum is the lever that multiplies the step.
         if sgd && let Some(m) = momentum.filter(|m| m.value == 0.0) {
             let rationale = say!(
@@ -234,8 +285,24 @@ impl Plan<'_> {
             self.propose(m, SGD_MOMENTUM, rationale, 0.6);
             return;
         }
+        // Heavy dropout can keep a network from fitting at all.
+        if let Some(dropout) = self
+            .run
+            .tunable("dropout")
+            .filter(|t| t.value > DROPOUT_CEILING)
+        {
+            let rationale = say!(
+                lang,
+                "{evidence}; dropout {} drops most activations, which can keep a network from fitting: lower it to {}",
+                "{evidence}；dropout {} 丢弃了大部分激活，可能使网络无法拟合：降低到 {}",
+                num(dropout.value),
+                num(DROPOUT_CEILING)
+            );
+            self.propose(dropout, DROPOUT_CEILING, rationale, 0.5);
+            return;
+        }
         match lr {
-            Some(lr) if !at_chance || lr_explains => {
+            Some(lr) if !at_chance => {
                 if self.would_reverse(lr, 1.0) {
                     return;
                 }
@@ -328,6 +395,26 @@ impl Plan<'_> {
 
     fn plateau(&mut self, f: &Finding) {
         let lang = self.lang;
+        // A schedule that already decayed the rate far below the config's value explains
+        // the plateau: the run has converged at this rate, and another cut changes nothing.
+        let logged = self.run.metrics.get(Canonical::Lr).and_then(|s| s.last());
+        if let (Some(lr), Some(now)) = (self.run.tunable("learning_rate"), logged)
+            && now.value.is_finite()
+            && now.value < lr.value * SCHEDULE_DECAYED
+        {
+            self.actions.push(Action::StopEarly);
+            self.advice.push(say!(
+                lang,
+                "{} The schedule has already lowered the learning rate to {} at epoch {} (the config starts it at {}), so a further cut cannot help: stop and keep the best epoch ({}).",
+                "{} 调度器已在第 {2} 轮把学习率降到 {1}（配置中的初始值为 {3}），继续降低无益：请停止训练并保留最佳轮次（第 {4} 轮）。",
+                f.summary,
+                num(now.value),
+                now.epoch,
+                num(lr.value),
+                ev_text(f, "best_epoch")
+            ));
+            return;
+        }
         if let Some(lr) = self.run.tunable("learning_rate") {
             let floor = self.run.tunable("min_lr").map(|t| t.value).unwrap_or(0.0);
             if lr.value * PLATEAU_LR_FACTOR < floor {
@@ -577,6 +664,15 @@ impl Plan<'_> {
     }
 }
 
+/// "1 epoch", "3 epochs" (the Chinese sentence carries its own measure word).
+fn epochs_text(lang: Lang, n: f64) -> String {
+    match lang {
+        Lang::En if n == 1.0 => "1 epoch".to_string(),
+        Lang::En => format!("{} epochs", num(n)),
+        Lang::Zh => num(n),
+    }
+}
+
 fn ev_num(f: &Finding, key: &str) -> f64 {
     f.evidence
         .get(key)
@@ -693,7 +789,11 @@ mod tests {
         let r = run(Some(cfg), &[("loss", &[2.30, 2.30, 2.30])]);
         let f = finding("chance_level", evidence!["classes" => 10u32, "loss" => 2.3]);
         let p = advise(&r, vec![f]);
-        assert_eq!(p.changes[0].new_value, json!(3e-7));
+        assert_eq!(
+            p.changes[0].new_value,
+            json!(1e-6),
+            "far too low: the largest step, ×10"
+        );
     }
 
     #[test]

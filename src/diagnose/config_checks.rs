@@ -23,6 +23,11 @@ use crate::space::Tunable;
 pub const MIN_STEPS_PER_EPOCH: u64 = 20;
 /// The same limit as a share of the dataset, for when its size is known.
 pub const MAX_BATCH_FRACTION: f64 = 1.0 / MIN_STEPS_PER_EPOCH as f64;
+/// The limits above apply when the config multiplies the batch (accumulation or several
+/// devices): that is a setting someone can get wrong. A plain batch on a small dataset
+/// (batch 32 on 200 examples: 7 steps an epoch) is just a small dataset; it is flagged
+/// only when an epoch is down to a handful of updates. Derived.
+pub const MIN_STEPS_PER_EPOCH_PLAIN_BATCH: u64 = 4;
 /// Warmup longer than this share of the run is a warning: the peak learning rate is
 /// reached only in the second half. Common recipes warm up for 1–10% (BERT 1%, Goyal et
 /// al. 5 of 90 epochs, HF examples 6–10%). At 100% or more the run never leaves warmup
@@ -46,7 +51,7 @@ pub const SGD_REFERENCE_BATCH: f64 = 256.0;
 pub const SGD_REFERENCE_MOMENTUM: f64 = 0.9;
 /// SGD above this many times the linear-scaling reference is extreme (derived: batch 32
 /// at lr 0.1, the common CIFAR setting, is 8× and passes; the Keras run that blew up at
-/// lr 50 is 3200×).
+/// lr 50 is 4000×).
 pub const SGD_MAX_REFERENCE_FACTOR: f64 = 10.0;
 /// SGD below this barely moves the weights (derived: the Keras `lr_too_low` run at 1e-6
 /// moved its loss by 0.01% in 12 epochs).
@@ -202,9 +207,15 @@ fn effective_batch(run: &Run, lang: Lang, out: &mut Diagnosis) {
         });
         return;
     }
-    let few_steps = steps.filter(|s| s.value < MIN_STEPS_PER_EPOCH);
+    let multiplied = accumulation * devices > 1;
+    let min_steps = if multiplied {
+        MIN_STEPS_PER_EPOCH
+    } else {
+        MIN_STEPS_PER_EPOCH_PLAIN_BATCH
+    };
+    let few_steps = steps.filter(|s| s.value < min_steps);
     let share = dataset.map(|d| effective as f64 / d.value as f64);
-    let too_large_share = share.filter(|s| *s > MAX_BATCH_FRACTION);
+    let too_large_share = share.filter(|s| *s > 1.0 / min_steps as f64);
     if few_steps.is_none() && too_large_share.is_none() {
         return;
     }
@@ -1054,14 +1065,22 @@ mod tests {
                 .findings
                 .is_empty()
         );
-        // Steps read from a Keras log, dataset size unknown.
-        let d = Fixture::new()
-            .series("loss", &[1.0])
-            .steps_per_epoch(7)
-            .config(r#"{"batch_size": 32}"#)
-            .check(check);
+        // Steps read from a Keras log, dataset size unknown: a plain batch is flagged only
+        // when an epoch is down to a handful of updates.
+        let plain = |steps| {
+            Fixture::new()
+                .series("loss", &[1.0])
+                .steps_per_epoch(steps)
+                .config(r#"{"batch_size": 32}"#)
+                .check(check)
+        };
+        assert!(
+            plain(7).get("effective_batch_too_large").is_none(),
+            "a small dataset"
+        );
+        let d = plain(3);
         let e = &d.get("effective_batch_too_large").unwrap().evidence;
-        assert_eq!(e["steps_per_epoch"], 7);
+        assert_eq!(e["steps_per_epoch"], 3);
         assert_eq!(e["dataset_size"], serde_json::Value::Null);
     }
 
@@ -1205,7 +1224,7 @@ mod tests {
         assert_eq!(adam["family"], "Adam-family");
         assert!(e(r#"{"optimizer": "adamw_torch", "learning_rate": 5e-7}"#).is_none());
         assert!(e(r#"{"optimizer": "adam", "learning_rate": 0.001}"#).is_none());
-        // Keras, SGD at lr 50 with momentum 0.9 and batch 32: 3200× the reference.
+        // Keras, SGD at lr 50 with momentum 0.9 and batch 32: 4000× the reference.
         let sgd =
             e(r#"{"optimizer": "sgd", "lr": 50.0, "momentum": 0.9, "batch_size": 32}"#).unwrap();
         assert_eq!(sgd["reference"], 0.0125);

@@ -38,9 +38,9 @@ struct Zigzag {
 }
 
 /// The series judged, in order; the first that oscillates is reported. AUTOTRAINER reads
-/// the training accuracy; the validation loss is added because the real Keras run with
-/// Adam at lr 0.05 (configs/examples/keras/oscillating) zigzags there (swings of ~8%)
-/// while its training curves climb steadily.
+/// the training accuracy; the validation loss is added because a real Keras MLP with
+/// Adam at lr 0.05 (an earlier version of configs/examples/keras/oscillating) zigzagged
+/// there by ~8% a swing while its training curves climbed steadily.
 const JUDGED: [Canonical; 3] = [Canonical::Accuracy, Canonical::Loss, Canonical::ValLoss];
 
 pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
@@ -211,7 +211,8 @@ mod tests {
 
     #[test]
     fn a_validation_loss_zigzagging_upward_oscillates() {
-        // configs/examples/keras/oscillating, epochs 6-15 (Adam at lr 0.05).
+        // A real Keras MLP with Adam at lr 0.05, epochs 6-15 (an earlier version of
+        // configs/examples/keras/oscillating).
         let train = [
             1.263, 1.275, 1.235, 1.226, 1.202, 1.163, 1.134, 1.196, 1.092, 1.077,
         ];

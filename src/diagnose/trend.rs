@@ -16,9 +16,10 @@ use crate::say;
 
 /// An epoch improves on the best loss only by more than this, relative: PyTorch
 /// ReduceLROnPlateau's default threshold (mode "rel"). DETECTORS.md started at 1e-3;
-/// on the real Keras `healthy` run that called a validation loss still making 0.03%
-/// gains (1.2909 → 1.2905, which Keras's own min_delta 1e-4 counts as progress) a
-/// plateau, so the published default replaced it.
+/// on a real healthy Keras run (an earlier version of configs/examples/keras/healthy)
+/// that called a validation loss still making 0.03% gains (1.2909 → 1.2905, which
+/// Keras's own min_delta 1e-4 counts as progress) a plateau, so the published default
+/// replaced it.
 pub const PLATEAU_MIN_REL_IMPROVEMENT: f64 = 1e-4;
 /// Epochs without such an improvement that make a plateau (Lightning EarlyStopping's
 /// default patience).
@@ -35,8 +36,8 @@ pub const SLOW_MIN_REL_DROP_PER_EPOCH: f64 = 0.01;
 pub const SLOW_MIN_ACCURACY_GAIN_PER_EPOCH: f64 = 0.01;
 /// A training loss whose best is this far below epoch 1 (relative) has learned: if it is
 /// flat now that is a plateau; below it, a slow run is slow convergence. Derived: below
-/// 10% a run is still near its starting point (the Keras `chance_level` run moved 1%,
-/// `plateau` 31%).
+/// 10% a run is still near its starting point (of the Keras runs in
+/// configs/examples/keras, `chance_level` moved 0.3%, `plateau` 38%).
 pub const LEARNED_MIN_DROP: f64 = 0.10;
 
 pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
@@ -337,7 +338,8 @@ mod tests {
 
     #[test]
     fn a_chance_level_run_is_not_a_plateau() {
-        // configs/examples/keras/chance_level: the validation loss improved 0.1% once,
+        // A real Keras LSTM on random labels (an earlier version of
+        // configs/examples/keras/chance_level): the validation loss improved 0.1% once,
         // the training loss 1% in all; nothing was learned to plateau from.
         let d = Fixture::new()
             .series("loss", &[0.6952, 0.6920, 0.6903, 0.6897, 0.6885, 0.6881])

@@ -28,7 +28,7 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
         let cols = match &columns {
             Some(cols) if !cols.is_header(&record) => cols,
             _ => {
-                columns = Some(Columns::from_header(&record));
+                columns = Some(Columns::from_header(&record, builder));
                 continue;
             }
         };
@@ -57,14 +57,11 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
             epochs.observe(epoch, step);
         }
         for (i, cell) in record.iter().enumerate() {
-            if Some(i) == cols.epoch || Some(i) == cols.step {
-                continue;
-            }
-            let Some(name) = cols.names.get(i) else {
+            let Some(id) = cols.ids.get(i).copied().flatten() else {
                 continue;
             };
-            if let Some(value) = cell_value(path, &record, name, cell)? {
-                builder.push(name, epoch, value);
+            if let Some(value) = cell_value(path, &record, &cols.names[i], cell)? {
+                builder.push_id(id, epoch, value);
             }
         }
         last_epoch = epoch;

@@ -130,6 +130,26 @@ impl MetricsBuilder {
         }
     }
 
+    /// A stable handle for metric `name`, so a reader that meets the same columns on every
+    /// row resolves each name once (per header) instead of hashing it per cell.
+    pub fn series_id(&mut self, name: &str) -> usize {
+        match self.series.get_index_of(name) {
+            Some(id) => id,
+            None => {
+                self.series
+                    .insert_full(name.to_string(), Series::new(name))
+                    .0
+            }
+        }
+    }
+
+    /// `push` by a handle from `series_id`.
+    pub fn push_id(&mut self, id: usize, epoch: u32, value: f64) {
+        if let Some((_, series)) = self.series.get_index_mut(id) {
+            series.push(epoch, value);
+        }
+    }
+
     pub fn has_values(&self) -> bool {
         !self.series.is_empty()
     }
@@ -137,7 +157,17 @@ impl MetricsBuilder {
     /// Closes every series and names the canonical ones. A file that gave no value at all
     /// is not a metrics file: that is an error naming it.
     pub fn finish(self, path: &Path, format: Format) -> Result<Metrics> {
-        if self.series.is_empty() && self.partial.is_none() {
+        // Columns announced by a header but never given a value are not series.
+        let mut all: Vec<Series> = self
+            .series
+            .into_values()
+            .map(|mut s| {
+                s.flush();
+                s
+            })
+            .filter(|s| !s.is_empty())
+            .collect();
+        if all.is_empty() && self.partial.is_none() {
             return Err(Error::input(
                 path,
                 format!(
@@ -146,14 +176,6 @@ impl MetricsBuilder {
                 ),
             ));
         }
-        let mut all: Vec<Series> = self
-            .series
-            .into_values()
-            .map(|mut s| {
-                s.flush();
-                s
-            })
-            .collect();
         let mut canonical_slots: Vec<(Canonical, usize)> = Vec::new();
         for canonical in Canonical::ALL {
             let best = all
