@@ -44,6 +44,10 @@ pub struct ParamSpec {
     pub max_step: Option<f64>,
     #[serde(default = "yes")]
     pub between_epochs: bool,
+    /// A decay rate near 1 (EMA decay, Adam betas, momentum), whose meaning is the
+    /// horizon 1/(1 − value): 0.9999 → 0.999 is a tenfold change, not a 0.09% one.
+    #[serde(default)]
+    pub decay: bool,
     #[serde(default)]
     pub description: String,
 }

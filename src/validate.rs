@@ -229,14 +229,30 @@ fn check_change(
     }
     new = new.clamp(spec.min, spec.max);
 
-    let tiny = f64::EPSILON;
-    if (new - old).abs() <= NOOP_RELATIVE * old.abs().max(tiny) {
+    // Judged on 1 − value for decay rates, whose horizon is what a change moves.
+    let (base_old, base_new) = if spec.decay {
+        (1.0 - old, 1.0 - new)
+    } else {
+        (old, new)
+    };
+    if (base_new - base_old).abs() <= NOOP_RELATIVE * base_old.abs().max(f64::EPSILON) {
+        let shown = if clamped.is_some() {
+            say!(
+                lang,
+                "{} (clamped from {})",
+                "{}（由 {} 限幅）",
+                num(new),
+                num(proposed)
+            )
+        } else {
+            num(proposed)
+        };
         return Err(say!(
             lang,
             "no-op: {} → {} changes the value by less than {}%",
             "无效变更：{} → {} 的变化小于 {}%",
             num(old),
-            num(proposed),
+            shown,
             NOOP_RELATIVE * 100.0
         ));
     }
@@ -594,6 +610,21 @@ mod tests {
         assert!(reason(&d, "batch_size").contains("integer"));
         let d = decide(&[("batch_size", json!(16.0))]);
         assert_eq!(d.changes[0].new.to_string(), "16");
+    }
+
+    #[test]
+    fn decay_rates_are_judged_on_their_horizon() {
+        let cfg = r#"{"ema_decay": 0.9999, "optimizer": {"betas": [0.9, 0.999]}}"#;
+        let r = run(Some(cfg), &[("loss", &[1.0, 0.9])]);
+        let p = propose(&[
+            ("ema_decay", json!(0.999)),
+            ("optimizer.betas.1", json!(0.9995)),
+        ]);
+        let d = validate(&r, &Diagnosis::default(), &p, Lang::En);
+        assert_eq!(d.changes.len(), 2, "{d:?}");
+        let p = propose(&[("ema_decay", json!(0.99990000001))]);
+        let d = validate(&r, &Diagnosis::default(), &p, Lang::En);
+        assert!(reason(&d, "ema_decay").starts_with("no-op"));
     }
 
     #[test]

@@ -170,3 +170,102 @@ fn metrics_format_overrides_detection() {
     assert_code(&out, 0);
     assert!(stdout(&out).contains("Keras CSVLogger"), "{}", stdout(&out));
 }
+
+#[test]
+fn config_checks_through_the_binary() {
+    // An HF-style config whose warmup and EMA outlast the run, with a multiplied batch
+    // that leaves few steps per epoch, and settings that contradict each other.
+    let s = Scratch::new();
+    s.write(
+        "config.json",
+        r#"{
+  "learning_rate": 5e-05,
+  "min_lr": 1e-04,
+  "optimizer": "adamw",
+  "per_device_train_batch_size": 64,
+  "gradient_accumulation_steps": 8,
+  "num_train_samples": 10000,
+  "num_train_epochs": 3,
+  "warmup_steps": 1000,
+  "ema_decay": 0.9999,
+  "dropout": 0.7,
+  "early_stopping_patience": 5,
+  "seed": 7
+}
+"#,
+    );
+    s.write("metrics.jsonl", "{\"epoch\": 1, \"loss\": 2.0, \"val_loss\": 2.1}\n{\"epoch\": 2, \"loss\": 1.6, \"val_loss\": 1.7}\n");
+    let out = s.retune(&[
+        "diagnose",
+        "--config",
+        "config.json",
+        "--metrics",
+        "metrics.jsonl",
+        "--format",
+        "json",
+    ]);
+    assert_code(&out, 0);
+    let d = json(&out);
+    let ids = finding_ids(&d);
+    for id in [
+        "warmup_exceeds_training",
+        "ema_horizon_too_long",
+        "effective_batch_too_large",
+        "conflicting_settings",
+        "dropout_too_high",
+    ] {
+        assert!(ids.contains(&id.to_string()), "expected {id}: {ids:?}");
+    }
+    // 10000 / (64 × 8) = 20 steps per epoch, 60 in the run: the numbers are in the evidence.
+    let find = |id: &str| {
+        d["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        find("effective_batch_too_large")["evidence"]["effective_batch"],
+        512
+    );
+    assert_eq!(
+        find("warmup_exceeds_training")["evidence"]["total_steps"],
+        60
+    );
+    assert_eq!(
+        find("ema_horizon_too_long")["evidence"]["horizon_steps"].as_f64(),
+        Some(10000.0)
+    );
+    assert_eq!(d["facts"]["steps_per_epoch"]["value"], 20);
+
+    // And suggest acts on them within the rules: warmup is advice (read only at start),
+    // the EMA decay moves by at most its largest step.
+    let out = s.retune(&[
+        "suggest",
+        "-c",
+        "config.json",
+        "-m",
+        "metrics.jsonl",
+        "--format",
+        "json",
+    ]);
+    assert_code(&out, 0);
+    let decision = json(&out);
+    assert!(
+        decision["advice"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().contains("warmup")),
+        "{decision:#}"
+    );
+    let ema = decision["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["canonical"] == "ema_decay")
+        .expect("ema change");
+    assert!(ema["new"].as_f64().unwrap() < 0.9999);
+}

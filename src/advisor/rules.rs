@@ -11,7 +11,7 @@
 use serde_json::Value;
 
 use super::{Action, AdviceInput, Advisor, Proposal, ProposedChange};
-use crate::diagnose::{Diagnosis, Finding, num};
+use crate::diagnose::{Diagnosis, Finding, Severity, num};
 use crate::error::Result;
 use crate::lang::Lang;
 use crate::metrics::Canonical;
@@ -147,12 +147,16 @@ impl Plan<'_> {
             }
         }
         for f in d.findings.iter().filter(|f| f.id == "conflicting_settings") {
-            self.advice.push(say!(
-                self.lang,
-                "resolve a conflict in the config: {}",
-                "请解决配置中的冲突：{}",
-                f.summary
-            ));
+            self.advice.push(if f.severity == Severity::Info {
+                say!(self.lang, "note: {}", "提示：{}", f.summary)
+            } else {
+                say!(
+                    self.lang,
+                    "resolve a conflict in the config: {}",
+                    "请解决配置中的冲突：{}",
+                    f.summary
+                )
+            });
         }
     }
 
@@ -698,7 +702,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::diagnose::Severity;
     use crate::evidence;
     use crate::history::{HistoryChange, HistoryEntry};
     use crate::run::testing::run;
