@@ -20,6 +20,14 @@ pub struct Cli {
     pub command: Command,
 }
 
+pub const SUGGEST_AFTER_HELP: &str = "\
+LLM endpoint, key and model are read from the flags, then the environment (OPENAI_BASE_URL, \
+OPENAI_API_KEY, RETUNE_MODEL, and AZURE_OPENAI_API_VERSION for Azure), then ./retune.toml, then \
+retune.toml in the user's config directory (an [llm] table with base_url, api_key, model), first \
+found wins. The key is never printed or written anywhere.
+
+Exit codes: 0 done (with or without changes), 1 an output could not be written, 2 bad input or usage, 3 LLM unavailable with fallback disabled.";
+
 pub const EXIT_CODES: &str = "Exit codes: 0 done (with or without changes), 1 an output could not be written, 2 bad input or usage, 3 LLM unavailable with fallback disabled.";
 
 #[derive(Debug, Subcommand)]
@@ -27,13 +35,22 @@ pub enum Command {
     /// Diagnose the run and write an adjusted config, a report and a history line.
     ///
     /// Example: retune suggest --config run/config.json --metrics run/training.log
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = SUGGEST_AFTER_HELP)]
     Suggest(SuggestArgs),
     /// Diagnose a run from its metrics alone (add --config for the config checks).
     ///
     /// Example: retune diagnose --metrics run/metrics.csv
     #[command(after_help = EXIT_CODES)]
     Diagnose(DiagnoseArgs),
+    /// Print the exact messages `suggest` would send to an LLM, with their size.
+    ///
+    /// Example: retune prompt --config run/config.json --metrics run/history.csv
+    #[command(after_help = EXIT_CODES)]
+    Prompt(PromptArgs),
+    /// Print the JSON schema the LLM must answer in (with --config, `parameter` is an
+    /// enum of that config's tunable parameters).
+    #[command(after_help = EXIT_CODES)]
+    Schema(SchemaArgs),
 }
 
 #[derive(Debug, Args)]
@@ -93,14 +110,100 @@ pub struct SuggestArgs {
     #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
 
-    /// Who proposes the changes. `auto` picks the best advisor available; today that is
-    /// the offline `rules` advisor.
-    #[arg(long, value_enum, default_value_t = Provider::Auto)]
-    pub provider: Provider,
-
     /// Decide and print, but write nothing (no config, report or history line).
     #[arg(long)]
     pub dry_run: bool,
+
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+/// How to reach an LLM. Endpoint, key and model come from these flags, then the
+/// environment (OPENAI_BASE_URL, OPENAI_API_KEY, RETUNE_MODEL), then a config file
+/// (./retune.toml, then retune.toml in the user's config directory, with an [llm] table
+/// of base_url, api_key, model). The key is read only from the environment or the file.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "LLM")]
+pub struct LlmArgs {
+    /// Who proposes the changes: `auto` uses the LLM when an endpoint or key is
+    /// configured and the offline rules otherwise; `rules` never calls an LLM; `openai`
+    /// requires one (any OpenAI-compatible server: OpenAI, Azure OpenAI, Ollama, vLLM,
+    /// llama.cpp, DeepSeek).
+    #[arg(long, value_enum, default_value_t = Provider::Auto)]
+    pub provider: Provider,
+
+    /// OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 [env: OPENAI_BASE_URL]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Model name (for Azure, the deployment) [env: RETUNE_MODEL] [default: gpt-4o-mini]
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+
+    /// Times an unusable answer goes back to the model with the reasons.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub max_repairs: u32,
+
+    /// Fail with exit code 3 instead of letting the rules advisor decide when the LLM
+    /// gives no usable answer.
+    #[arg(long)]
+    pub no_fallback: bool,
+
+    /// Seconds to wait for one HTTP response.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub timeout: f64,
+
+    /// Retries of one request on 429, 5xx and connection errors (exponential backoff
+    /// with jitter, or the server's Retry-After).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
+
+    /// Seconds the whole LLM exchange (retries and repairs included) may take.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub deadline: f64,
+
+    /// Largest answer, in tokens.
+    #[arg(long, value_name = "N", default_value_t = crate::advisor::llm::DEFAULT_MAX_TOKENS)]
+    pub max_tokens: u32,
+
+    /// Do not read or write the answer cache (kept in the user's cache directory, or
+    /// RETUNE_CACHE_DIR).
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Folder with prompt templates (system.j2, user.j2, repair.j2) replacing the
+    /// built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PromptArgs {
+    /// Training config (JSON object).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// The run's history, for the earlier adjustments the prompt describes.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+
+    /// Folder with prompt templates replacing the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Training config: makes `parameter` an enum of its tunable parameters.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Parameter space that extends or overrides the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub space: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -121,8 +224,10 @@ pub enum OutputFormat {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Provider {
-    /// The best advisor available.
+    /// The LLM when one is configured, else the rules.
     Auto,
     /// The offline, deterministic rules advisor.
     Rules,
+    /// An OpenAI-compatible LLM.
+    Openai,
 }

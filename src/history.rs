@@ -122,30 +122,54 @@ pub fn number_from_json(value: &Value) -> Option<f64> {
     }
 }
 
+/// A recorded adjustment for tests: made by the rules at `epoch` on `c.json`, each change
+/// `(parameter, canonical, old, new)`, each metric as `number_to_json` records it.
+#[cfg(test)]
+pub fn entry(
+    epoch: Option<u32>,
+    changes: &[(&str, &str, f64, f64)],
+    findings: &[&str],
+    metrics: &[(&str, f64)],
+) -> HistoryEntry {
+    HistoryEntry {
+        time: "2026-01-01T00:00:00Z".into(),
+        adjustment_id: "adj-1".into(),
+        epoch,
+        provider: "rules".into(),
+        config: "c.json".into(),
+        config_out: None,
+        changes: changes
+            .iter()
+            .map(|&(parameter, canonical, old, new)| HistoryChange {
+                parameter: parameter.into(),
+                canonical: canonical.into(),
+                old: Value::from(old),
+                new: Value::from(new),
+            })
+            .collect(),
+        actions: vec![],
+        findings: findings.iter().map(|f| f.to_string()).collect(),
+        metrics: metrics
+            .iter()
+            .map(|&(name, value)| (name.to_string(), number_to_json(value)))
+            .collect(),
+        config_before: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(id: &str) -> HistoryEntry {
+    fn entry_with_id(id: &str) -> HistoryEntry {
         HistoryEntry {
-            time: "2026-01-01T00:00:00Z".into(),
             adjustment_id: id.into(),
-            epoch: Some(2),
-            provider: "rules".into(),
-            config: "c.json".into(),
-            config_out: None,
-            changes: vec![HistoryChange {
-                parameter: "lr".into(),
-                canonical: "learning_rate".into(),
-                old: Value::from(0.3),
-                new: Value::from(0.03),
-            }],
-            actions: vec![],
-            findings: vec!["divergence".into()],
-            metrics: [("loss".to_string(), number_to_json(f64::NAN))]
-                .into_iter()
-                .collect(),
-            config_before: None,
+            ..entry(
+                Some(2),
+                &[("lr", "learning_rate", 0.3, 0.03)],
+                &["divergence"],
+                &[("loss", f64::NAN)],
+            )
         }
     }
 
@@ -154,8 +178,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/history.jsonl");
         assert!(read(&path).unwrap().is_empty());
-        append(&path, &entry("a")).unwrap();
-        append(&path, &entry("b")).unwrap();
+        append(&path, &entry_with_id("a")).unwrap();
+        append(&path, &entry_with_id("b")).unwrap();
         let back = read(&path).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].adjustment_id, "b");

@@ -24,6 +24,7 @@ pub mod lang;
 pub mod metrics;
 pub mod report;
 pub mod run;
+pub mod settings;
 pub mod space;
 pub mod validate;
 
@@ -50,6 +51,36 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Diagnose(args) => {
             let (run, diagnosis) = diagnose_only(&args)?;
             report::print_diagnosis(&run, &diagnosis, args.input.format, args.input.lang)
+        }
+        Command::Prompt(args) => {
+            let lang = args.input.lang;
+            let run = run::load_run(&LoadOptions {
+                config: Some(args.config.clone()),
+                metrics: args.input.metrics.clone(),
+                metrics_format: args.input.metrics_format,
+                space: args.input.space.clone(),
+                history: args.history.clone(),
+                num_classes: args.input.num_classes,
+            })?;
+            let diagnosis = diagnose::diagnose(&run, lang);
+            let templates = advisor::llm::prompt::Templates::load(args.prompts.as_deref())?;
+            let messages = templates.messages(&run, &diagnosis, lang)?;
+            report::print_prompt(&messages, args.input.format)
+        }
+        Command::Schema(args) => {
+            let parameters: Vec<String> = match &args.config {
+                Some(path) => {
+                    let config = config::ConfigDoc::load(path)?;
+                    let space = space::Space::load(args.space.as_deref())?;
+                    space
+                        .tunables(&config)
+                        .into_iter()
+                        .map(|t| t.path)
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            report::print_json(&advisor::llm::schema_for(&parameters))
         }
     }
 }
@@ -128,7 +159,7 @@ pub fn suggest(args: &SuggestArgs, time: Timestamp) -> Result<Outcome> {
         num_classes: args.input.num_classes,
     })?;
     let diagnosis = diagnose::diagnose(&run, lang);
-    let advisor = select_advisor(args.provider);
+    let advisor = select_advisor(&args.llm, args.input.format)?;
     let proposal = advisor.advise(&AdviceInput {
         run: &run,
         diagnosis: &diagnosis,
@@ -178,10 +209,60 @@ pub fn diagnose_only(args: &DiagnoseArgs) -> Result<(Run, Diagnosis)> {
     Ok((run, diagnosis))
 }
 
-fn select_advisor(provider: cli::Provider) -> Box<dyn Advisor> {
-    match provider {
-        cli::Provider::Auto | cli::Provider::Rules => Box::new(advisor::rules::RulesAdvisor),
+/// The advisor the flags, environment and config files ask for.
+fn select_advisor(args: &cli::LlmArgs, format: cli::OutputFormat) -> Result<Box<dyn Advisor>> {
+    use advisor::llm::{LlmAdvisor, LlmOptions, transport};
+    if args.provider == cli::Provider::Rules {
+        return Ok(Box::new(advisor::rules::RulesAdvisor));
     }
+    let settings = settings::resolve(
+        args.base_url.as_deref(),
+        args.model.as_deref(),
+        &settings::process_env,
+        &settings::default_files(),
+    )?;
+    if !settings.configured() {
+        return match args.provider {
+            cli::Provider::Openai => Err(Error::Usage(
+                "--provider openai needs an endpoint or a key: --base-url URL, OPENAI_BASE_URL, OPENAI_API_KEY, or an [llm] table in retune.toml".into(),
+            )),
+            _ => Ok(Box::new(advisor::rules::RulesAdvisor)),
+        };
+    }
+    let seconds = |name: &str, value: f64| {
+        (value.is_finite() && value > 0.0)
+            .then(|| std::time::Duration::from_secs_f64(value))
+            .ok_or_else(|| Error::Usage(format!("--{name} must be a positive number of seconds")))
+    };
+    let base_url = settings
+        .base_url
+        .clone()
+        .unwrap_or_else(|| "https://api.openai.com/v1".to_string());
+    let model = settings
+        .model
+        .clone()
+        .unwrap_or_else(|| "gpt-4o-mini".to_string());
+    Ok(Box::new(LlmAdvisor {
+        options: LlmOptions {
+            endpoint: transport::Endpoint::new(
+                &base_url,
+                &model,
+                settings.api_key.clone(),
+                std::env::var("AZURE_OPENAI_API_VERSION").ok(),
+            ),
+            resilience: transport::Resilience {
+                timeout: seconds("timeout", args.timeout)?,
+                retries: args.retries,
+                deadline: seconds("deadline", args.deadline)?,
+            },
+            max_repairs: args.max_repairs,
+            max_tokens: args.max_tokens,
+            fallback: !args.no_fallback,
+            cache: !args.no_cache,
+            prompts: args.prompts.clone(),
+            spinner: format == cli::OutputFormat::Text,
+        },
+    }))
 }
 
 /// The current time, or `SOURCE_DATE_EPOCH` (seconds) when set, so that reports can be

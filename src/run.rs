@@ -78,26 +78,44 @@ pub fn load_run(options: &LoadOptions) -> Result<Run> {
     let config = options.config.as_deref().map(ConfigDoc::load).transpose()?;
     let metrics = metrics::load_metrics(&options.metrics, options.metrics_format)?;
     let space = Space::load(options.space.as_deref())?;
-    let tunables = config
-        .as_ref()
-        .map(|c| space.tunables(c))
-        .unwrap_or_default();
     let history = match &options.history {
         Some(path) => history::read(path)?,
         None => Vec::new(),
     };
-    let facts = derive_facts(config.as_ref(), &metrics, &tunables, options.num_classes);
-    Ok(Run {
+    Ok(Run::new(
         config,
         metrics,
         space,
-        tunables,
         history,
-        facts,
-    })
+        options.num_classes,
+    ))
 }
 
 impl Run {
+    /// A run from its loaded parts; the tunables and facts are read from them (`classes`
+    /// is `--num-classes`, which outranks what the config says).
+    pub fn new(
+        config: Option<ConfigDoc>,
+        metrics: Metrics,
+        space: Space,
+        history: Vec<HistoryEntry>,
+        classes: Option<u32>,
+    ) -> Run {
+        let tunables = config
+            .as_ref()
+            .map(|c| space.tunables(c))
+            .unwrap_or_default();
+        let facts = derive_facts(config.as_ref(), &metrics, &tunables, classes);
+        Run {
+            config,
+            metrics,
+            space,
+            tunables,
+            history,
+            facts,
+        }
+    }
+
     /// The tunable whose catalogue entry is `name` (`learning_rate`, `batch_size` …).
     pub fn tunable(&self, name: &str) -> Option<&Tunable> {
         self.tunables.iter().find(|t| t.spec.name == name)
@@ -295,17 +313,9 @@ fn classes_from_config(config: &ConfigDoc) -> Option<Known<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::MetricsBuilder;
-    use std::path::Path;
 
     fn facts(config: &str) -> Facts {
-        let doc = ConfigDoc::parse(Path::new("c.json"), config.into()).unwrap();
-        let mut b = MetricsBuilder::new();
-        b.push("loss", 1, 1.0);
-        let metrics = b.finish(Path::new("m.csv"), Format::KerasCsv).unwrap();
-        let space = Space::load(None).unwrap();
-        let tunables = space.tunables(&doc);
-        derive_facts(Some(&doc), &metrics, &tunables, None)
+        testing::run(Some(config), &[("loss", &[1.0])]).facts
     }
 
     #[test]
@@ -348,10 +358,21 @@ pub mod testing {
     pub fn run(config: Option<&str>, series: &[(&str, &[f64])]) -> Run {
         let mut builder = MetricsBuilder::new();
         for (name, values) in series {
-            for (i, v) in values.iter().enumerate() {
-                builder.push(name, i as u32 + 1, *v);
-            }
+            push_series(&mut builder, name, values);
         }
+        assemble(config, builder, None)
+    }
+
+    /// `values` at epochs 1, 2, 3 …
+    pub fn push_series(builder: &mut MetricsBuilder, name: &str, values: &[f64]) {
+        for (i, v) in values.iter().enumerate() {
+            builder.push(name, i as u32 + 1, *v);
+        }
+    }
+
+    /// The run of a config text (`config.json`) and the metrics collected in `builder`
+    /// (`metrics.csv`), with no history; `classes` as `--num-classes` gives it.
+    pub fn assemble(config: Option<&str>, builder: MetricsBuilder, classes: Option<u32>) -> Run {
         let metrics = builder
             .finish(Path::new("metrics.csv"), Format::KerasCsv)
             .expect("test series are not empty");
@@ -360,18 +381,6 @@ pub mod testing {
                 .expect("test config parses")
         });
         let space = Space::load(None).expect("built-in space parses");
-        let tunables = config
-            .as_ref()
-            .map(|c| space.tunables(c))
-            .unwrap_or_default();
-        let facts = derive_facts(config.as_ref(), &metrics, &tunables, None);
-        Run {
-            config,
-            metrics,
-            space,
-            tunables,
-            history: Vec::new(),
-            facts,
-        }
+        Run::new(config, metrics, space, Vec::new(), classes)
     }
 }

@@ -98,6 +98,7 @@ pub fn validate(run: &Run, diagnosis: &Diagnosis, proposal: &Proposal, lang: Lan
     }
 
     cross_check(run, &mut decision, lang);
+    decision.rejected.extend(proposal.discarded.iter().cloned());
 
     if decision.changes.len() > MAX_CHANGES {
         let mut ranked = std::mem::take(&mut decision.changes);
@@ -514,7 +515,7 @@ mod tests {
 
     use super::*;
     use crate::diagnose::{Finding, Severity};
-    use crate::history::{HistoryChange, HistoryEntry};
+    use crate::history;
     use crate::run::testing::run;
 
     const CONFIG: &str = r#"{"optimizer": {"name": "adam", "lr": 0.001}, "batch_size": 32, "dropout": 0.1,
@@ -536,6 +537,8 @@ mod tests {
                 .collect(),
             actions: vec![],
             advice: vec![],
+            discarded: vec![],
+            llm: None,
         }
     }
 
@@ -719,24 +722,12 @@ mod tests {
     #[test]
     fn cooldown_holds_unless_the_run_diverges() {
         let mut r = run(Some(CONFIG), &[("loss", &[1.0, 0.9, 0.8])]);
-        r.history.push(HistoryEntry {
-            time: String::new(),
-            adjustment_id: "a".into(),
-            epoch: Some(2),
-            provider: "rules".into(),
-            config: String::new(),
-            config_out: None,
-            changes: vec![HistoryChange {
-                parameter: "optimizer.lr".into(),
-                canonical: "learning_rate".into(),
-                old: json!(0.003),
-                new: json!(0.001),
-            }],
-            actions: vec![],
-            findings: vec![],
-            metrics: Default::default(),
-            config_before: None,
-        });
+        r.history.push(history::entry(
+            Some(2),
+            &[("optimizer.lr", "learning_rate", 0.003, 0.001)],
+            &[],
+            &[],
+        ));
         let p = propose(&[("optimizer.lr", json!(0.0005))]);
         let d = validate(&r, &Diagnosis::default(), &p, Lang::En);
         assert!(reason(&d, "optimizer.lr").starts_with("cooldown"));

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{Scratch, assert_code, example, json, stdout};
+use common::{
+    Scratch, TREND_FINDINGS, assert_code, example, finding, finding_ids, ids, item, json, stdout,
+};
 use serde_json::Value;
 
 fn diagnose(args: &[&str]) -> Value {
@@ -15,15 +17,6 @@ fn diagnose(args: &[&str]) -> Value {
     json(&out)
 }
 
-fn finding_ids(d: &Value) -> Vec<String> {
-    d["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn path(relative: &str) -> String {
     example(relative).display().to_string()
 }
@@ -32,19 +25,8 @@ fn path(relative: &str) -> String {
 fn seed000_log_alone_is_at_chance_and_says_what_it_skipped() {
     let d = diagnose(&["--metrics", &path("seed000/training.log")]);
     assert_eq!(d["metrics"]["format"], "keras-log");
-    let chance = d["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "chance_level")
-        .expect("chance_level");
-    assert_eq!(chance["evidence"]["classes"], 2);
-    let skipped: Vec<&str> = d["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["check"].as_str().unwrap())
-        .collect();
+    assert_eq!(finding(&d, "chance_level")["evidence"]["classes"], 2);
+    let skipped = ids(&d, "skipped", "check");
     assert!(
         !skipped.is_empty(),
         "config checks should be listed as skipped: {d:#}"
@@ -65,13 +47,7 @@ fn seed003_snapshot_is_at_chance_with_five_classes_from_the_config() {
         "--config",
         &path("seed003/config.json"),
     ]);
-    let chance = d["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "chance_level")
-        .expect("chance_level");
-    assert_eq!(chance["evidence"]["classes"], 5);
+    assert_eq!(finding(&d, "chance_level")["evidence"]["classes"], 5);
 }
 
 #[test]
@@ -111,14 +87,7 @@ fn the_healthy_keras_run_has_no_trend_finding_in_any_of_its_files() {
             &path("keras/healthy/config.json"),
         ]);
         let ids = finding_ids(&d);
-        for id in [
-            "divergence",
-            "plateau",
-            "slow_convergence",
-            "overfitting",
-            "oscillation",
-            "chance_level",
-        ] {
+        for id in TREND_FINDINGS {
             assert!(
                 !ids.contains(&id.to_string()),
                 "{file}: healthy run flagged {id}"
@@ -217,25 +186,16 @@ fn config_checks_through_the_binary() {
         assert!(ids.contains(&id.to_string()), "expected {id}: {ids:?}");
     }
     // 10000 / (64 × 8) = 20 steps per epoch, 60 in the run: the numbers are in the evidence.
-    let find = |id: &str| {
-        d["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["id"] == id)
-            .unwrap()
-            .clone()
-    };
     assert_eq!(
-        find("effective_batch_too_large")["evidence"]["effective_batch"],
+        finding(&d, "effective_batch_too_large")["evidence"]["effective_batch"],
         512
     );
     assert_eq!(
-        find("warmup_exceeds_training")["evidence"]["total_steps"],
+        finding(&d, "warmup_exceeds_training")["evidence"]["total_steps"],
         60
     );
     assert_eq!(
-        find("ema_horizon_too_long")["evidence"]["horizon_steps"].as_f64(),
+        finding(&d, "ema_horizon_too_long")["evidence"]["horizon_steps"].as_f64(),
         Some(10000.0)
     );
     assert_eq!(d["facts"]["steps_per_epoch"]["value"], 20);
@@ -261,11 +221,6 @@ fn config_checks_through_the_binary() {
             .any(|a| a.as_str().unwrap().contains("warmup")),
         "{decision:#}"
     );
-    let ema = decision["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["canonical"] == "ema_decay")
-        .expect("ema change");
+    let ema = item(&decision, "changes", "canonical", "ema_decay");
     assert!(ema["new"].as_f64().unwrap() < 0.9999);
 }

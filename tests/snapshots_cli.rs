@@ -3,27 +3,11 @@
 
 mod common;
 
-use common::{Scratch, assert_code, json};
+use common::{Scratch, assert_code};
 
 /// Runs suggest on an example copied into a scratch dir and returns the report text.
 fn report(example: &str, metrics: &str, extra: &[&str]) -> String {
-    let s = Scratch::new();
-    s.copy_example(&format!("{example}/config.json"), "run/config.json");
-    s.copy_example(&format!("{example}/{metrics}"), &format!("run/{metrics}"));
-    let m = format!("run/{metrics}");
-    let mut args = vec![
-        "suggest",
-        "-c",
-        "run/config.json",
-        "-m",
-        &m,
-        "--format",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    let out = s.retune(&args);
-    assert_code(&out, 0);
-    let decision = json(&out);
+    let (s, decision) = common::suggest(example, metrics, extra);
     s.read(decision["report"].as_str().expect("report path"))
 }
 

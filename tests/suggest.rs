@@ -2,39 +2,24 @@
 
 mod common;
 
-use common::{Scratch, assert_code, json, stdout};
+use common::{
+    Scratch, TREND_FINDINGS, assert_code, finding, finding_ids, ids, json, stdout, suggest,
+};
 use serde_json::Value;
 
-/// Copies an example folder's config and metrics into a scratch dir and runs suggest
-/// with --format json; returns the scratch dir and the decision.
-fn suggest(example: &str, metrics: &str, extra: &[&str]) -> (Scratch, Value) {
+/// A scratch dir holding the diverging Keras run as `config.json` and `history.csv`.
+fn diverging_run() -> Scratch {
     let s = Scratch::new();
-    s.copy_example(&format!("{example}/config.json"), "run/config.json");
-    s.copy_example(&format!("{example}/{metrics}"), &format!("run/{metrics}"));
-    let metrics_path = format!("run/{metrics}");
-    let mut args = vec![
-        "suggest",
-        "--config",
-        "run/config.json",
-        "--metrics",
-        &metrics_path,
-        "--format",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    let out = s.retune(&args);
-    assert_code(&out, 0);
-    let decision = json(&out);
-    (s, decision)
+    s.copy_example("keras/diverging/config.json", "config.json");
+    s.copy_example("keras/diverging/history.csv", "history.csv");
+    s
 }
 
-fn ids(decision: &Value, key: &str, field: &str) -> Vec<String> {
-    decision[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("{key} missing: {decision:#}"))
-        .iter()
-        .map(|v| v[field].as_str().unwrap_or_default().to_string())
-        .collect()
+/// `suggest` on the `config.json` and `history.csv` of a scratch dir, then `extra`.
+fn suggest_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["suggest", "-c", "config.json", "-m", "history.csv"];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// Lines that differ between two texts (old, new), in order.
@@ -68,13 +53,7 @@ fn seed003_gets_a_clean_evidenced_report() {
         assert!(d.get(key).is_some(), "decision lacks {key}: {d:#}");
     }
     assert_eq!(d["provider"], "rules");
-    let finding = d["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "chance_level")
-        .expect("chance_level");
-    assert_eq!(finding["evidence"]["classes"], 5);
+    assert_eq!(finding(&d, "chance_level")["evidence"]["classes"], 5);
     // Every accepted change is a real change with its own rationale.
     let changes = d["changes"].as_array().unwrap();
     let mut rationales: Vec<&str> = changes
@@ -114,10 +93,7 @@ fn seed003_gets_a_clean_evidenced_report() {
 #[test]
 fn a_diverging_run_gets_its_rate_cut_and_a_restore() {
     let (s, d) = suggest("keras/diverging", "history.csv", &[]);
-    assert!(
-        ids(&d, "findings", "id").contains(&"divergence".to_string()),
-        "{d:#}"
-    );
+    assert!(finding_ids(&d).contains(&"divergence".to_string()), "{d:#}");
     assert_eq!(d["actions"], serde_json::json!(["restore_checkpoint"]));
     let change = &d["changes"][0];
     assert_eq!(change["canonical"], "learning_rate");
@@ -143,17 +119,9 @@ fn a_run_that_diverged_from_the_start_is_restarted() {
 #[test]
 fn a_healthy_run_is_left_alone() {
     let (s, d) = suggest("keras/healthy", "history.csv", &[]);
-    let trend = [
-        "divergence",
-        "plateau",
-        "slow_convergence",
-        "overfitting",
-        "oscillation",
-        "chance_level",
-    ];
-    for id in ids(&d, "findings", "id") {
+    for id in finding_ids(&d) {
         assert!(
-            !trend.contains(&id.as_str()),
+            !TREND_FINDINGS.contains(&id.as_str()),
             "healthy run flagged {id}: {d:#}"
         );
     }
@@ -165,7 +133,7 @@ fn a_healthy_run_is_left_alone() {
 fn an_overfitting_run_gets_regularised_or_stopped() {
     let (_, d) = suggest("keras/overfitting", "history.csv", &[]);
     assert!(
-        ids(&d, "findings", "id").contains(&"overfitting".to_string()),
+        finding_ids(&d).contains(&"overfitting".to_string()),
         "{d:#}"
     );
     let changed = ids(&d, "changes", "canonical");
@@ -181,18 +149,9 @@ fn an_overfitting_run_gets_regularised_or_stopped() {
 
 #[test]
 fn dry_run_writes_nothing() {
-    let s = Scratch::new();
-    s.copy_example("keras/diverging/config.json", "config.json");
-    s.copy_example("keras/diverging/history.csv", "history.csv");
+    let s = diverging_run();
     let before = s.files();
-    let out = s.retune(&[
-        "suggest",
-        "-c",
-        "config.json",
-        "-m",
-        "history.csv",
-        "--dry-run",
-    ]);
+    let out = s.retune(&suggest_args(&["--dry-run"]));
     assert_code(&out, 0);
     assert!(
         stdout(&out).contains("dry run: nothing written"),
@@ -204,20 +163,9 @@ fn dry_run_writes_nothing() {
 
 #[test]
 fn in_place_keeps_the_previous_text_in_the_history() {
-    let s = Scratch::new();
-    let original = std::fs::read_to_string(common::example("keras/diverging/config.json")).unwrap();
-    s.write("config.json", &original);
-    s.copy_example("keras/diverging/history.csv", "history.csv");
-    let out = s.retune(&[
-        "suggest",
-        "-c",
-        "config.json",
-        "-m",
-        "history.csv",
-        "--in-place",
-        "--format",
-        "json",
-    ]);
+    let s = diverging_run();
+    let original = s.read("config.json");
+    let out = s.retune(&suggest_args(&["--in-place", "--format", "json"]));
     assert_code(&out, 0);
     assert_ne!(s.read("config.json"), original);
     let history = s.read("reports/history.jsonl");
@@ -229,30 +177,11 @@ fn in_place_keeps_the_previous_text_in_the_history() {
 #[test]
 fn a_second_call_on_the_same_log_does_not_cut_again() {
     // A trainer that calls twice for one epoch (a retry, a resumed job) must not compound.
-    let s = Scratch::new();
-    s.copy_example("keras/diverging/config.json", "config.json");
-    s.copy_example("keras/diverging/history.csv", "history.csv");
-    let first = json(&s.retune(&[
-        "suggest",
-        "-c",
-        "config.json",
-        "-m",
-        "history.csv",
-        "--in-place",
-        "--format",
-        "json",
-    ]));
+    let s = diverging_run();
+    let in_place = suggest_args(&["--in-place", "--format", "json"]);
+    let first = json(&s.retune(&in_place));
     assert_eq!(first["changes"].as_array().unwrap().len(), 1);
-    let second = s.retune(&[
-        "suggest",
-        "-c",
-        "config.json",
-        "-m",
-        "history.csv",
-        "--in-place",
-        "--format",
-        "json",
-    ]);
+    let second = s.retune(&in_place);
     assert_code(&second, 0);
     let second = json(&second);
     assert_eq!(second["changes"], serde_json::json!([]), "{second:#}");
@@ -260,22 +189,11 @@ fn a_second_call_on_the_same_log_does_not_cut_again() {
 
 #[test]
 fn json_output_is_one_document_and_text_output_is_for_people() {
-    let s = Scratch::new();
-    s.copy_example("keras/diverging/config.json", "c.json");
-    s.copy_example("keras/diverging/history.csv", "h.csv");
-    let out = s.retune(&[
-        "suggest",
-        "-c",
-        "c.json",
-        "-m",
-        "h.csv",
-        "--format",
-        "json",
-        "--dry-run",
-    ]);
+    let s = diverging_run();
+    let out = s.retune(&suggest_args(&["--format", "json", "--dry-run"]));
     assert_code(&out, 0);
     json(&out);
-    let out = s.retune(&["suggest", "-c", "c.json", "-m", "h.csv"]);
+    let out = s.retune(&suggest_args(&[]));
     let text = stdout(&out);
     assert!(
         text.contains("divergence") && text.contains("change ") && text.contains("wrote "),
@@ -285,23 +203,13 @@ fn json_output_is_one_document_and_text_output_is_for_people() {
 
 #[test]
 fn concurrent_calls_never_interleave_history_lines() {
-    let s = Scratch::new();
-    s.copy_example("keras/diverging/config.json", "c.json");
-    s.copy_example("keras/diverging/history.csv", "h.csv");
+    let s = diverging_run();
     let bin = assert_cmd::cargo::cargo_bin("retune");
     let children: Vec<_> = (0..8)
         .map(|i| {
             std::process::Command::new(&bin)
                 .current_dir(s.dir.path())
-                .args([
-                    "suggest",
-                    "-c",
-                    "c.json",
-                    "-m",
-                    "h.csv",
-                    "--history",
-                    "shared.jsonl",
-                ])
+                .args(suggest_args(&["--history", "shared.jsonl"]))
                 .args([
                     "--out",
                     &format!("out{i}.json"),

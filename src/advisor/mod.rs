@@ -3,6 +3,7 @@
 //! The `rules` advisor is offline and deterministic; an LLM advisor plugs into the same
 //! trait and its answer goes through the same validation.
 
+pub mod llm;
 pub mod rules;
 
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,11 @@ pub struct Proposal {
     pub actions: Vec<Action>,
     /// Advice that is not a config change (check the data; add a weight-decay key).
     pub advice: Vec<String>,
+    /// Suggestions of an advisor that were not used (an LLM's last answer before the
+    /// fallback), with why; they are listed with the rejected changes.
+    pub discarded: Vec<crate::validate::Rejected>,
+    /// How the LLM exchange went, when an LLM was asked.
+    pub llm: Option<llm::LlmReport>,
 }
 
 /// What an advisor sees. It never sees the file system.

@@ -70,6 +70,8 @@ impl Advisor for RulesAdvisor {
             changes: plan.changes,
             actions: plan.actions,
             advice: plan.advice,
+            discarded: Vec::new(),
+            llm: None,
         })
     }
 }
@@ -703,7 +705,7 @@ mod tests {
 
     use super::*;
     use crate::evidence;
-    use crate::history::{HistoryChange, HistoryEntry};
+    use crate::history;
     use crate::run::testing::run;
 
     fn finding(id: &'static str, evidence: serde_json::Map<String, Value>) -> Finding {
@@ -849,24 +851,12 @@ mod tests {
         let mut r = run(Some(ADAM), &[("loss", &[1.0, 0.6, 0.5, 0.5, 0.5, 0.5])]);
         let p = advise(&r, vec![plateau()]);
         assert_eq!(p.changes[0].new_value, json!(0.09));
-        r.history.push(HistoryEntry {
-            time: String::new(),
-            adjustment_id: "a".into(),
-            epoch: Some(5),
-            provider: "rules".into(),
-            config: String::new(),
-            config_out: None,
-            changes: vec![HistoryChange {
-                parameter: "learning_rate".into(),
-                canonical: "learning_rate".into(),
-                old: json!(1.0),
-                new: json!(0.3),
-            }],
-            actions: vec![],
-            findings: vec!["plateau".into()],
-            metrics: [("loss".to_string(), json!(0.6))].into_iter().collect(),
-            config_before: None,
-        });
+        r.history.push(history::entry(
+            Some(5),
+            &[("learning_rate", "learning_rate", 1.0, 0.3)],
+            &["plateau"],
+            &[("loss", 0.6)],
+        ));
         let p = advise(&r, vec![plateau()]);
         assert!(p.changes.is_empty());
         assert!(p.advice[0].contains("changed at epoch 5"), "{:?}", p.advice);
@@ -881,24 +871,12 @@ mod tests {
                 &[2.3, 2.3, 2.29, 2.29, 2.28, 2.28, 2.28, 2.27, 2.27],
             )],
         );
-        r.history.push(HistoryEntry {
-            time: String::new(),
-            adjustment_id: "a".into(),
-            epoch: Some(2),
-            provider: "rules".into(),
-            config: String::new(),
-            config_out: None,
-            changes: vec![HistoryChange {
-                parameter: "learning_rate".into(),
-                canonical: "learning_rate".into(),
-                old: json!(0.6),
-                new: json!(0.3),
-            }],
-            actions: vec![],
-            findings: vec!["oscillation".into()],
-            metrics: [("loss".to_string(), json!(2.3))].into_iter().collect(),
-            config_before: None,
-        });
+        r.history.push(history::entry(
+            Some(2),
+            &[("learning_rate", "learning_rate", 0.6, 0.3)],
+            &["oscillation"],
+            &[("loss", 2.3)],
+        ));
         let slow = finding("slow_convergence", evidence!["series" => "loss"]);
         let p = advise(&r, vec![slow]);
         assert!(p.changes.is_empty(), "{:?}", p.changes);

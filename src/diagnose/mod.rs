@@ -263,14 +263,10 @@ pub fn num(value: f64) -> String {
 /// Builds runs for the detectors' unit tests in a line or two each.
 #[cfg(test)]
 pub(crate) mod fixture {
-    use std::path::Path;
-
     use super::Diagnosis;
-    use crate::config::ConfigDoc;
     use crate::lang::Lang;
-    use crate::metrics::{Format, MetricsBuilder};
-    use crate::run::{Run, derive_facts};
-    use crate::space::Space;
+    use crate::metrics::MetricsBuilder;
+    use crate::run::{Run, testing};
 
     pub type Check = fn(&Run, Lang, &mut Diagnosis);
 
@@ -289,9 +285,7 @@ pub(crate) mod fixture {
 
         /// `values` at epochs 1, 2, 3 …
         pub fn series(mut self, name: &str, values: &[f64]) -> Self {
-            for (i, v) in values.iter().enumerate() {
-                self.metrics.push(name, i as u32 + 1, *v);
-            }
+            testing::push_series(&mut self.metrics, name, values);
             self
         }
 
@@ -322,27 +316,7 @@ pub(crate) mod fixture {
             if !self.metrics.has_values() {
                 self.metrics.push("loss", 1, 1.0);
             }
-            let metrics = self
-                .metrics
-                .finish(Path::new("history.csv"), Format::KerasCsv)
-                .unwrap();
-            let config = self
-                .config
-                .map(|text| ConfigDoc::parse(Path::new("config.json"), text).unwrap());
-            let space = Space::load(None).unwrap();
-            let tunables = config
-                .as_ref()
-                .map(|c| space.tunables(c))
-                .unwrap_or_default();
-            let facts = derive_facts(config.as_ref(), &metrics, &tunables, self.classes);
-            Run {
-                config,
-                metrics,
-                space,
-                tunables,
-                history: Vec::new(),
-                facts,
-            }
+            testing::assemble(self.config.as_deref(), self.metrics, self.classes)
         }
 
         /// Runs one detector, in English and in Chinese, and returns the English result.

@@ -176,10 +176,15 @@ mod tests {
     use super::*;
     use crate::diagnose::fixture::Fixture;
 
+    /// The detector on a run that logged only `acc`.
+    fn on_accuracy(acc: &[f64]) -> Diagnosis {
+        Fixture::new().series("accuracy", acc).check(check)
+    }
+
     #[test]
     fn accuracy_bouncing_with_no_progress_oscillates() {
         let acc = [0.62, 0.71, 0.58, 0.7, 0.6, 0.73, 0.57, 0.69, 0.61, 0.66];
-        let d = Fixture::new().series("accuracy", &acc).check(check);
+        let d = on_accuracy(&acc);
         let f = d.get("oscillation").expect("oscillation");
         let e = &f.evidence;
         assert_eq!(e["series"], "accuracy");
@@ -196,7 +201,7 @@ mod tests {
         let d = Fixture::new().series("loss", &loss).check(check);
         assert!(d.findings.is_empty(), "{:?}", d.findings);
         let acc = [0.5, 0.58, 0.55, 0.63, 0.6, 0.68, 0.65, 0.73, 0.7, 0.78];
-        let d = Fixture::new().series("accuracy", &acc).check(check);
+        let d = on_accuracy(&acc);
         assert!(d.findings.is_empty(), "{:?}", d.findings);
     }
 
@@ -240,34 +245,16 @@ mod tests {
     fn small_wiggles_and_one_bump_are_not_oscillation() {
         // A converged run: accuracy wiggles by less than 0.03.
         let acc = [0.91, 0.92, 0.915, 0.925, 0.918, 0.922, 0.919, 0.924];
-        assert!(
-            Fixture::new()
-                .series("accuracy", &acc)
-                .check(check)
-                .findings
-                .is_empty()
-        );
+        assert!(on_accuracy(&acc).findings.is_empty());
         // Up and back once is a bump, not a swing pattern.
         let acc = [0.6, 0.61, 0.7, 0.75, 0.7, 0.62, 0.61, 0.6];
-        assert!(
-            Fixture::new()
-                .series("accuracy", &acc)
-                .check(check)
-                .findings
-                .is_empty()
-        );
+        assert!(on_accuracy(&acc).findings.is_empty());
     }
 
     #[test]
     fn too_few_epochs_judge_nothing() {
         let acc = [0.6, 0.7, 0.6, 0.7, 0.6];
-        assert!(
-            Fixture::new()
-                .series("accuracy", &acc)
-                .check(check)
-                .findings
-                .is_empty()
-        );
+        assert!(on_accuracy(&acc).findings.is_empty());
     }
 
     #[test]

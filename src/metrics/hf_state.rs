@@ -241,26 +241,21 @@ impl<'de> Visitor<'de> for LogRow<'_> {
 // the HF Trainer print) are the logged data under test, not approximations of constants.
 #[allow(clippy::approx_constant)]
 mod tests {
-    use crate::metrics::{Canonical, Format, Metrics, load_metrics};
-    use std::path::PathBuf;
+    use crate::metrics::testing::{ScratchFile, example};
+    use crate::metrics::{Canonical, Format, load_metrics};
 
-    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("trainer_state.json");
-        std::fs::write(&path, text).unwrap();
-        (dir, path)
-    }
-
-    fn load(text: &str) -> Metrics {
-        let (_d, path) = write(text);
-        load_metrics(&path, Some(Format::HfTrainerState)).unwrap()
-    }
+    const SCRATCH: ScratchFile = ScratchFile {
+        name: "trainer_state.json",
+        format: Format::HfTrainerState,
+    };
 
     #[test]
     fn reads_the_example_state() {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("configs/examples/formats/hf/trainer_state.json");
-        let m = load_metrics(&path, None).unwrap();
+        let m = load_metrics(
+            &example("configs/examples/formats/hf/trainer_state.json"),
+            None,
+        )
+        .unwrap();
         assert_eq!(m.format, Format::HfTrainerState);
         assert_eq!(m.max_steps, Some(625));
         assert_eq!(m.planned_epochs, Some(5));
@@ -292,7 +287,7 @@ mod tests {
 
     #[test]
     fn top_level_numbers_may_come_before_or_after_the_rows() {
-        let m = load(
+        let m = SCRATCH.load(
             r#"{"num_train_epochs": 3, "max_steps": 300, "log_history": [
                  {"epoch": 0.5, "loss": 2.0, "step": 50},
                  {"epoch": 1.0, "eval_loss": 1.9, "step": 100}], "global_step": 100}"#,
@@ -301,7 +296,7 @@ mod tests {
             (m.max_steps, m.planned_epochs, m.steps_per_epoch),
             (Some(300), Some(3), Some(100))
         );
-        let m = load(
+        let m = SCRATCH.load(
             r#"{"log_history": [{"epoch": 0.25, "loss": 2.0, "step": 10}], "max_steps": 80, "num_train_epochs": 2}"#,
         );
         assert_eq!(m.steps_per_epoch, Some(40));
@@ -311,7 +306,7 @@ mod tests {
     fn an_epoch_end_row_beats_a_hand_set_max_steps() {
         // max_steps=1000 with 300 steps per epoch: the Trainer plans ceil(1000/300) = 4
         // epochs, and 1000/4 would be wrong.
-        let m = load(
+        let m = SCRATCH.load(
             r#"{"log_history": [{"epoch": 1.0, "eval_loss": 1.0, "step": 300}],
                 "max_steps": 1000, "num_train_epochs": 4}"#,
         );
@@ -320,20 +315,13 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_trainer_state() {
-        let (_d, path) = write(r#"{"log_history": []}"#);
-        let e = load_metrics(&path, Some(Format::HfTrainerState))
-            .unwrap_err()
-            .to_string();
+        let e = SCRATCH.error(r#"{"log_history": []}"#).to_string();
         assert!(e.contains("no metric values found"), "{e}");
-        let (_d, path) = write("{\n  \"log_history\": [\n    {\"epoch\": 1.0, \"loss\": }\n  ]\n}");
-        let e = load_metrics(&path, Some(Format::HfTrainerState))
-            .unwrap_err()
+        let e = SCRATCH
+            .error("{\n  \"log_history\": [\n    {\"epoch\": 1.0, \"loss\": }\n  ]\n}")
             .to_string();
         assert!(e.contains("trainer_state.json:3:28: expected value"), "{e}");
-        let (_d, path) = write(r#"{"log_history": {"loss": 1}}"#);
-        let e = load_metrics(&path, Some(Format::HfTrainerState))
-            .unwrap_err()
-            .to_string();
+        let e = SCRATCH.error(r#"{"log_history": {"loss": 1}}"#).to_string();
         assert!(e.contains("expected a list of logged rows"), "{e}");
     }
 }

@@ -99,35 +99,17 @@ impl EpochCounter {
 
 #[cfg(test)]
 mod tests {
-    use crate::metrics::{Canonical, Format, Metrics, load_metrics};
-    use std::path::PathBuf;
+    use crate::metrics::testing::{ScratchFile, example, values};
+    use crate::metrics::{Canonical, Format, load_metrics};
 
-    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.jsonl");
-        std::fs::write(&path, text).unwrap();
-        (dir, path)
-    }
-
-    fn load(text: &str) -> Metrics {
-        let (_d, path) = write(text);
-        load_metrics(&path, Some(Format::JsonLines)).unwrap()
-    }
-
-    fn values(m: &Metrics, c: Canonical) -> Vec<(u32, f64)> {
-        m.get(c)
-            .unwrap()
-            .tail(100)
-            .iter()
-            .map(|p| (p.epoch, p.value))
-            .collect()
-    }
+    const SCRATCH: ScratchFile = ScratchFile {
+        name: "m.jsonl",
+        format: Format::JsonLines,
+    };
 
     #[test]
     fn reads_the_example_with_train_and_val_rows_apart() {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("configs/examples/formats/metrics.jsonl");
-        let m = load_metrics(&path, None).unwrap();
+        let m = load_metrics(&example("configs/examples/formats/metrics.jsonl"), None).unwrap();
         assert_eq!(m.format, Format::JsonLines);
         assert_eq!(m.rows, 12);
         let loss = values(&m, Canonical::Loss);
@@ -146,15 +128,15 @@ mod tests {
 
     #[test]
     fn zero_based_epochs_are_shifted() {
-        let m = load("{\"epoch\": 0, \"loss\": 1.0}\n{\"epoch\": 1, \"loss\": 0.5}\n");
+        let m = SCRATCH.load("{\"epoch\": 0, \"loss\": 1.0}\n{\"epoch\": 1, \"loss\": 0.5}\n");
         assert_eq!(values(&m, Canonical::Loss), vec![(1, 1.0), (2, 0.5)]);
-        let m = load("{\"epoch\": 1, \"loss\": 1.0}\n{\"epoch\": 2, \"loss\": 0.5}\n");
+        let m = SCRATCH.load("{\"epoch\": 1, \"loss\": 1.0}\n{\"epoch\": 2, \"loss\": 0.5}\n");
         assert_eq!(values(&m, Canonical::Loss), vec![(1, 1.0), (2, 0.5)]);
     }
 
     #[test]
     fn rows_without_epochs_are_consecutive_epochs_joined_by_step() {
-        let m = load(
+        let m = SCRATCH.load(
             "{\"step\": 100, \"loss\": 1.0}\r\n\r\n{\"step\": 100, \"split\": \"val\", \"loss\": 1.2}\r\n{\"step\": 200, \"loss\": NaN}\r\n",
         );
         let loss = values(&m, Canonical::Loss);
@@ -162,7 +144,7 @@ mod tests {
         assert_eq!(loss[1].0, 2);
         assert!(loss[1].1.is_nan());
         assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 1.2)]);
-        let m = load("{\"loss\": 3}\n{\"loss\": 2}\n{\"loss\": 1}");
+        let m = SCRATCH.load("{\"loss\": 3}\n{\"loss\": 2}\n{\"loss\": 1}");
         assert_eq!(
             values(&m, Canonical::Loss),
             vec![(1, 3.0), (2, 2.0), (3, 1.0)]
@@ -171,15 +153,11 @@ mod tests {
 
     #[test]
     fn a_malformed_line_names_its_line_and_column() {
-        let (_d, path) = write("{\"epoch\": 1, \"loss\": 1.0}\n\n{\"epoch\": 2, \"loss\": }\n");
-        let e = load_metrics(&path, Some(Format::JsonLines)).unwrap_err();
+        let e = SCRATCH.error("{\"epoch\": 1, \"loss\": 1.0}\n\n{\"epoch\": 2, \"loss\": }\n");
         assert_eq!(e.exit_code(), 2);
         let text = e.to_string();
         assert!(text.contains("m.jsonl:3:22: expected value"), "{text}");
-        let (_d, path) = write("{\"a\": \"x\"}\n");
-        let e = load_metrics(&path, Some(Format::JsonLines))
-            .unwrap_err()
-            .to_string();
+        let e = SCRATCH.error("{\"a\": \"x\"}\n").to_string();
         assert!(e.contains("no metric values found"), "{e}");
     }
 }

@@ -3,7 +3,7 @@
 //! ends from Python's csv module, `nan`/`inf` as Python prints them. A run resumed with
 //! `append=True` may repeat the header mid-file; a repeated header replaces the column
 //! names and is not data. Records stream through one reused `ByteRecord`. It also owns the
-//! CSV pieces Lightning's reader shares (`Columns`, `cell_value`, `csv_error`).
+//! CSV pieces Lightning's reader shares (the row loop `read_rows`, `Columns`, `cell_value`).
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -14,26 +14,10 @@ use super::nonfinite::parse_number;
 use crate::error::{Error, Result};
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
-    let mut reader = open_csv(path)?;
-    let mut record = csv::ByteRecord::new();
-    let mut columns: Option<Columns> = None;
     let mut last_epoch = 0u32;
-    while reader
-        .read_byte_record(&mut record)
-        .map_err(|e| csv_error(path, &e))?
-    {
-        if is_blank(&record) {
-            continue;
-        }
-        let cols = match &columns {
-            Some(cols) if !cols.is_header(&record) => cols,
-            _ => {
-                columns = Some(Columns::from_header(&record, builder));
-                continue;
-            }
-        };
+    read_rows(path, builder, |record, cols| {
         let epoch = match cols.epoch.and_then(|i| record.get(i)) {
-            Some(cell) => match cell_value(path, &record, "epoch", cell)? {
+            Some(cell) => match cell_value(path, record, "epoch", cell)? {
                 Some(e) if e.is_finite() && e >= 0.0 && e.fract() == 0.0 => {
                     // CSVLogger writes the 0-based epoch index.
                     (e.min(f64::from(u32::MAX - 1)) as u32) + 1
@@ -51,6 +35,37 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
             },
             None => last_epoch.saturating_add(1),
         };
+        last_epoch = epoch;
+        Ok(epoch)
+    })
+}
+
+/// The loop both CSV formats share: blank rows are skipped, the first row and any row
+/// repeating the header set the columns, and every metric cell of a data row is pushed at
+/// the epoch `epoch_of` reads from that row (an error there stops the read).
+pub(super) fn read_rows(
+    path: &Path,
+    builder: &mut MetricsBuilder,
+    mut epoch_of: impl FnMut(&csv::ByteRecord, &Columns) -> Result<u32>,
+) -> Result<()> {
+    let mut reader = open_csv(path)?;
+    let mut record = csv::ByteRecord::new();
+    let mut columns: Option<Columns> = None;
+    while reader
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(path, &e))?
+    {
+        if is_blank(&record) {
+            continue;
+        }
+        let cols = match &columns {
+            Some(cols) if !cols.is_header(&record) => cols,
+            _ => {
+                columns = Some(Columns::from_header(&record, builder));
+                continue;
+            }
+        };
+        let epoch = epoch_of(&record, cols)?;
         for (i, cell) in record.iter().enumerate() {
             let Some(id) = cols.ids.get(i).copied().flatten() else {
                 continue;
@@ -59,7 +74,6 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
                 builder.push_id(id, epoch, value);
             }
         }
-        last_epoch = epoch;
         builder.rows += 1;
     }
     Ok(())
@@ -67,7 +81,7 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
 
 /// A CSV reader over the file. Rows may be shorter or longer than the header (a resumed
 /// run that logs another metric): missing cells are no value, extra cells are ignored.
-pub(super) fn open_csv(path: &Path) -> Result<csv::Reader<File>> {
+fn open_csv(path: &Path) -> Result<csv::Reader<File>> {
     let file = File::open(path).map_err(|e| Error::read(path, &e))?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
         return Err(Error::input(
@@ -129,7 +143,7 @@ impl Columns {
     }
 }
 
-pub(super) fn is_blank(record: &csv::ByteRecord) -> bool {
+fn is_blank(record: &csv::ByteRecord) -> bool {
     record.iter().all(|c| c.iter().all(u8::is_ascii_whitespace))
 }
 
@@ -199,7 +213,7 @@ fn line_at(path: &Path, offset: u64) -> Option<u64> {
     Some(line)
 }
 
-pub(super) fn csv_error(path: &Path, err: &csv::Error) -> Error {
+fn csv_error(path: &Path, err: &csv::Error) -> Error {
     match err.kind() {
         csv::ErrorKind::Io(io) => Error::read(path, io),
         _ => Error::input(&at_record(path, err.position()), err.to_string()),
@@ -208,34 +222,15 @@ pub(super) fn csv_error(path: &Path, err: &csv::Error) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use crate::metrics::{Canonical, Format, Metrics, load_metrics};
     use std::io::Write;
-    use std::path::PathBuf;
 
-    fn example(rel: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-    }
+    use crate::metrics::testing::{ScratchFile, example, values};
+    use crate::metrics::{Canonical, Format, load_metrics};
 
-    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.csv");
-        std::fs::write(&path, text).unwrap();
-        (dir, path)
-    }
-
-    fn load(text: &str) -> Metrics {
-        let (_d, path) = write(text);
-        load_metrics(&path, Some(Format::KerasCsv)).unwrap()
-    }
-
-    fn values(m: &Metrics, c: Canonical) -> Vec<(u32, f64)> {
-        m.get(c)
-            .unwrap()
-            .tail(100)
-            .iter()
-            .map(|p| (p.epoch, p.value))
-            .collect()
-    }
+    const SCRATCH: ScratchFile = ScratchFile {
+        name: "log.csv",
+        format: Format::KerasCsv,
+    };
 
     #[test]
     fn reads_the_csvlogger_example_with_na_cells() {
@@ -261,7 +256,7 @@ mod tests {
 
     #[test]
     fn nan_and_inf_cells_are_values() {
-        let m = load("epoch,loss,val_loss\r\n0,0.69,0.70\r\n1,nan,inf\r\n2,NaN,-inf\r\n");
+        let m = SCRATCH.load("epoch,loss,val_loss\r\n0,0.69,0.70\r\n1,nan,inf\r\n2,NaN,-inf\r\n");
         let loss = values(&m, Canonical::Loss);
         assert_eq!(loss[0], (1, 0.69));
         assert!(loss[1].1.is_nan() && loss[2].1.is_nan());
@@ -280,7 +275,7 @@ mod tests {
 
     #[test]
     fn a_repeated_header_from_a_resumed_run_is_skipped() {
-        let m = load(
+        let m = SCRATCH.load(
             "epoch,accuracy,loss\r\n0,0.5,0.7\r\n1,0.6,0.6\r\nepoch,accuracy,loss,lr\r\n2,0.7,0.5,0.001\r\n",
         );
         assert_eq!(m.rows, 3);

@@ -181,26 +181,21 @@ impl<'de> Visitor<'de> for Params<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::metrics::{Canonical, Format, Metrics, load_metrics};
-    use std::path::PathBuf;
+    use crate::metrics::testing::{ScratchFile, example};
+    use crate::metrics::{Canonical, Format, load_metrics};
 
-    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("history.json");
-        std::fs::write(&path, text).unwrap();
-        (dir, path)
-    }
-
-    fn load(text: &str) -> Metrics {
-        let (_d, path) = write(text);
-        load_metrics(&path, Some(Format::KerasHistory)).unwrap()
-    }
+    const SCRATCH: ScratchFile = ScratchFile {
+        name: "history.json",
+        format: Format::KerasHistory,
+    };
 
     #[test]
     fn reads_the_example_up_to_its_divergence() {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("configs/examples/formats/keras_history.json");
-        let m = load_metrics(&path, None).unwrap();
+        let m = load_metrics(
+            &example("configs/examples/formats/keras_history.json"),
+            None,
+        )
+        .unwrap();
         assert_eq!(m.format, Format::KerasHistory);
         assert_eq!(m.rows, 7);
         let loss = m.get(Canonical::Loss).unwrap();
@@ -217,7 +212,7 @@ mod tests {
 
     #[test]
     fn null_is_no_value_and_positions_are_epochs() {
-        let m = load(r#"{"loss": [1.0, 0.8, 0.6], "val_loss": [null, 0.9, null]}"#);
+        let m = SCRATCH.load(r#"{"loss": [1.0, 0.8, 0.6], "val_loss": [null, 0.9, null]}"#);
         let val = m.get(Canonical::ValLoss).unwrap();
         assert_eq!(val.len(), 1);
         assert_eq!(val.last().unwrap().epoch, 2);
@@ -227,7 +222,7 @@ mod tests {
 
     #[test]
     fn reads_the_fuller_dump_with_params() {
-        let m = load(
+        let m = SCRATCH.load(
             r#"{"epoch": [0, 1], "params": {"verbose": 1, "epochs": 10, "steps": 3038},
                 "history": {"loss": [0.6935, 0.6933], "val_accuracy": [0.5051, 0.5048]}}"#,
         );
@@ -242,23 +237,18 @@ mod tests {
 
     #[test]
     fn refuses_files_without_lists_and_broken_json() {
-        let (_d, path) = write(r#"{"model": "lstm", "epochs": 5}"#);
-        let e = load_metrics(&path, Some(Format::KerasHistory))
-            .unwrap_err()
+        let e = SCRATCH
+            .error(r#"{"model": "lstm", "epochs": 5}"#)
             .to_string();
         assert!(
             e.contains("no metric values found (read as Keras history JSON)"),
             "{e}"
         );
-        let (_d, path) = write("{\"loss\": [0.5,\n 0.4,\n 0.3 0.2]}");
-        let e = load_metrics(&path, Some(Format::KerasHistory))
-            .unwrap_err()
+        let e = SCRATCH
+            .error("{\"loss\": [0.5,\n 0.4,\n 0.3 0.2]}")
             .to_string();
         assert!(e.contains("history.json:3:6: expected `,` or `]`"), "{e}");
-        let (_d, path) = write("[0.5, 0.4]");
-        let e = load_metrics(&path, Some(Format::KerasHistory))
-            .unwrap_err()
-            .to_string();
+        let e = SCRATCH.error("[0.5, 0.4]").to_string();
         assert!(e.contains("expected a Keras history object"), "{e}");
     }
 }

@@ -334,28 +334,13 @@ impl Tracker {
 #[allow(clippy::approx_constant)]
 mod tests {
     use super::*;
+    use crate::metrics::testing::{ScratchFile, example, values};
     use crate::metrics::{Canonical, Format, Metrics, load_metrics};
-    use std::path::PathBuf;
 
-    fn example(rel: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-    }
-
-    fn load_text(text: &str) -> Metrics {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("train.log");
-        std::fs::write(&path, text).unwrap();
-        load_metrics(&path, Some(Format::KerasLog)).unwrap()
-    }
-
-    fn values(m: &Metrics, c: Canonical) -> Vec<(u32, f64)> {
-        m.get(c)
-            .unwrap()
-            .tail(100)
-            .iter()
-            .map(|p| (p.epoch, p.value))
-            .collect()
-    }
+    const SCRATCH: ScratchFile = ScratchFile {
+        name: "train.log",
+        format: Format::KerasLog,
+    };
 
     fn partial_value(m: &Metrics, name: &str) -> f64 {
         m.partial
@@ -467,7 +452,7 @@ mod tests {
                 "\r 1/10 ━━━━━━━━━━━━━━━━━━━━ 1s 150ms/step - loss: 0.9000\u{8}\u{8}\r10/10 ━━━━━━━━━━━━━━━━━━━━ 2s 100ms/step - loss: {loss} - val_loss: 0.8000\n"
             )
         };
-        let m = load_text(&format!("{}{}{}", bar("0.7000"), bar("0.6000"), bar("nan")));
+        let m = SCRATCH.load(&format!("{}{}{}", bar("0.7000"), bar("0.6000"), bar("nan")));
         let loss = values(&m, Canonical::Loss);
         assert_eq!(loss[..2], [(1, 0.7), (2, 0.6)]);
         assert!(loss[2].1.is_nan());
@@ -477,7 +462,7 @@ mod tests {
 
     #[test]
     fn an_evaluate_bar_after_the_last_epoch_is_not_an_epoch() {
-        let m = load_text(
+        let m = SCRATCH.load(
             "Epoch 1/2\n10/10 ━━ 2s 100ms/step - loss: 0.5000 - val_loss: 0.6000\n\
              Epoch 2/2\n10/10 ━━ 2s 100ms/step - loss: 0.4000 - val_loss: 0.5000\n\
              \r1/4 ━━ 0s 10ms/step - loss: 0.9000\r4/4 ━━ 0s 10ms/step - loss: 0.5500\n",
@@ -488,7 +473,7 @@ mod tests {
 
     #[test]
     fn old_keras_samples_and_countless_lines() {
-        let m = load_text(
+        let m = SCRATCH.load(
             "Train on 60000 samples\nEpoch 1/2\n60000/60000 [==============================] - 3s 50us/sample - loss: 0.2950 - acc: 0.9149\n\
              Epoch 2/2\n - 3s - loss: 0.1401 - acc: 0.9581\n",
         );
@@ -502,7 +487,7 @@ mod tests {
 
     #[test]
     fn a_state_cut_off_by_the_end_of_the_file_is_not_read() {
-        let m = load_text(
+        let m = SCRATCH.load(
             "Epoch 1/3\n5/5 ━━ 1s - loss: 0.5000\nEpoch 2/3\n\r2/5 ━━ 1s - accuracy: 0.6100 - loss: 0.4100\r3/5 ━━ 1s - accuracy: 0.6",
         );
         let partial = m.partial.as_ref().unwrap();
@@ -512,15 +497,8 @@ mod tests {
 
     #[test]
     fn a_file_without_progress_has_no_values() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("train.log");
-        std::fs::write(
-            &path,
-            "Epoch 1: val_accuracy improved from -inf to 0.50509\nINFO start\n",
-        )
-        .unwrap();
-        let e = load_metrics(&path, Some(Format::KerasLog))
-            .unwrap_err()
+        let e = SCRATCH
+            .error("Epoch 1: val_accuracy improved from -inf to 0.50509\nINFO start\n")
             .to_string();
         assert!(
             e.contains("no metric values found (read as Keras console log)"),

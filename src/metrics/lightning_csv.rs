@@ -9,34 +9,18 @@
 use std::path::Path;
 
 use super::MetricsBuilder;
-use super::keras_csv::{Columns, at_record, cell_value, csv_error, is_blank, open_csv};
+use super::keras_csv::{at_record, cell_value, read_rows};
 use crate::error::{Error, Result};
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
-    let mut reader = open_csv(path)?;
-    let mut record = csv::ByteRecord::new();
-    let mut columns: Option<Columns> = None;
     let mut epochs = EpochSteps::default();
     let mut last_epoch = 1u32;
-    while reader
-        .read_byte_record(&mut record)
-        .map_err(|e| csv_error(path, &e))?
-    {
-        if is_blank(&record) {
-            continue;
-        }
-        let cols = match &columns {
-            Some(cols) if !cols.is_header(&record) => cols,
-            _ => {
-                columns = Some(Columns::from_header(&record, builder));
-                continue;
-            }
-        };
+    read_rows(path, builder, |record, cols| {
         let counter = |index: Option<usize>, name: &str| -> Result<Option<u64>> {
             let Some(cell) = index.and_then(|i| record.get(i)) else {
                 return Ok(None);
             };
-            match cell_value(path, &record, name, cell)? {
+            match cell_value(path, record, name, cell)? {
                 None => Ok(None),
                 Some(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 => Ok(Some(v as u64)),
                 Some(_) => Err(Error::input(
@@ -56,17 +40,9 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
         if let Some(step) = counter(cols.step, "step")? {
             epochs.observe(epoch, step);
         }
-        for (i, cell) in record.iter().enumerate() {
-            let Some(id) = cols.ids.get(i).copied().flatten() else {
-                continue;
-            };
-            if let Some(value) = cell_value(path, &record, &cols.names[i], cell)? {
-                builder.push_id(id, epoch, value);
-            }
-        }
         last_epoch = epoch;
-        builder.rows += 1;
-    }
+        Ok(epoch)
+    })?;
     if let Some(steps) = epochs.steps_per_epoch {
         builder.steps_per_epoch = Some(steps);
     }
@@ -114,30 +90,21 @@ impl EpochSteps {
 
 #[cfg(test)]
 mod tests {
-    use crate::metrics::{Canonical, Format, Metrics, load_metrics};
-    use std::path::PathBuf;
+    use crate::metrics::testing::{ScratchFile, example, values};
+    use crate::metrics::{Canonical, Format, load_metrics};
 
-    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("metrics.csv");
-        std::fs::write(&path, text).unwrap();
-        (dir, path)
-    }
-
-    fn values(m: &Metrics, c: Canonical) -> Vec<(u32, f64)> {
-        m.get(c)
-            .unwrap()
-            .tail(100)
-            .iter()
-            .map(|p| (p.epoch, p.value))
-            .collect()
-    }
+    const SCRATCH: ScratchFile = ScratchFile {
+        name: "metrics.csv",
+        format: Format::LightningCsv,
+    };
 
     #[test]
     fn reads_the_example_preferring_epoch_means() {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("configs/examples/formats/lightning/version_0/metrics.csv");
-        let m = load_metrics(&path, None).unwrap();
+        let m = load_metrics(
+            &example("configs/examples/formats/lightning/version_0/metrics.csv"),
+            None,
+        )
+        .unwrap();
         assert_eq!(m.format, Format::LightningCsv);
         assert_eq!(m.steps_per_epoch, Some(188));
         let loss = m.get(Canonical::Loss).unwrap();
@@ -164,11 +131,10 @@ mod tests {
 
     #[test]
     fn step_rows_average_into_their_epoch_and_rows_without_epoch_stay_in_it() {
-        let (_d, path) = write(
+        let m = SCRATCH.load(
             "epoch,lr-Adam,step,train_loss_step,val_loss\n\
              0,,1,1.0,\n0,,3,3.0,\n0,,3,,2.5\n,0.01,3,,\n1,,5,nan,\n1,,7,,1.5\n",
         );
-        let m = load_metrics(&path, Some(Format::LightningCsv)).unwrap();
         let loss = values(&m, Canonical::Loss);
         assert_eq!(loss[0], (1, 2.0));
         assert!(loss[1].1.is_nan());
@@ -180,26 +146,21 @@ mod tests {
 
     #[test]
     fn a_bad_cell_names_line_and_column() {
-        let (_d, path) = write("epoch,step,val_loss\n0,10,0.5\n1,x,0.4\n");
-        let e = load_metrics(&path, Some(Format::LightningCsv))
-            .unwrap_err()
+        let e = SCRATCH
+            .error("epoch,step,val_loss\n0,10,0.5\n1,x,0.4\n")
             .to_string();
         assert!(
             e.ends_with("metrics.csv:3: column \"step\": \"x\" is not a number"),
             "{e}"
         );
-        let (_d, path) = write("epoch,step,val_loss\n0,10,0.5\n1,20,abc\n");
-        let e = load_metrics(&path, Some(Format::LightningCsv))
-            .unwrap_err()
+        let e = SCRATCH
+            .error("epoch,step,val_loss\n0,10,0.5\n1,20,abc\n")
             .to_string();
         assert!(
             e.ends_with("metrics.csv:3: column \"val_loss\": \"abc\" is not a number"),
             "{e}"
         );
-        let (_d, path) = write("epoch,step,val_loss\n");
-        let e = load_metrics(&path, Some(Format::LightningCsv))
-            .unwrap_err()
-            .to_string();
+        let e = SCRATCH.error("epoch,step,val_loss\n").to_string();
         assert!(e.contains("no metric values found"), "{e}");
     }
 }

@@ -371,13 +371,63 @@ fn detect_json(name: &str, trimmed: &str) -> Format {
     Format::Snapshot
 }
 
+/// What the readers' tests share: the repository's files, a scratch file named as its
+/// trainer names it, and a series as (epoch, value) pairs.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use std::path::PathBuf;
 
-    fn example(rel: &str) -> PathBuf {
+    use super::{Canonical, Format, Metrics, load_metrics};
+    use crate::error::Error;
+
+    /// A file of the repository (`configs/examples/…`, `tests/fixtures/…`).
+    pub fn example(rel: &str) -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
     }
+
+    /// Text written to a scratch file for one reader: under the file name its trainer
+    /// writes (which the error messages under test name), read in its format.
+    pub struct ScratchFile {
+        pub name: &'static str,
+        pub format: Format,
+    }
+
+    impl ScratchFile {
+        /// The file holding `text`; it lives as long as the returned directory.
+        fn write(&self, text: &str) -> (tempfile::TempDir, PathBuf) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(self.name);
+            std::fs::write(&path, text).unwrap();
+            (dir, path)
+        }
+
+        pub fn load(&self, text: &str) -> Metrics {
+            let (_dir, path) = self.write(text);
+            load_metrics(&path, Some(self.format)).unwrap()
+        }
+
+        /// The error reading `text` gives; a panic if it reads.
+        pub fn error(&self, text: &str) -> Error {
+            let (_dir, path) = self.write(text);
+            load_metrics(&path, Some(self.format)).unwrap_err()
+        }
+    }
+
+    /// The last 100 (epoch, value) pairs of series `c`, which must exist.
+    pub fn values(m: &Metrics, c: Canonical) -> Vec<(u32, f64)> {
+        m.get(c)
+            .unwrap()
+            .tail(100)
+            .iter()
+            .map(|p| (p.epoch, p.value))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::example;
+    use super::*;
 
     /// Every example, by its own name and renamed to something neutral.
     const EXAMPLES: &[(&str, Format)] = &[

@@ -206,27 +206,21 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::testing::{ScratchFile, example};
     use crate::metrics::{Canonical, Format, Metrics, load_metrics};
-    use std::path::PathBuf;
 
-    fn example(rel: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-    }
+    const SCRATCH: ScratchFile = ScratchFile {
+        name: "m.json",
+        format: Format::Snapshot,
+    };
 
-    fn load(rel: &str) -> Metrics {
+    fn load_example(rel: &str) -> Metrics {
         load_metrics(&example(rel), Some(Format::Snapshot)).unwrap()
-    }
-
-    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.json");
-        std::fs::write(&path, text).unwrap();
-        (dir, path)
     }
 
     #[test]
     fn reads_seed_003_as_the_second_epoch() {
-        let m = load("configs/examples/seed003/metrics.json");
+        let m = load_example("configs/examples/seed003/metrics.json");
         assert_eq!(m.rows, 1);
         let loss = m.get(Canonical::Loss).unwrap();
         assert_eq!(loss.len(), 1);
@@ -243,7 +237,7 @@ mod tests {
 
     #[test]
     fn a_validation_phase_names_validation_metrics() {
-        let m = load("configs/examples/formats/snapshot.json");
+        let m = load_example("configs/examples/formats/snapshot.json");
         let val_loss = m.get(Canonical::ValLoss).unwrap();
         assert_eq!(val_loss.original, "val_loss");
         assert_eq!(val_loss.last().unwrap().epoch, 4);
@@ -255,13 +249,11 @@ mod tests {
 
     #[test]
     fn epochs_default_to_one_and_nan_is_data() {
-        let (_d, path) = write("{\"loss\": NaN, \"phase\": \"train\"}");
-        let m = load_metrics(&path, Some(Format::Snapshot)).unwrap();
+        let m = SCRATCH.load("{\"loss\": NaN, \"phase\": \"train\"}");
         let p = m.get(Canonical::Loss).unwrap().last().unwrap();
         assert_eq!(p.epoch, 1);
         assert!(p.value.is_nan());
-        let (_d, path) = write("{\"epoch\": 0, \"val_loss\": Infinity}");
-        let m = load_metrics(&path, Some(Format::Snapshot)).unwrap();
+        let m = SCRATCH.load("{\"epoch\": 0, \"val_loss\": Infinity}");
         let p = m.get(Canonical::ValLoss).unwrap().last().unwrap();
         assert_eq!((p.epoch, p.value), (1, f64::INFINITY));
     }
@@ -296,10 +288,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("no metric values found"), "{e}");
-        let (_d, path) = write("{}");
-        let e = load_metrics(&path, Some(Format::Snapshot))
-            .unwrap_err()
-            .to_string();
+        let e = SCRATCH.error("{}").to_string();
         assert!(e.contains("no metric values found"), "{e}");
         let e = load_metrics(
             &example("tests/fixtures/broken.json"),
@@ -314,10 +303,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("garbage.bin:1:"), "{e}");
-        let (_d, path) = write("[1, 2]");
-        let e = load_metrics(&path, Some(Format::Snapshot))
-            .unwrap_err()
-            .to_string();
+        let e = SCRATCH.error("[1, 2]").to_string();
         assert!(e.contains("expected a JSON object of metric values"), "{e}");
     }
 }

@@ -383,29 +383,10 @@ fn finite_runs(points: &[Point]) -> Vec<&[Point]> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::metrics::{Format, MetricsBuilder};
-    use crate::space::Space;
 
     fn run(series: &[(&str, &[f64])]) -> Run {
-        let mut b = MetricsBuilder::new();
-        for (name, values) in series {
-            for (i, v) in values.iter().enumerate() {
-                b.push(name, i as u32 + 1, *v);
-            }
-        }
-        let metrics = b.finish(Path::new("m.csv"), Format::KerasCsv).unwrap();
-        let facts = crate::run::derive_facts(None, &metrics, &[], None);
-        Run {
-            config: None,
-            metrics,
-            space: Space::load(None).unwrap(),
-            tunables: vec![],
-            history: vec![],
-            facts,
-        }
+        crate::run::testing::run(None, series)
     }
 
     #[test]

@@ -217,60 +217,26 @@ fn signed(value: f64, unit: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use serde_json::Value;
-
     use super::*;
     use crate::advisor::Action;
-    use crate::config::ConfigDoc;
-    use crate::history::{HistoryChange, number_to_json};
-    use crate::metrics::{Format, MetricsBuilder};
-    use crate::space::Space;
+    use crate::history;
 
     fn entry(epoch: Option<u32>, metrics: &[(&str, f64)]) -> HistoryEntry {
         HistoryEntry {
-            time: "2026-01-01T00:00:00Z".into(),
-            adjustment_id: "adj-1".into(),
-            epoch,
-            provider: "rules".into(),
-            config: "c.json".into(),
-            config_out: None,
-            changes: vec![HistoryChange {
-                parameter: "lr".into(),
-                canonical: "learning_rate".into(),
-                old: Value::from(0.3),
-                new: Value::from(0.030000000000000002),
-            }],
             actions: vec![Action::RestoreCheckpoint],
-            findings: vec!["divergence".into()],
-            metrics: metrics
-                .iter()
-                .map(|(k, v)| (k.to_string(), number_to_json(*v)))
-                .collect(),
-            config_before: None,
+            ..history::entry(
+                epoch,
+                &[("lr", "learning_rate", 0.3, 0.030000000000000002)],
+                &["divergence"],
+                metrics,
+            )
         }
     }
 
     fn run(series: &[(&str, &[f64])], history: Vec<HistoryEntry>) -> Run {
-        let doc = ConfigDoc::parse(Path::new("c.json"), r#"{"lr": 0.03}"#.into()).unwrap();
-        let mut b = MetricsBuilder::new();
-        for (name, values) in series {
-            for (i, v) in values.iter().enumerate() {
-                b.push(name, i as u32 + 1, *v);
-            }
-        }
-        let metrics = b.finish(Path::new("m.csv"), Format::KerasCsv).unwrap();
-        let space = Space::load(None).unwrap();
-        let tunables = space.tunables(&doc);
-        let facts = crate::run::derive_facts(Some(&doc), &metrics, &tunables, None);
         Run {
-            config: Some(doc),
-            metrics,
-            space,
-            tunables,
             history,
-            facts,
+            ..crate::run::testing::run(Some(r#"{"lr": 0.03}"#), series)
         }
     }
 

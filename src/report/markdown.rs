@@ -55,6 +55,37 @@ pub fn render(outcome: &Outcome, chart_href: Option<&str>) -> String {
     md
 }
 
+/// The LLM exchange in one line: what was asked, what it cost, and whether it was used.
+fn llm_line(md: &mut String, llm: &crate::advisor::llm::LlmReport, lang: Lang) {
+    let cached = if llm.cached {
+        say!(lang, ", from the cache", "，来自缓存")
+    } else {
+        String::new()
+    };
+    md.push_str(&say!(
+        lang,
+        "- **LLM:** {} at {} ({}); {} answer(s), {} repair(s), {} HTTP request(s); {} prompt + {} completion tokens; {} ms{cached}\n",
+        "- **LLM：** {} 于 {}（{}）；{} 个回答，{} 次修复，{} 次 HTTP 请求；提示 {} + 生成 {} 个 token；{} 毫秒{cached}\n",
+        code(&llm.model),
+        code(&llm.endpoint),
+        llm.response_format,
+        llm.answers,
+        llm.repairs,
+        llm.http_attempts,
+        llm.prompt_tokens,
+        llm.completion_tokens,
+        llm.latency_ms
+    ));
+    if let Some(reason) = &llm.fallback {
+        md.push_str(&say!(
+            lang,
+            "- **Fallback:** the rules advisor decided, because {}\n",
+            "- **回退：** 由规则顾问决定，原因：{}\n",
+            escape_cell(reason)
+        ));
+    }
+}
+
 fn header(md: &mut String, outcome: &Outcome) {
     let lang = outcome.lang;
     let run = &outcome.run;
@@ -79,6 +110,9 @@ fn header(md: &mut String, outcome: &Outcome) {
             "- **Advisor:** {provider}\n",
             "- **顾问：** {provider}\n"
         )),
+    }
+    if let Some(llm) = &outcome.proposal.llm {
+        llm_line(md, llm, lang);
     }
     if let Some(config) = &run.config {
         md.push_str(&say!(
@@ -739,7 +773,6 @@ fn link_destination(href: &str) -> String {
 mod tests {
     use std::path::{Path, PathBuf};
 
-    use indexmap::IndexMap;
     use jiff::Timestamp;
 
     use super::*;
@@ -748,7 +781,7 @@ mod tests {
     use crate::config::ConfigDoc;
     use crate::diagnose::{Diagnosis, Skipped};
     use crate::evidence;
-    use crate::history::{HistoryChange, HistoryEntry};
+    use crate::history::{self, HistoryEntry};
     use crate::metrics::{Format, MetricsBuilder, PartialEpoch};
     use crate::report::Written;
     use crate::run::Run;
@@ -882,43 +915,30 @@ mod tests {
         let metrics = b
             .finish(Path::new("runs/mnv3/train.log"), Format::KerasLog)
             .unwrap();
-        let space = Space::load(None).unwrap();
-        let tunables = space.tunables(&config);
-        let facts = crate::run::derive_facts(Some(&config), &metrics, &tunables, None);
         let history = vec![HistoryEntry {
             time: "2026-09-01T10:00:00Z".into(),
             adjustment_id: "adj-20260901T100000Z-0a1b2c".into(),
-            epoch: Some(8),
-            provider: "rules".into(),
             config: "runs/mnv3/config.json".into(),
             config_out: Some("runs/mnv3/config.json".into()),
-            changes: vec![HistoryChange {
-                parameter: "learning_rate".into(),
-                canonical: "learning_rate".into(),
-                old: Value::from(0.003),
-                new: Value::from(0.001),
-            }],
-            actions: vec![],
-            findings: vec!["oscillation".into()],
-            metrics: [
-                ("loss", 0.62),
-                ("val_loss", 0.76),
-                ("accuracy", 0.78),
-                ("val_accuracy", 0.69),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), Value::from(v)))
-            .collect::<IndexMap<_, _>>(),
-            config_before: None,
+            ..history::entry(
+                Some(8),
+                &[("learning_rate", "learning_rate", 0.003, 0.001)],
+                &["oscillation"],
+                &[
+                    ("loss", 0.62),
+                    ("val_loss", 0.76),
+                    ("accuracy", 0.78),
+                    ("val_accuracy", 0.69),
+                ],
+            )
         }];
-        let run = Run {
-            config: Some(config.clone()),
+        let run = Run::new(
+            Some(config.clone()),
             metrics,
-            space,
-            tunables,
+            Space::load(None).unwrap(),
             history,
-            facts,
-        };
+            None,
+        );
 
         let diagnosis = Diagnosis {
             findings: vec![
@@ -970,6 +990,8 @@ mod tests {
                 "add data augmentation: the config has no augmentation key to change",
                 "增加数据增强：配置中没有可修改的增强参数"
             )],
+            discarded: vec![],
+            llm: None,
         };
         let decision = Decision {
             changes: vec![

@@ -49,6 +49,8 @@ pub struct DecisionJson<'a> {
     pub actions: &'a [Action],
     pub advice: &'a [String],
     pub notes: &'a [String],
+    /// Model, tokens, latency and attempts when an LLM was asked.
+    pub llm: Option<&'a crate::advisor::llm::LlmReport>,
     pub config_out: Option<String>,
     pub report: Option<String>,
     pub dry_run: bool,
@@ -70,6 +72,7 @@ pub fn decision_json(outcome: &Outcome) -> DecisionJson<'_> {
         actions: &outcome.decision.actions,
         advice: &outcome.proposal.advice,
         notes: &outcome.decision.notes,
+        llm: outcome.proposal.llm.as_ref(),
         config_out: written.config_out.as_ref().map(|p| p.display().to_string()),
         report: written.report.as_ref().map(|p| p.display().to_string()),
         dry_run,
@@ -200,7 +203,39 @@ pub fn print_suggest(outcome: &Outcome, format: OutputFormat) -> Result<()> {
     }
 }
 
-fn print_json<T: Serialize>(value: &T) -> Result<()> {
+/// stdout of `prompt`: the messages, then their size.
+pub fn print_prompt(
+    messages: &[crate::advisor::llm::prompt::Message],
+    format: OutputFormat,
+) -> Result<()> {
+    let (chars, tokens) = crate::advisor::llm::prompt::size(messages);
+    match format {
+        OutputFormat::Json => print_json(&serde_json::json!({
+            "messages": messages,
+            "characters": chars,
+            "estimated_tokens": tokens,
+        })),
+        OutputFormat::Text => {
+            let mut out = String::new();
+            for m in messages {
+                out.push_str(&format!(
+                    "--- {} ({} characters) ---\n{}\n\n",
+                    m.role,
+                    m.content.chars().count(),
+                    m.content
+                ));
+            }
+            out.push_str(&format!(
+                "{} messages, {chars} characters, about {tokens} tokens (4 characters a token)\n",
+                messages.len()
+            ));
+            print!("{out}");
+            Ok(())
+        }
+    }
+}
+
+pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::write(std::path::Path::new("<stdout>"), std::io::Error::other(e)))?;
     println!("{text}");

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
+use serde_json::Value;
 
 /// The repository root, where configs/examples lives.
 pub fn repo() -> PathBuf {
@@ -66,8 +67,12 @@ impl Scratch {
             .expect("binary built")
             .current_dir(self.dir.path())
             .env("SOURCE_DATE_EPOCH", "1790000000")
+            // Nothing from the developer's own setup: no endpoint, key, config file or cache.
             .env_remove("OPENAI_API_KEY")
             .env_remove("OPENAI_BASE_URL")
+            .env_remove("RETUNE_MODEL")
+            .env("XDG_CONFIG_HOME", self.path(".xdg-config"))
+            .env("RETUNE_CACHE_DIR", self.path(".cache"))
             .args(args)
             .output()
             .expect("retune runs")
@@ -110,7 +115,82 @@ pub fn assert_code(output: &Output, code: i32) {
     );
 }
 
-pub fn json(output: &Output) -> serde_json::Value {
+pub fn json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", stdout(output)))
+}
+
+/// Copies an example folder's config and metrics into a scratch dir (`run/config.json`,
+/// `run/<metrics>`) and runs suggest on them with `--format json` and `extra`, which must
+/// succeed; returns the scratch dir and the decision.
+pub fn suggest(example: &str, metrics: &str, extra: &[&str]) -> (Scratch, Value) {
+    let s = Scratch::new();
+    s.copy_example(&format!("{example}/config.json"), "run/config.json");
+    s.copy_example(&format!("{example}/{metrics}"), &format!("run/{metrics}"));
+    let metrics_path = format!("run/{metrics}");
+    let mut args = vec![
+        "suggest",
+        "--config",
+        "run/config.json",
+        "--metrics",
+        &metrics_path,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = s.retune(&args);
+    assert_code(&out, 0);
+    let decision = json(&out);
+    (s, decision)
+}
+
+/// The text at `field` of every element of the list `key` (finding ids, changed
+/// parameters), in order.
+pub fn ids(document: &Value, key: &str, field: &str) -> Vec<String> {
+    list(document, key)
+        .iter()
+        .map(|v| {
+            v[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} element without text {field}: {v}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// The element of the list `key` whose `field` is `value`.
+#[track_caller]
+pub fn item<'a>(document: &'a Value, key: &str, field: &str, value: &str) -> &'a Value {
+    list(document, key)
+        .iter()
+        .find(|v| v[field] == value)
+        .unwrap_or_else(|| panic!("no {key} element with {field} {value}: {document:#}"))
+}
+
+/// The ids of a diagnosis's or a decision's findings, in order.
+pub fn finding_ids(document: &Value) -> Vec<String> {
+    ids(document, "findings", "id")
+}
+
+/// The findings read from the metrics' trend, none of which a healthy run may get.
+pub const TREND_FINDINGS: &[&str] = &[
+    "divergence",
+    "plateau",
+    "slow_convergence",
+    "overfitting",
+    "oscillation",
+    "chance_level",
+];
+
+/// The finding `id` of a diagnosis or a decision.
+#[track_caller]
+pub fn finding<'a>(document: &'a Value, id: &str) -> &'a Value {
+    item(document, "findings", "id", id)
+}
+
+#[track_caller]
+fn list<'a>(document: &'a Value, key: &str) -> &'a Vec<Value> {
+    document[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} missing: {document:#}"))
 }

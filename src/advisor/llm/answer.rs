@@ -1,0 +1,171 @@
+//! Reading what the model said. The answer is untrusted: it may be JSON, JSON wrapped in
+//! prose or a code fence, or nonsense. We find the JSON object, read the fields we need
+//! leniently (numbers written as strings are numbers), and report every structural
+//! problem as a reason the model can act on in a repair round. Values are not judged
+//! here: `validate` does that for every advisor alike.
+
+use serde_json::Value;
+
+use crate::advisor::ProposedChange;
+
+/// The parts of an answer we use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub diagnosis: String,
+    pub changes: Vec<ProposedChange>,
+    pub extras: Vec<(String, String)>,
+}
+
+/// The answer, or the reasons it cannot be used.
+pub fn parse(text: &str) -> Result<Parsed, Vec<String>> {
+    let Some(object) = find_object(text) else {
+        return Err(vec![if text.trim().is_empty() {
+            "the answer was empty".to_string()
+        } else {
+            format!(
+                "no JSON object found in the answer (it began: {:?})",
+                text.chars().take(80).collect::<String>()
+            )
+        }]);
+    };
+    let mut reasons = Vec::new();
+    let diagnosis = match object.get("diagnosis") {
+        Some(Value::String(s)) => s.trim().to_string(),
+        _ => {
+            reasons.push("\"diagnosis\" must be a string".to_string());
+            String::new()
+        }
+    };
+    let mut changes = Vec::new();
+    match object.get("changes") {
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                match change(item) {
+                    Ok(c) => changes.push(c),
+                    Err(why) => reasons.push(format!("changes[{i}]: {why}")),
+                }
+            }
+        }
+        Some(Value::Null) | None => reasons
+            .push("\"changes\" is missing: give a list (empty if nothing should change)".into()),
+        Some(_) => reasons.push("\"changes\" must be a list".into()),
+    }
+    let extras = ["expected_effect", "risk"]
+        .iter()
+        .filter_map(|k| {
+            object
+                .get(*k)
+                .and_then(Value::as_str)
+                .map(|v| (k.to_string(), v.trim().to_string()))
+        })
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    if reasons.is_empty() {
+        Ok(Parsed {
+            diagnosis,
+            changes,
+            extras,
+        })
+    } else {
+        Err(reasons)
+    }
+}
+
+fn change(item: &Value) -> Result<ProposedChange, String> {
+    let Some(obj) = item.as_object() else {
+        return Err("each change must be an object".into());
+    };
+    let parameter = obj
+        .get("parameter")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or("\"parameter\" must be a parameter path from the list")?;
+    let new_value = match obj.get("new_value") {
+        Some(v @ (Value::Number(_) | Value::String(_))) => v.clone(),
+        _ => return Err(format!("{parameter}: \"new_value\" must be a number")),
+    };
+    let rationale = obj
+        .get("rationale")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if rationale.is_empty() {
+        return Err(format!(
+            "{parameter}: \"rationale\" must say why, citing the run's numbers"
+        ));
+    }
+    let confidence = match obj.get("confidence") {
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+        Some(Value::String(s)) => s
+            .trim()
+            .trim_end_matches('%')
+            .parse::<f64>()
+            .map(|v| if v > 1.0 { v / 100.0 } else { v })
+            .unwrap_or(0.0),
+        _ => 0.5,
+    };
+    Ok(ProposedChange {
+        parameter: parameter.to_string(),
+        new_value,
+        rationale,
+        confidence,
+    })
+}
+
+/// The first JSON object in `text`: the whole text, else the first `{` from which a
+/// complete object parses (answers in code fences or after a sentence).
+fn find_object(text: &str) -> Option<serde_json::Map<String, Value>> {
+    if let Ok(Value::Object(map)) = serde_json::from_str(text.trim()) {
+        return Some(map);
+    }
+    text.char_indices()
+        .filter(|(_, c)| *c == '{')
+        .find_map(|(i, _)| {
+            let mut stream = serde_json::Deserializer::from_str(&text[i..]).into_iter::<Value>();
+            match stream.next() {
+                Some(Ok(Value::Object(map))) => Some(map),
+                _ => None,
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_plain_fenced_and_prose_wrapped_json() {
+        let body = r#"{"diagnosis": "d", "changes": [{"parameter": "lr", "new_value": "5e-4", "rationale": "r", "confidence": "80%"}]}"#;
+        for text in [
+            body.to_string(),
+            format!("```json\n{body}\n```"),
+            format!("Sure! Here it is: {body} Hope that helps."),
+        ] {
+            let p = parse(&text).unwrap();
+            assert_eq!(p.changes[0].parameter, "lr");
+            assert_eq!(p.changes[0].new_value, Value::from("5e-4"));
+            assert_eq!(p.changes[0].confidence, 0.8);
+        }
+    }
+
+    #[test]
+    fn only_the_required_fields_are_needed() {
+        let p = parse(r#"{"diagnosis": "healthy", "changes": []}"#).unwrap();
+        assert!(p.changes.is_empty());
+        let p = parse(r#"{"diagnosis": "x", "changes": [], "expected_effect": null, "risk": "low", "alternatives": null}"#).unwrap();
+        assert_eq!(p.extras, vec![("risk".to_string(), "low".to_string())]);
+    }
+
+    #[test]
+    fn problems_become_reasons_the_model_can_fix() {
+        let reasons = parse("I think the learning rate is too high.").unwrap_err();
+        assert!(reasons[0].contains("no JSON object"));
+        let reasons =
+            parse(r#"{"diagnosis": 3, "changes": [{"parameter": "lr"}, 5]}"#).unwrap_err();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        // Cut off mid-string, as max_tokens does.
+        assert!(parse(r#"{"diagnosis": "the loss is at ln 5 and the mod"#).is_err());
+    }
+}

@@ -1,0 +1,305 @@
+//! The LLM advisor: asks an OpenAI-compatible model for changes through a structured
+//! prompt and a strict JSON schema, and treats the answer as untrusted input. An answer
+//! that does not parse, or proposes anything validation rejects, goes back to the model
+//! with the reasons (at most `max_repairs` times). After that the rules advisor decides,
+//! and the provider says so (`openai→rules`), unless falling back is disabled. The model
+//! never sees the file system and nothing it says bypasses `validate`.
+//!
+//! This is the one async corner of the pipeline: the exchange runs on a current-thread
+//! tokio runtime inside `advise`, under an overall deadline.
+
+pub mod answer;
+pub mod cache;
+pub mod prompt;
+pub mod schema;
+pub mod transport;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::rules::RulesAdvisor;
+use super::{AdviceInput, Advisor, Proposal};
+use crate::error::{Error, Result};
+use crate::say;
+use crate::validate::{self, Rejected};
+use cache::Cache;
+use prompt::{Message, Templates};
+use transport::{CallError, Endpoint, Mode, Resilience, Transport};
+
+/// Enough for a diagnosis and four changes within the schema's length bounds, with room;
+/// llama.cpp's Gemma 3 270M answers in 150–250 tokens.
+pub const DEFAULT_MAX_TOKENS: u32 = 800;
+
+/// How the exchange went: what the report and the JSON show.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LlmReport {
+    pub endpoint: String,
+    pub model: String,
+    /// `json_schema`, or `json_object` after the server refused the schema.
+    pub response_format: &'static str,
+    /// Model answers read (the first and each repair).
+    pub answers: u32,
+    pub repairs: u32,
+    /// HTTP requests made, retries included.
+    pub http_attempts: u32,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: u64,
+    /// Every answer came from the cache: no request was sent.
+    pub cached: bool,
+    pub first_answer_parsed: bool,
+    pub first_answer_valid: bool,
+    /// Why the rules advisor decided instead, when it did.
+    pub fallback: Option<String>,
+}
+
+/// Everything the LLM advisor is configured with.
+#[derive(Debug, Clone)]
+pub struct LlmOptions {
+    pub endpoint: Endpoint,
+    pub resilience: Resilience,
+    pub max_repairs: u32,
+    pub max_tokens: u32,
+    pub fallback: bool,
+    pub cache: bool,
+    pub prompts: Option<PathBuf>,
+    /// Show a spinner on stderr while waiting (only when it is a terminal).
+    pub spinner: bool,
+}
+
+pub struct LlmAdvisor {
+    pub options: LlmOptions,
+}
+
+/// Why the conversation produced no usable answer.
+struct Unusable {
+    reason: String,
+    /// Suggestions of the last answer that validation rejected.
+    rejected: Vec<Rejected>,
+}
+
+impl Advisor for LlmAdvisor {
+    fn advise(&self, input: &AdviceInput) -> Result<Proposal> {
+        let templates = Templates::load(self.options.prompts.as_deref())?;
+        let messages = templates.messages(input.run, input.diagnosis, input.lang)?;
+        let mut report = LlmReport {
+            endpoint: self.options.endpoint.base_url.clone(),
+            model: self.options.endpoint.model.clone(),
+            response_format: Mode::JsonSchema.as_str(),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let spinner = self.spinner();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::LlmUnavailable(format!("cannot start the async runtime: {e}")))?;
+        let deadline = self.options.resilience.deadline;
+        let outcome = runtime.block_on(async {
+            tokio::time::timeout(
+                deadline,
+                self.converse(input, &templates, messages, &mut report),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Unusable {
+                    reason: format!(
+                        "no usable answer within the overall deadline of {} s (--deadline)",
+                        deadline.as_secs_f64()
+                    ),
+                    rejected: Vec::new(),
+                })
+            })
+        });
+        if let Some(s) = spinner {
+            s.finish_and_clear();
+        }
+        report.latency_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(mut proposal) => {
+                proposal.llm = Some(report);
+                Ok(proposal)
+            }
+            Err(unusable) if self.options.fallback => {
+                let mut proposal = RulesAdvisor.advise(input)?;
+                proposal.provider = "openai→rules".into();
+                proposal.model = Some(self.options.endpoint.model.clone());
+                proposal.advice.insert(
+                    0,
+                    say!(
+                        input.lang,
+                        "the LLM gave no usable answer ({}), so the rules advisor decided",
+                        "LLM 没有给出可用的答案（{}），因此由规则顾问决定",
+                        unusable.reason
+                    ),
+                );
+                proposal.discarded = unusable.rejected;
+                report.fallback = Some(unusable.reason);
+                proposal.llm = Some(report);
+                Ok(proposal)
+            }
+            Err(unusable) => Err(Error::LlmUnavailable(format!(
+                "{} (the rules advisor was not asked: --no-fallback)",
+                unusable.reason
+            ))),
+        }
+    }
+}
+
+impl LlmAdvisor {
+    fn spinner(&self) -> Option<indicatif::ProgressBar> {
+        use std::io::IsTerminal;
+        if !self.options.spinner || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message(format!(
+            "asking {} at {}",
+            self.options.endpoint.model, self.options.endpoint.base_url
+        ));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Some(bar)
+    }
+
+    async fn converse(
+        &self,
+        input: &AdviceInput<'_>,
+        templates: &Templates,
+        mut messages: Vec<Message>,
+        report: &mut LlmReport,
+    ) -> std::result::Result<Proposal, Unusable> {
+        let failed = |reason: String| Unusable {
+            reason,
+            rejected: Vec::new(),
+        };
+        let transport = Transport::new(self.options.endpoint.clone(), self.options.resilience)
+            .map_err(failed)?;
+        let cache = Cache::new(self.options.cache);
+        let parameters: Vec<String> = input.run.tunables.iter().map(|t| t.path.clone()).collect();
+        let schema = schema::answer_schema(&parameters);
+        let mut mode = Mode::JsonSchema;
+        let mut all_cached = true;
+        let mut last_rejected = Vec::new();
+        let mut last_reasons = Vec::new();
+        for round in 0..=self.options.max_repairs {
+            let reply = loop {
+                let request = transport::request_body(
+                    &self.options.endpoint.model,
+                    &messages,
+                    mode,
+                    &schema,
+                    self.options.max_tokens,
+                );
+                let key = Cache::key(&request, &self.options.endpoint.base_url);
+                if let Some(hit) = cache.get(&key) {
+                    break hit;
+                }
+                all_cached = false;
+                match transport
+                    .complete(&messages, mode, &schema, self.options.max_tokens)
+                    .await
+                {
+                    Ok(reply) => {
+                        cache.put(&key, &reply);
+                        break reply;
+                    }
+                    // A server that refuses json_schema gets json_object mode, once.
+                    Err(CallError::Refused { .. }) if mode == Mode::JsonSchema => {
+                        mode = Mode::JsonObject;
+                        report.response_format = mode.as_str();
+                    }
+                    Err(err) => {
+                        report.http_attempts = transport.attempts();
+                        return Err(failed(err.to_string()));
+                    }
+                }
+            };
+            report.http_attempts = transport.attempts();
+            report.answers += 1;
+            report.repairs = round;
+            report.prompt_tokens += reply.prompt_tokens.unwrap_or(0);
+            report.completion_tokens += reply.completion_tokens.unwrap_or(0);
+            report.cached = all_cached;
+            let reasons = match answer::parse(&reply.content) {
+                Ok(parsed) => {
+                    if round == 0 {
+                        report.first_answer_parsed = true;
+                    }
+                    let proposal = Proposal {
+                        provider: "openai".into(),
+                        model: reply
+                            .model
+                            .clone()
+                            .or_else(|| Some(self.options.endpoint.model.clone())),
+                        diagnosis: parsed.diagnosis.clone(),
+                        changes: parsed.changes.clone(),
+                        actions: Vec::new(),
+                        advice: parsed
+                            .extras
+                            .iter()
+                            .map(|(k, v)| format!("{}: {v}", k.replace('_', " ")))
+                            .collect(),
+                        discarded: Vec::new(),
+                        llm: None,
+                    };
+                    // The same validation the decision will apply, run now so the model can
+                    // be told what to fix.
+                    let trial =
+                        validate::validate(input.run, input.diagnosis, &proposal, input.lang);
+                    if trial.rejected.is_empty() {
+                        if round == 0 {
+                            report.first_answer_valid = true;
+                        }
+                        return Ok(proposal);
+                    }
+                    last_rejected = trial.rejected.clone();
+                    trial
+                        .rejected
+                        .iter()
+                        .map(|r| {
+                            format!(
+                                "{} = {}: {}",
+                                r.parameter,
+                                crate::report::value_text(&r.proposed),
+                                r.reason
+                            )
+                        })
+                        .collect()
+                }
+                Err(reasons) => {
+                    last_rejected.clear();
+                    reasons
+                }
+            };
+            last_reasons = reasons.clone();
+            if round < self.options.max_repairs {
+                let repair = templates
+                    .repair(&reply.content, &reasons)
+                    .map_err(|e| failed(e.to_string()))?;
+                messages.extend(repair);
+            }
+        }
+        Err(Unusable {
+            reason: format!(
+                "{} answer(s) and none usable; last problems: {}",
+                report.answers,
+                last_reasons.join("; ")
+            ),
+            rejected: last_rejected
+                .into_iter()
+                .map(|mut r| {
+                    r.reason = format!("LLM suggestion not used: {}", r.reason);
+                    r
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The schema `retune schema` prints: for a config when given, else generic.
+pub fn schema_for(parameters: &[String]) -> Value {
+    schema::answer_schema(parameters)
+}

@@ -1,0 +1,454 @@
+//! Talking to an OpenAI-compatible endpoint through async-openai. The client's HTTP goes
+//! through our own tower service (async-openai's middleware seam) so that we control
+//! what a user configures and the report shows: a per-request timeout, retries with
+//! exponential backoff and jitter (backon) on 429, 5xx and connection errors that honour
+//! `Retry-After`, and a count of attempts. Responses are parsed by us (`create_byot`
+//! into `serde_json::Value`), because servers omit or add fields the typed response
+//! requires. The key goes into the request headers and nowhere else.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_openai::Client;
+use async_openai::config::{AzureConfig, Config, OpenAIConfig};
+use async_openai::error::OpenAIError;
+use async_openai::middleware::HttpRequestFactory;
+use backon::BackoffBuilder;
+use serde_json::{Value, json};
+
+use super::prompt::Message;
+use crate::settings::Secret;
+
+/// Azure OpenAI's REST API version when `AZURE_OPENAI_API_VERSION` is not set.
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+/// First retry delay and the cap on any delay, for servers that send no Retry-After.
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// A Retry-After longer than this is not waited for: the overall deadline decides.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(60);
+
+/// Where to send requests. `base_url` is normalised (ends in `/v1` for OpenAI-style
+/// servers, no trailing slash).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub base_url: String,
+    pub model: String,
+    pub key: Option<Secret>,
+    /// Azure OpenAI: the deployment is the model, and the API version is a query.
+    pub azure_api_version: Option<String>,
+}
+
+impl Endpoint {
+    /// What a user typed, made into what async-openai concatenates paths onto:
+    /// `http://127.0.0.1:8080` → `http://127.0.0.1:8080/v1`; a pasted
+    /// `…/v1/chat/completions` loses its path; Azure resource URLs keep theirs.
+    pub fn new(
+        base_url: &str,
+        model: &str,
+        key: Option<Secret>,
+        azure_version: Option<String>,
+    ) -> Endpoint {
+        let mut base = base_url.trim().trim_end_matches('/').to_string();
+        if let Some(stripped) = base.strip_suffix("/chat/completions") {
+            base = stripped.to_string();
+        }
+        let azure =
+            base.contains(".openai.azure.com") || base.contains(".cognitiveservices.azure.com");
+        if azure {
+            if let Some(i) = base.find("/openai") {
+                base.truncate(i);
+            }
+        } else if !base.ends_with("/v1") && url_path_is_empty(&base) {
+            base.push_str("/v1");
+        }
+        Endpoint {
+            base_url: base,
+            model: model.to_string(),
+            key,
+            azure_api_version: azure
+                .then(|| azure_version.unwrap_or_else(|| AZURE_DEFAULT_API_VERSION.into())),
+        }
+    }
+}
+
+fn url_path_is_empty(url: &str) -> bool {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    !after_scheme.contains('/')
+}
+
+/// Timeouts and retries, all configurable from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Resilience {
+    pub timeout: Duration,
+    pub retries: u32,
+    pub deadline: Duration,
+}
+
+/// How the answer's format is requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `response_format: json_schema` (strict): the server constrains the answer.
+    JsonSchema,
+    /// `response_format: json_object`, for servers that refuse json_schema.
+    JsonObject,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::JsonSchema => "json_schema",
+            Mode::JsonObject => "json_object",
+        }
+    }
+}
+
+/// One answer.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Reply {
+    pub content: String,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+}
+
+/// Why a call produced no answer.
+#[derive(Debug, Clone)]
+pub enum CallError {
+    /// The server refused the request as malformed (400/422): perhaps the response format.
+    Refused { status: u16, message: String },
+    /// Anything else, after retries: the message says what and where.
+    Failed(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Refused { status, message } => write!(f, "HTTP {status}: {message}"),
+            CallError::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+/// What the HTTP layer saw, shared with the caller: attempts made and the last status.
+#[derive(Debug, Default)]
+struct Observed {
+    attempts: AtomicU32,
+    last: Mutex<Option<(u16, String)>>,
+}
+
+pub struct Transport {
+    client: Client<Box<dyn Config>>,
+    endpoint: Endpoint,
+    observed: Arc<Observed>,
+}
+
+impl Transport {
+    pub fn new(endpoint: Endpoint, resilience: Resilience) -> Result<Transport, String> {
+        let key = endpoint
+            .key
+            .as_ref()
+            .map(Secret::expose)
+            .unwrap_or_default();
+        // async-openai turns the key into a header value and panics on characters a
+        // header cannot hold; refuse them here with a message instead.
+        if !key.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+            return Err("the API key holds characters that cannot go into an HTTP header (spaces, newlines or non-ASCII); check OPENAI_API_KEY".into());
+        }
+        let config: Box<dyn Config> = match &endpoint.azure_api_version {
+            Some(version) => Box::new(
+                AzureConfig::new()
+                    .with_api_base(&endpoint.base_url)
+                    .with_api_key(key)
+                    .with_deployment_id(&endpoint.model)
+                    .with_api_version(version),
+            ),
+            None => Box::new(
+                OpenAIConfig::new()
+                    .with_api_base(&endpoint.base_url)
+                    .with_api_key(key),
+            ),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(resilience.timeout)
+            .connect_timeout(resilience.timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| format!("cannot set up HTTP: {e}"))?;
+        let observed = Arc::new(Observed::default());
+        let service = {
+            let observed = observed.clone();
+            tower::service_fn(move |factory: HttpRequestFactory| {
+                send_with_retries(http.clone(), factory, resilience.retries, observed.clone())
+            })
+        };
+        Ok(Transport {
+            client: Client::with_config(config).with_http_service(service),
+            endpoint,
+            observed,
+        })
+    }
+
+    /// HTTP attempts made so far (first tries and retries).
+    pub fn attempts(&self) -> u32 {
+        self.observed.attempts.load(Ordering::Relaxed)
+    }
+
+    /// One chat completion. Errors are already retried where retrying makes sense.
+    pub async fn complete(
+        &self,
+        messages: &[Message],
+        mode: Mode,
+        schema: &Value,
+        max_tokens: u32,
+    ) -> Result<Reply, CallError> {
+        let request = request_body(&self.endpoint.model, messages, mode, schema, max_tokens);
+        let result: Result<Value, OpenAIError> = self.client.chat().create_byot(request).await;
+        let last = self.observed.last.lock().map(|l| l.clone()).unwrap_or(None);
+        match result {
+            Ok(body) => parse_reply(&body).ok_or_else(|| {
+                CallError::Failed(format!(
+                    "{} answered without a message: {}",
+                    self.endpoint.base_url,
+                    short(&body.to_string(), 300)
+                ))
+            }),
+            Err(err) => match last {
+                Some((status @ (400 | 422), body)) => Err(CallError::Refused {
+                    status,
+                    message: short(&body, 300),
+                }),
+                Some((status, body)) if status >= 400 => Err(CallError::Failed(format!(
+                    "{} answered HTTP {status}: {}",
+                    self.endpoint.base_url,
+                    short(&body, 300)
+                ))),
+                _ => Err(CallError::Failed(format!(
+                    "{}: {}",
+                    self.endpoint.base_url,
+                    describe(&err)
+                ))),
+            },
+        }
+    }
+}
+
+/// The request as JSON: the OpenAI chat-completions shape every compatible server reads.
+pub fn request_body(
+    model: &str,
+    messages: &[Message],
+    mode: Mode,
+    schema: &Value,
+    max_tokens: u32,
+) -> Value {
+    let response_format = match mode {
+        Mode::JsonSchema => json!({
+            "type": "json_schema",
+            "json_schema": {"name": "retune_adjustment", "schema": schema, "strict": true},
+        }),
+        Mode::JsonObject => json!({"type": "json_object"}),
+    };
+    json!({
+        "model": model,
+        "messages": messages,
+        "response_format": response_format,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": false,
+    })
+}
+
+/// The answer's text and usage, from whatever fields the server sent.
+fn parse_reply(body: &Value) -> Option<Reply> {
+    let message = &body.get("choices")?.get(0)?["message"];
+    let content = match &message["content"] {
+        Value::String(s) => s.clone(),
+        // Some servers put structured output in a parsed field or an array of parts.
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => message["parsed"]
+            .as_object()
+            .map(|o| Value::Object(o.clone()).to_string())?,
+    };
+    let usage = &body["usage"];
+    Some(Reply {
+        content,
+        model: body["model"].as_str().map(str::to_string),
+        prompt_tokens: usage["prompt_tokens"].as_u64(),
+        completion_tokens: usage["completion_tokens"].as_u64(),
+    })
+}
+
+/// Sends one request, retrying 429, 5xx, timeouts and connection failures with
+/// exponential backoff and jitter, or after the server's Retry-After.
+async fn send_with_retries(
+    http: reqwest::Client,
+    factory: HttpRequestFactory,
+    retries: u32,
+    observed: Arc<Observed>,
+) -> Result<reqwest::Response, OpenAIError> {
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(BACKOFF_MIN)
+        .with_max_delay(BACKOFF_MAX)
+        .with_max_times(retries as usize)
+        .with_jitter()
+        .build();
+    loop {
+        observed.attempts.fetch_add(1, Ordering::Relaxed);
+        let request = factory.build().await?;
+        let (retry_after, outcome) = match http.execute(request).await {
+            Ok(response) => {
+                let status = response.status();
+                if !(status.as_u16() == 429 || status.is_server_error()) {
+                    if !status.is_success() {
+                        // Keep the body for the message; hand async-openai an equal response.
+                        let headers = response.headers().clone();
+                        let body = response.text().await.unwrap_or_default();
+                        record(&observed, status.as_u16(), &body);
+                        return Ok(rebuild(status, headers, body));
+                    }
+                    record(&observed, status.as_u16(), "");
+                    return Ok(response);
+                }
+                let wait = retry_after(response.headers());
+                let headers = response.headers().clone();
+                let body = response.text().await.unwrap_or_default();
+                record(&observed, status.as_u16(), &body);
+                (wait, Ok(rebuild(status, headers, body)))
+            }
+            Err(err) if err.is_timeout() || err.is_connect() || err.is_request() => {
+                record(&observed, 0, &err.to_string());
+                (None, Err(OpenAIError::Reqwest(err)))
+            }
+            Err(err) => return Err(OpenAIError::Reqwest(err)),
+        };
+        let Some(backoff) = delays.next() else {
+            return outcome;
+        };
+        tokio::time::sleep(retry_after.unwrap_or(backoff)).await;
+    }
+}
+
+fn record(observed: &Observed, status: u16, body: &str) {
+    if let Ok(mut last) = observed.last.lock() {
+        *last = Some((status, body.to_string()));
+    }
+}
+
+/// A response with a body we already read, for async-openai to read again.
+fn rebuild(
+    status: reqwest::StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+) -> reqwest::Response {
+    let mut builder = http::Response::builder().status(status);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    builder
+        .body(body)
+        .map(reqwest::Response::from)
+        .unwrap_or_else(|_| reqwest::Response::from(http::Response::new(String::new())))
+}
+
+/// `Retry-After` in seconds (the form rate limiters send), capped.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds: f64 = headers
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (seconds.is_finite() && seconds >= 0.0)
+        .then(|| Duration::from_secs_f64(seconds).min(RETRY_AFTER_MAX))
+}
+
+/// An error for a person: timeouts and refused connections in plain words.
+fn describe(err: &OpenAIError) -> String {
+    match err {
+        OpenAIError::Reqwest(e) if e.is_timeout() => {
+            "no answer before the request timeout (--timeout)".into()
+        }
+        OpenAIError::Reqwest(e) if e.is_connect() => {
+            "could not connect (is the server running, and the URL right?)".into()
+        }
+        OpenAIError::JSONDeserialize(e, body) => {
+            format!("answer is not JSON ({e}): {}", short(body, 200))
+        }
+        other => short(&other.to_string(), 300),
+    }
+}
+
+fn short(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut s: String = text.chars().take(max).collect();
+        s.push('…');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_normalised() {
+        let e = |u: &str| Endpoint::new(u, "m", None, None);
+        assert_eq!(
+            e("http://127.0.0.1:8080").base_url,
+            "http://127.0.0.1:8080/v1"
+        );
+        assert_eq!(
+            e("http://127.0.0.1:8080/v1/").base_url,
+            "http://127.0.0.1:8080/v1"
+        );
+        assert_eq!(
+            e("http://localhost:11434/v1/chat/completions").base_url,
+            "http://localhost:11434/v1"
+        );
+        assert_eq!(
+            e("https://api.deepseek.com").base_url,
+            "https://api.deepseek.com/v1"
+        );
+        assert_eq!(
+            e("https://proxy.example/openai/v1").base_url,
+            "https://proxy.example/openai/v1"
+        );
+        let azure = e("https://res.openai.azure.com/openai/deployments/gpt4o/");
+        assert_eq!(azure.base_url, "https://res.openai.azure.com");
+        assert_eq!(
+            azure.azure_api_version.as_deref(),
+            Some(AZURE_DEFAULT_API_VERSION)
+        );
+    }
+
+    #[test]
+    fn replies_are_read_leniently() {
+        let minimal = json!({"choices": [{"message": {"content": "{\"a\":1}"}}]});
+        assert_eq!(parse_reply(&minimal).unwrap().content, "{\"a\":1}");
+        let parts = json!({"choices": [{"message": {"role": "assistant", "content": [{"type": "text", "text": "x"}]}}], "usage": {"prompt_tokens": 5, "completion_tokens": 7}});
+        let r = parse_reply(&parts).unwrap();
+        assert_eq!(
+            (r.content.as_str(), r.prompt_tokens, r.completion_tokens),
+            ("x", Some(5), Some(7))
+        );
+        assert!(parse_reply(&json!({"error": "x"})).is_none());
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+}
