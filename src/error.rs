@@ -68,6 +68,23 @@ impl Error {
         }
     }
 
+    /// A TOML error as `file:line:column: message`.
+    pub fn toml(path: &Path, text: &str, err: &toml::de::Error) -> Self {
+        let at = err
+            .span()
+            .map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(":{line}:{column}")
+            })
+            .unwrap_or_default();
+        Error::Input {
+            path: PathBuf::from(format!("{}{at}", path.display())),
+            message: err.message().to_string(),
+        }
+    }
+
     pub fn write(path: &Path, source: std::io::Error) -> Self {
         Error::Write {
             path: path.to_path_buf(),

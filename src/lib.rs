@@ -54,14 +54,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Prompt(args) => {
             let lang = args.input.lang;
-            let run = run::load_run(&LoadOptions {
-                config: Some(args.config.clone()),
-                metrics: args.input.metrics.clone(),
-                metrics_format: args.input.metrics_format,
-                space: args.input.space.clone(),
-                history: args.history.clone(),
-                num_classes: args.input.num_classes,
-            })?;
+            let run = load(&args.input, Some(args.config.clone()), args.history.clone())?;
             let diagnosis = diagnose::diagnose(&run, lang);
             let templates = advisor::llm::prompt::Templates::load(args.prompts.as_deref())?;
             let messages = templates.messages(&run, &diagnosis, lang)?;
@@ -150,14 +143,11 @@ pub fn suggest(args: &SuggestArgs, time: Timestamp) -> Result<Outcome> {
         )));
     }
     let lang = args.input.lang;
-    let run = run::load_run(&LoadOptions {
-        config: Some(args.config.clone()),
-        metrics: args.input.metrics.clone(),
-        metrics_format: args.input.metrics_format,
-        space: args.input.space.clone(),
-        history: Some(paths.history.clone()),
-        num_classes: args.input.num_classes,
-    })?;
+    let run = load(
+        &args.input,
+        Some(args.config.clone()),
+        Some(paths.history.clone()),
+    )?;
     let diagnosis = diagnose::diagnose(&run, lang);
     let advisor = select_advisor(&args.llm, args.input.format)?;
     let proposal = advisor.advise(&AdviceInput {
@@ -195,16 +185,21 @@ pub fn suggest(args: &SuggestArgs, time: Timestamp) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// The load stage for any command: the shared input flags plus a config and a history.
+fn load(input: &cli::InputArgs, config: Option<PathBuf>, history: Option<PathBuf>) -> Result<Run> {
+    run::load_run(&LoadOptions {
+        config,
+        metrics: input.metrics.clone(),
+        metrics_format: input.metrics_format,
+        space: input.space.clone(),
+        history,
+        num_classes: input.num_classes,
+    })
+}
+
 /// load → diagnose, for `retune diagnose`.
 pub fn diagnose_only(args: &DiagnoseArgs) -> Result<(Run, Diagnosis)> {
-    let run = run::load_run(&LoadOptions {
-        config: args.config.clone(),
-        metrics: args.input.metrics.clone(),
-        metrics_format: args.input.metrics_format,
-        space: args.input.space.clone(),
-        history: None,
-        num_classes: args.input.num_classes,
-    })?;
+    let run = load(&args.input, args.config.clone(), None)?;
     let diagnosis = diagnose::diagnose(&run, args.input.lang);
     Ok((run, diagnosis))
 }

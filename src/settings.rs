@@ -4,7 +4,7 @@
 //! wins for each value. The key is held in a type whose `Debug` and `Display` never show
 //! it, so it cannot leak into output, reports, history, cache files or logs by accident.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -87,7 +87,7 @@ pub fn resolve(
             Err(e) => return Err(Error::read(path, &e)),
         };
         let parsed: SettingsFile =
-            toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
+            toml::from_str(&text).map_err(|e| Error::toml(path, &text, &e))?;
         file_values = parsed.llm;
         file_used = Some(path.clone());
         break;
@@ -126,22 +126,6 @@ pub fn default_files() -> Vec<PathBuf> {
 /// The process environment, as `resolve` reads it.
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
-}
-
-fn toml_error(path: &Path, text: &str, err: &toml::de::Error) -> Error {
-    let at = err
-        .span()
-        .map(|s| {
-            let before = &text[..s.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!(":{line}:{column}")
-        })
-        .unwrap_or_default();
-    Error::Input {
-        path: format!("{}{at}", path.display()).into(),
-        message: err.message().to_string(),
-    }
 }
 
 #[cfg(test)]

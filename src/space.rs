@@ -177,21 +177,7 @@ impl Space {
 }
 
 fn parse(path: &Path, text: &str) -> Result<Vec<ParamSpec>> {
-    let file: SpaceFile = toml::from_str(text).map_err(|e| {
-        let at = e
-            .span()
-            .map(|s| {
-                let before = &text[..s.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!(":{line}:{column}")
-            })
-            .unwrap_or_default();
-        Error::Input {
-            path: format!("{}{at}", path.display()).into(),
-            message: e.message().to_string(),
-        }
-    })?;
+    let file: SpaceFile = toml::from_str(text).map_err(|e| Error::toml(path, text, &e))?;
     for spec in &file.param {
         let problem = if spec.min > spec.max {
             Some("min is above max")

@@ -98,6 +98,7 @@ pub fn validate(run: &Run, diagnosis: &Diagnosis, proposal: &Proposal, lang: Lan
     }
 
     cross_check(run, &mut decision, lang);
+    against_the_findings(diagnosis, &mut decision, lang);
     decision.rejected.extend(proposal.discarded.iter().cloned());
 
     if decision.changes.len() > MAX_CHANGES {
@@ -320,6 +321,51 @@ fn step_limit(
             largest
         ),
     ))
+}
+
+/// Changes that move against what the findings establish: a larger step on a run that
+/// diverges or oscillates, less regularisation on a run that overfits. No advisor that
+/// read the findings proposes them; a confused model does (a weak one answers a
+/// diverging run with learning rate 0.001 → 1.001).
+const AGAINST: &[(&str, &str, f64)] = &[
+    ("divergence", "learning_rate", 1.0),
+    ("oscillation", "learning_rate", 1.0),
+    ("overfitting", "dropout", -1.0),
+    ("overfitting", "weight_decay", -1.0),
+];
+
+fn against_the_findings(diagnosis: &Diagnosis, decision: &mut Decision, lang: Lang) {
+    let mut keep = Vec::with_capacity(decision.changes.len());
+    for change in std::mem::take(&mut decision.changes) {
+        let (old, new) = (
+            change.old.as_f64().unwrap_or(0.0),
+            change.new.as_f64().unwrap_or(0.0),
+        );
+        let wrong = AGAINST.iter().find(|(finding, canonical, direction)| {
+            change.canonical == *canonical
+                && diagnosis.has(finding)
+                && (new - old) * direction > 0.0
+        });
+        match wrong {
+            Some((finding, _, direction)) => decision.rejected.push(Rejected {
+                parameter: change.parameter,
+                proposed: change.new,
+                reason: say!(
+                    lang,
+                    "moves against the finding `{finding}`: {} must not {} on this run",
+                    "与诊断 `{finding}` 相悖：此次训练中 {} 不应{}",
+                    change.canonical,
+                    if *direction > 0.0 {
+                        say!(lang, "increase", "增大")
+                    } else {
+                        say!(lang, "decrease", "减小")
+                    }
+                ),
+            }),
+            None => keep.push(change),
+        }
+    }
+    decision.changes = keep;
 }
 
 /// A divergence overrides a cooldown, but only one seen in epochs after the change: the
@@ -739,6 +785,32 @@ mod tests {
             evidence: Default::default(),
         });
         let d = validate(&r, &diag, &p, Lang::En);
+        assert_eq!(d.changes.len(), 1);
+    }
+
+    #[test]
+    fn changes_against_the_findings_are_rejected() {
+        let r = run(Some(CONFIG), &[("loss", &[1.0, f64::NAN])]);
+        let mut diag = Diagnosis::default();
+        diag.findings.push(Finding {
+            id: "divergence",
+            severity: Severity::Critical,
+            summary: String::new(),
+            evidence: Default::default(),
+        });
+        let d = validate(
+            &r,
+            &diag,
+            &propose(&[("optimizer.lr", json!(0.005))]),
+            Lang::En,
+        );
+        assert!(reason(&d, "optimizer.lr").contains("against the finding `divergence`"));
+        let d = validate(
+            &r,
+            &diag,
+            &propose(&[("optimizer.lr", json!(0.0001))]),
+            Lang::En,
+        );
         assert_eq!(d.changes.len(), 1);
     }
 
