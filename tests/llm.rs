@@ -475,3 +475,64 @@ async fn auto_uses_the_llm_only_when_one_is_configured() {
         stderr(&out)
     );
 }
+
+#[test]
+fn prompt_prints_the_exact_messages_and_their_size() {
+    let s = diverging();
+    let out = s.retune(&[
+        "prompt",
+        "-c",
+        "config.json",
+        "-m",
+        "history.csv",
+        "--format",
+        "json",
+    ]);
+    assert_code(&out, 0);
+    let p = json(&out);
+    let messages = p["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["role"], "system");
+    assert_eq!(messages[1]["role"], "user");
+    let chars: usize = messages
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().chars().count())
+        .sum();
+    assert_eq!(p["characters"], chars);
+    assert_eq!(p["estimated_tokens"], chars.div_ceil(4));
+    assert!(
+        messages[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("\"parameter\":\"optimizer.lr\"")
+    );
+    let text = stdout(&s.retune(&["prompt", "-c", "config.json", "-m", "history.csv"]));
+    assert!(
+        text.contains("--- system (") && text.contains(&format!("{chars} characters")),
+        "{text}"
+    );
+}
+
+#[test]
+fn schema_lists_the_configs_tunable_parameters() {
+    let s = diverging();
+    let out = s.retune(&["schema", "--config", "config.json"]);
+    assert_code(&out, 0);
+    let schema = json(&out);
+    let parameters = &schema["properties"]["changes"]["items"]["properties"]["parameter"]["enum"];
+    assert_eq!(
+        parameters,
+        &json!([
+            "optimizer.lr",
+            "optimizer.momentum",
+            "batch_size",
+            "epochs",
+            "dropout"
+        ])
+    );
+    let generic = json(&s.retune(&["schema"]));
+    assert!(
+        generic["properties"]["changes"]["items"]["properties"]["parameter"]
+            .get("enum")
+            .is_none()
+    );
+}
