@@ -180,7 +180,7 @@ pub fn suggest(args: &SuggestArgs, time: Timestamp) -> Result<Outcome> {
         written: report::Written::default(),
     };
     if !args.dry_run {
-        outcome.written = report::write(&outcome, args.in_place)?;
+        report::write(&mut outcome, args.in_place)?;
     }
     Ok(outcome)
 }

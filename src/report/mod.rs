@@ -81,41 +81,31 @@ pub fn decision_json(outcome: &Outcome) -> DecisionJson<'_> {
 
 /// Writes the chart, the reports, the adjusted config and the history line, in that
 /// order: the history line is last so it only records adjustments whose files exist.
-pub fn write(outcome: &Outcome, in_place: bool) -> Result<Written> {
-    let dir = &outcome.paths.report_dir;
-    let id = &outcome.adjustment_id;
-    let mut written = Written {
+/// `outcome.written` is filled in first, because the report and its JSON twin name the
+/// files.
+pub fn write(outcome: &mut Outcome, in_place: bool) -> Result<()> {
+    let dir = outcome.paths.report_dir.clone();
+    let id = outcome.adjustment_id.clone();
+    let report = dir.join(format!("{id}.md"));
+    let report_json = dir.join(format!("{id}.json"));
+    let chart_name = format!("{id}.svg");
+    let svg = chart::render(&outcome.run, outcome.lang);
+    outcome.written = Written {
         config_out: Some(outcome.paths.config_out.clone()),
-        report: Some(dir.join(format!("{id}.md"))),
-        report_json: Some(dir.join(format!("{id}.json"))),
-        chart: None,
+        report: Some(report.clone()),
+        report_json: Some(report_json.clone()),
+        chart: svg.as_ref().map(|_| dir.join(&chart_name)),
         history: Some(outcome.paths.history.clone()),
     };
-
-    let chart_name = format!("{id}.svg");
-    if let Some(svg) = chart::render(&outcome.run, outcome.lang) {
-        let path = dir.join(&chart_name);
-        write_atomic(&path, svg.as_bytes())?;
-        written.chart = Some(path);
+    if let (Some(svg), Some(path)) = (&svg, &outcome.written.chart) {
+        write_atomic(path, svg.as_bytes())?;
     }
-    let chart_href = written.chart.as_ref().map(|_| chart_name.as_str());
-
-    // The twin and the report name each other, so fill in the paths before rendering.
-    let finished = Outcome {
-        written: written.clone(),
-        ..outcome.clone_shallow()
-    };
-    let markdown = markdown::render(&finished, chart_href);
-    let json = serde_json::to_string_pretty(&decision_json(&finished))
-        .map_err(|e| Error::write(dir, std::io::Error::other(e)))?;
-    write_atomic(
-        written.report.as_ref().expect("set above"),
-        markdown.as_bytes(),
-    )?;
-    write_atomic(
-        written.report_json.as_ref().expect("set above"),
-        format!("{json}\n").as_bytes(),
-    )?;
+    let chart_href = svg.as_ref().map(|_| chart_name.as_str());
+    let markdown = markdown::render(outcome, chart_href);
+    let json = serde_json::to_string_pretty(&decision_json(outcome))
+        .map_err(|e| Error::write(&dir, std::io::Error::other(e)))?;
+    write_atomic(&report, markdown.as_bytes())?;
+    write_atomic(&report_json, format!("{json}\n").as_bytes())?;
 
     let config = outcome
         .run
@@ -129,8 +119,7 @@ pub fn write(outcome: &Outcome, in_place: bool) -> Result<Written> {
     history::append(
         &outcome.paths.history,
         &history_entry(outcome, in_place && !unchanged),
-    )?;
-    Ok(written)
+    )
 }
 
 fn history_entry(outcome: &Outcome, keep_text: bool) -> HistoryEntry {
@@ -171,24 +160,6 @@ fn history_entry(outcome: &Outcome, keep_text: bool) -> HistoryEntry {
             })
             .collect(),
         config_before: keep_text.then(|| config.map(|c| c.text.clone())).flatten(),
-    }
-}
-
-impl Outcome {
-    /// A copy for rendering with the written paths filled in.
-    fn clone_shallow(&self) -> Outcome {
-        Outcome {
-            adjustment_id: self.adjustment_id.clone(),
-            time: self.time,
-            lang: self.lang,
-            run: self.run.clone(),
-            diagnosis: self.diagnosis.clone(),
-            proposal: self.proposal.clone(),
-            decision: self.decision.clone(),
-            paths: self.paths.clone(),
-            new_config: self.new_config.clone(),
-            written: self.written.clone(),
-        }
     }
 }
 
