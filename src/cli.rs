@@ -51,6 +51,56 @@ pub enum Command {
     /// enum of that config's tunable parameters).
     #[command(after_help = EXIT_CODES)]
     Schema(SchemaArgs),
+    /// List a run's adjustments: epoch, parameter, old → new, and what followed.
+    ///
+    /// Example: retune history reports/history.jsonl --metrics run/history.csv
+    #[command(after_help = EXIT_CODES)]
+    History(HistoryArgs),
+    /// Write the config back as it was before an adjustment (default: the latest),
+    /// atomically, and record the revert in the history.
+    ///
+    /// Example: retune revert --history reports/history.jsonl --to adj-20261123T003241Z-1a2b3c
+    #[command(after_help = EXIT_CODES)]
+    Revert(RevertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The run's history file (JSON Lines written by `suggest`).
+    #[arg(value_name = "HISTORY")]
+    pub history: PathBuf,
+
+    /// The run's metrics now, to say what followed the latest adjustment too.
+    #[arg(long, short = 'm', value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+
+    /// Read the metrics as this format instead of detecting it.
+    #[arg(long, value_name = "FORMAT")]
+    pub metrics_format: Option<Format>,
+
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
+    #[arg(long, value_enum, default_value_t = Lang::En)]
+    pub lang: Lang,
+}
+
+#[derive(Debug, Args)]
+pub struct RevertArgs {
+    /// The run's history file.
+    #[arg(long, value_name = "FILE")]
+    pub history: PathBuf,
+
+    /// The adjustment to undo, with every later one on the same config [default: the latest]
+    #[arg(long, value_name = "ID")]
+    pub to: Option<String>,
+
+    /// Revert even if a value was changed by hand since the adjustment.
+    #[arg(long)]
+    pub force: bool,
+
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]

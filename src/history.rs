@@ -46,6 +46,9 @@ pub struct HistoryEntry {
     /// The whole config text before the change, kept when the config was edited in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_before: Option<String>,
+    /// For a `retune revert` line: the adjustments it undid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reverts: Vec<String>,
 }
 
 impl HistoryEntry {
@@ -154,7 +157,137 @@ pub fn entry(
             .map(|&(name, value)| (name.to_string(), number_to_json(value)))
             .collect(),
         config_before: None,
+        reverts: vec![],
     }
+}
+
+/// What `retune revert` will do: which file, the text to write, and the adjustments it
+/// undoes (newest first).
+#[derive(Debug, Clone)]
+pub struct RevertPlan {
+    pub file: std::path::PathBuf,
+    pub text: String,
+    pub undone: Vec<String>,
+    /// Values put back, newest adjustment first: (parameter, canonical, from, to).
+    pub restored: Vec<HistoryChange>,
+    pub epoch: Option<u32>,
+}
+
+/// Plans undoing adjustment `to` (default: the latest) and every later one on the same
+/// file. The config's text before `to` comes from the history when it was kept (an
+/// in-place edit), else by splicing the recorded old values back into the file as it is
+/// now, after checking that nobody changed those values since (`force` skips the check).
+pub fn plan_revert(
+    history_path: &Path,
+    entries: &[HistoryEntry],
+    to: Option<&str>,
+    force: bool,
+) -> Result<RevertPlan> {
+    let applied: Vec<&HistoryEntry> = entries
+        .iter()
+        .filter(|e| !e.changes.is_empty() && e.reverts.is_empty())
+        .collect();
+    let undone_ids: Vec<&str> = entries
+        .iter()
+        .flat_map(|e| e.reverts.iter().map(String::as_str))
+        .collect();
+    let live: Vec<&HistoryEntry> = applied
+        .into_iter()
+        .filter(|e| !undone_ids.contains(&e.adjustment_id.as_str()))
+        .collect();
+    let index = match to {
+        Some(id) => live.iter().position(|e| e.adjustment_id == id).ok_or_else(|| {
+            let known: Vec<&str> = live.iter().rev().take(5).map(|e| e.adjustment_id.as_str()).collect();
+            Error::input(
+                history_path,
+                format!(
+                    "no adjustment `{id}` that changed the config and is not already reverted; the latest are: {}",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            )
+        })?,
+        None => live
+            .len()
+            .checked_sub(1)
+            .ok_or_else(|| Error::input(history_path, "no adjustment that changed the config to revert"))?,
+    };
+    let target = live[index];
+    let file = std::path::PathBuf::from(
+        target
+            .config_out
+            .clone()
+            .unwrap_or_else(|| target.config.clone()),
+    );
+    let same_file =
+        |e: &&&HistoryEntry| e.config_out.as_deref().unwrap_or(&e.config) == file.to_string_lossy();
+    let undo: Vec<&HistoryEntry> = live[index..]
+        .iter()
+        .filter(same_file)
+        .rev()
+        .copied()
+        .collect();
+    let restored: Vec<HistoryChange> = undo
+        .iter()
+        .flat_map(|e| {
+            e.changes.iter().map(|c| HistoryChange {
+                old: c.new.clone(),
+                new: c.old.clone(),
+                ..c.clone()
+            })
+        })
+        .collect();
+    let text = match &target.config_before {
+        Some(before) => before.clone(),
+        None => {
+            let doc = crate::config::ConfigDoc::load(&file)?;
+            if !force {
+                let mut checked: Vec<&str> = Vec::new();
+                for e in &undo {
+                    // Only the newest change of each parameter says what it holds now.
+                    for c in &e.changes {
+                        if checked.contains(&c.parameter.as_str()) {
+                            continue;
+                        }
+                        checked.push(&c.parameter);
+                        let now = doc.get(&c.parameter);
+                        let same = match (now.and_then(Value::as_f64), c.new.as_f64()) {
+                            (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * b.abs().max(1e-300),
+                            _ => now == Some(&c.new),
+                        };
+                        if !same {
+                            return Err(Error::input(
+                                &file,
+                                format!(
+                                    "`{}` is {} now, but adjustment {} set it to {}: it was changed since, and reverting would overwrite that; use --force to revert anyway",
+                                    c.parameter,
+                                    now.map_or("missing".to_string(), |v| v.to_string()),
+                                    e.adjustment_id,
+                                    c.new
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            // Oldest values win: undo newest first, so each path ends at the value it had
+            // before `to`.
+            let mut values: Vec<(String, Value)> = Vec::new();
+            for c in &restored {
+                match values.iter_mut().find(|(p, _)| *p == c.parameter) {
+                    Some(slot) => slot.1 = c.new.clone(),
+                    None => values.push((c.parameter.clone(), c.new.clone())),
+                }
+            }
+            doc.with_changes(&values)?
+        }
+    };
+    Ok(RevertPlan {
+        file,
+        text,
+        undone: undo.iter().map(|e| e.adjustment_id.clone()).collect(),
+        restored,
+        epoch: entries.iter().filter_map(|e| e.epoch).max(),
+    })
 }
 
 #[cfg(test)]
@@ -193,5 +326,46 @@ mod tests {
         std::fs::write(&path, "{\"time\": 1}\n").unwrap();
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("history.jsonl:1:"), "{err}");
+    }
+
+    #[test]
+    fn revert_undoes_an_adjustment_and_every_later_one_on_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.json");
+        std::fs::write(&config, "{\"lr\": 0.01, \"dropout\": 0.2, \"seed\": 1}\n").unwrap();
+        let at = |id: &str, epoch, changes: &[(&str, &str, f64, f64)]| HistoryEntry {
+            adjustment_id: id.into(),
+            config_out: Some(config.display().to_string()),
+            ..entry(Some(epoch), changes, &[], &[])
+        };
+        let entries = vec![
+            at("a", 2, &[("lr", "learning_rate", 0.3, 0.03)]),
+            at(
+                "b",
+                5,
+                &[
+                    ("lr", "learning_rate", 0.03, 0.01),
+                    ("dropout", "dropout", 0.1, 0.2),
+                ],
+            ),
+        ];
+        let h = dir.path().join("h.jsonl");
+        let latest = plan_revert(&h, &entries, None, false).unwrap();
+        assert_eq!(latest.undone, ["b"]);
+        assert_eq!(
+            latest.text,
+            "{\"lr\": 0.03, \"dropout\": 0.1, \"seed\": 1}\n"
+        );
+        let both = plan_revert(&h, &entries, Some("a"), false).unwrap();
+        assert_eq!(both.undone, ["b", "a"]);
+        assert_eq!(both.text, "{\"lr\": 0.3, \"dropout\": 0.1, \"seed\": 1}\n");
+        // Once reverted, an adjustment is not offered again.
+        std::fs::write(&config, &latest.text).unwrap();
+        let mut after = entries.clone();
+        after.push(HistoryEntry {
+            reverts: vec!["b".into()],
+            ..at("rev", 5, &[("lr", "learning_rate", 0.01, 0.03)])
+        });
+        assert_eq!(plan_revert(&h, &after, None, false).unwrap().undone, ["a"]);
     }
 }

@@ -75,6 +75,44 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             report::print_json(&advisor::llm::schema_for(&parameters))
         }
+        Command::History(args) => {
+            let entries = history::read(&args.history)?;
+            let run = match &args.metrics {
+                Some(metrics) => Some(run::load_run(&LoadOptions {
+                    metrics: metrics.clone(),
+                    metrics_format: args.metrics_format,
+                    history: Some(args.history.clone()),
+                    ..LoadOptions::default()
+                })?),
+                None => None,
+            };
+            report::print_history(&entries, run.as_ref(), args.format, args.lang)
+        }
+        Command::Revert(args) => {
+            let entries = history::read(&args.history)?;
+            let plan =
+                history::plan_revert(&args.history, &entries, args.to.as_deref(), args.force)?;
+            fsio::write_atomic(&plan.file, plan.text.as_bytes())?;
+            let time = now()?;
+            history::append(
+                &args.history,
+                &history::HistoryEntry {
+                    time: time.to_string(),
+                    adjustment_id: format!("rev-{}", time.strftime("%Y%m%dT%H%M%SZ")),
+                    epoch: plan.epoch,
+                    provider: "revert".into(),
+                    config: plan.file.display().to_string(),
+                    config_out: Some(plan.file.display().to_string()),
+                    changes: plan.restored.clone(),
+                    actions: Vec::new(),
+                    findings: Vec::new(),
+                    metrics: Default::default(),
+                    config_before: None,
+                    reverts: plan.undone.clone(),
+                },
+            )?;
+            report::print_revert(&plan, args.format)
+        }
     }
 }
 

@@ -185,6 +185,15 @@ fn a_second_call_on_the_same_log_does_not_cut_again() {
     assert_code(&second, 0);
     let second = json(&second);
     assert_eq!(second["changes"], serde_json::json!([]), "{second:#}");
+    // The report says why: the parameter is cooling down, and what the first change was.
+    let report = s.read(second["report"].as_str().unwrap());
+    assert!(
+        report.contains(
+            "Cooling down: `optimizer.lr` (changed at epoch 12; free to change again from epoch 14)"
+        ),
+        "{report}"
+    );
+    assert!(report.contains("0.42 → 0.042"), "{report}");
 }
 
 #[test]

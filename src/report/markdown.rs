@@ -572,6 +572,29 @@ fn earlier(md: &mut String, outcome: &Outcome) {
         md.push_str(&format!("- {}\n", escape_cell(&sentence)));
     }
     md.push('\n');
+    let run = &outcome.run;
+    let cooling: Vec<String> = run
+        .tunables
+        .iter()
+        .filter_map(|t| {
+            let epoch = crate::validate::in_cooldown(run, &t.path)?;
+            Some(say!(
+                lang,
+                "{} (changed at epoch {epoch}; free to change again from epoch {})",
+                "{}（第 {epoch} 轮修改；从第 {} 轮起可再次修改）",
+                code(&t.path),
+                epoch + crate::validate::COOLDOWN_EPOCHS
+            ))
+        })
+        .collect();
+    if !cooling.is_empty() {
+        md.push_str(&say!(
+            lang,
+            "Cooling down: {}.\n\n",
+            "冷却中：{}。\n\n",
+            cooling.join(", ")
+        ));
+    }
 }
 
 fn recent_epochs(md: &mut String, outcome: &Outcome) {

@@ -160,6 +160,7 @@ fn history_entry(outcome: &Outcome, keep_text: bool) -> HistoryEntry {
             })
             .collect(),
         config_before: keep_text.then(|| config.map(|c| c.text.clone())).flatten(),
+        reverts: Vec::new(),
     }
 }
 
@@ -200,6 +201,151 @@ pub fn print_prompt(
                 "{} messages, {chars} characters, about {tokens} tokens (4 characters a token)\n",
                 messages.len()
             ));
+            print!("{out}");
+            Ok(())
+        }
+    }
+}
+
+/// stdout of `history`: one row per changed value, with what followed the adjustment
+/// (the next adjustment's recorded metrics, or the metrics now when given).
+pub fn print_history(
+    entries: &[HistoryEntry],
+    run: Option<&Run>,
+    format: OutputFormat,
+    lang: Lang,
+) -> Result<()> {
+    let followed: Vec<String> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let later = entries[i + 1..].iter().find(|e| !e.metrics.is_empty());
+            let now = |name: &str| -> Option<(f64, String)> {
+                match later {
+                    Some(next) => Some((
+                        next.metric(name)?,
+                        say!(
+                            lang,
+                            "epoch {}",
+                            "第 {} 轮",
+                            next.epoch.map_or("?".into(), |e| e.to_string())
+                        ),
+                    )),
+                    None => {
+                        let run = run?;
+                        let c = Canonical::ALL.into_iter().find(|c| c.as_str() == name)?;
+                        let last = run.metrics.get(c)?.last()?;
+                        Some((
+                            last.value,
+                            say!(lang, "epoch {} (now)", "第 {} 轮（当前）", last.epoch),
+                        ))
+                    }
+                }
+            };
+            ["val_loss", "loss"]
+                .iter()
+                .find_map(|name| {
+                    let then = entry.metric(name)?;
+                    let (value, at) = now(name)?;
+                    Some(format!("{name} {} → {} ({at})", num(then), num(value)))
+                })
+                .unwrap_or_else(|| "—".into())
+        })
+        .collect();
+    match format {
+        OutputFormat::Json => print_json(
+            &entries
+                .iter()
+                .zip(&followed)
+                .map(|(e, f)| {
+                    serde_json::json!({
+                        "adjustment_id": e.adjustment_id,
+                        "time": e.time,
+                        "epoch": e.epoch,
+                        "provider": e.provider,
+                        "config": e.config_out.as_deref().unwrap_or(&e.config),
+                        "changes": e.changes,
+                        "actions": e.actions,
+                        "findings": e.findings,
+                        "reverts": e.reverts,
+                        "followed_by": f,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        ),
+        OutputFormat::Text => {
+            let mut out = say!(
+                lang,
+                "{:<6} {:<32} {:<28} {:<26} {}\n",
+                "{:<6} {:<32} {:<28} {:<26} {}\n",
+                "epoch",
+                "adjustment",
+                "parameter",
+                "old → new",
+                "followed by"
+            );
+            if entries.is_empty() {
+                out.push_str(&say!(lang, "(no adjustments yet)\n", "（尚无调整）\n"));
+            }
+            for (e, f) in entries.iter().zip(&followed) {
+                let epoch = e.epoch.map_or("?".into(), |x| x.to_string());
+                let mut rows: Vec<(String, String)> = e
+                    .changes
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.parameter.clone(),
+                            format!("{} → {}", value_text(&c.old), value_text(&c.new)),
+                        )
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    rows.push((say!(lang, "(no change)", "（无变更）"), String::new()));
+                }
+                let note = if e.reverts.is_empty() {
+                    f.clone()
+                } else {
+                    say!(lang, "revert of {}", "撤销 {}", e.reverts.join(", "))
+                };
+                for (k, (parameter, change)) in rows.iter().enumerate() {
+                    let (ep, id, fo) = if k == 0 {
+                        (epoch.as_str(), e.adjustment_id.as_str(), note.as_str())
+                    } else {
+                        ("", "", "")
+                    };
+                    out.push_str(&format!(
+                        "{ep:<6} {id:<32} {parameter:<28} {change:<26} {fo}\n"
+                    ));
+                }
+            }
+            print!("{out}");
+            Ok(())
+        }
+    }
+}
+
+/// stdout of `revert`.
+pub fn print_revert(plan: &crate::history::RevertPlan, format: OutputFormat) -> Result<()> {
+    match format {
+        OutputFormat::Json => print_json(&serde_json::json!({
+            "config": plan.file.display().to_string(),
+            "reverted": plan.undone,
+            "restored": plan.restored,
+        })),
+        OutputFormat::Text => {
+            let mut out = format!(
+                "reverted {} in {}\n",
+                plan.undone.join(", "),
+                plan.file.display()
+            );
+            for c in &plan.restored {
+                out.push_str(&format!(
+                    "  {} {} → {}\n",
+                    c.parameter,
+                    value_text(&c.old),
+                    value_text(&c.new)
+                ));
+            }
             print!("{out}");
             Ok(())
         }
