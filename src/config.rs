@@ -286,3 +286,63 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the numbers and whichever are changed, the output parses to the input
+        /// with exactly those values replaced, and every other byte stays.
+        #[test]
+        fn splicing_changes_only_the_changed_values(
+            values in proptest::collection::vec(-1e6f64..1e6, 1..8),
+            ints in proptest::collection::vec(0i64..100_000, 1..4),
+            pick in proptest::collection::vec(any::<bool>(), 8),
+            replacement in 1e-9f64..1e3,
+            indent in 0usize..5,
+        ) {
+            let pad = " ".repeat(indent);
+            let mut text = String::from("{\n");
+            let mut paths = Vec::new();
+            for (i, v) in values.iter().enumerate() {
+                text.push_str(&format!("{pad}\"f{i}\": {},\n", serde_json::to_string(v).unwrap()));
+                paths.push(format!("f{i}"));
+            }
+            text.push_str(&format!("{pad}\"nested\": {{\"ints\": {}}},\n", serde_json::to_string(&ints).unwrap()));
+            for i in 0..ints.len() {
+                paths.push(format!("nested.ints.{i}"));
+            }
+            text.push_str(&format!("{pad}\"name\": \"run \\\"7\\\" é\"\n}}\n"));
+            let d = ConfigDoc::parse(Path::new("c.json"), text.clone()).unwrap();
+            let changes: Vec<(String, Value)> = paths
+                .iter()
+                .zip(pick.iter().cycle())
+                .filter(|(_, p)| **p)
+                .map(|(path, _)| {
+                    let like = d.get(path).unwrap().clone();
+                    (path.clone(), number_like(replacement, &like))
+                })
+                .collect();
+            let out = d.with_changes(&changes).unwrap();
+            let mut expected: Value = serde_json::from_str(&text).unwrap();
+            for (path, v) in &changes {
+                let pointer = format!("/{}", path.replace('.', "/"));
+                *expected.pointer_mut(&pointer).unwrap() = v.clone();
+            }
+            let got: Value = serde_json::from_str(&out).unwrap();
+            prop_assert_eq!(got, expected);
+            // Lines without a change are untouched, byte for byte.
+            let changed_leaf = |line: &str| changes.iter().any(|(p, _)| {
+                let leaf = p.rsplit('.').next().unwrap();
+                line.contains(&format!("\"{leaf}\"")) || (p.starts_with("nested") && line.contains("\"nested\""))
+            });
+            for (a, b) in text.lines().zip(out.lines()) {
+                if !changed_leaf(a) {
+                    prop_assert_eq!(a, b);
+                }
+            }
+        }
+    }
+}
