@@ -224,3 +224,19 @@ fn config_checks_through_the_binary() {
     let ema = item(&decision, "changes", "canonical", "ema_decay");
     assert!(ema["new"].as_f64().unwrap() < 0.9999);
 }
+
+#[test]
+fn the_text_output_names_the_running_epoch() {
+    let s = Scratch::new();
+    let out = s.retune(&["diagnose", "--metrics", &path("seed000/training.log")]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("epoch 3 still running at step 347/3038"),
+        "{text}"
+    );
+    assert!(
+        text.contains("skipped   config_checks: no --config given"),
+        "{text}"
+    );
+}

@@ -521,6 +521,16 @@ pub fn print_diagnosis(
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            if let Some(p) = &m.partial {
+                let total = p.steps_total.map_or(String::new(), |t| format!("/{t}"));
+                out.push_str(&say!(
+                    lang,
+                    "epoch {} still running at step {}{total} (its running values are not judged)\n",
+                    "第 {} 轮仍在进行，第 {}{total} 步（其进行中的数值不参与判断）\n",
+                    p.epoch,
+                    p.steps_done
+                ));
+            }
             out.push_str(&findings_text(diagnosis, lang));
             for s in &diagnosis.skipped {
                 out.push_str(&say!(
