@@ -106,8 +106,8 @@ pub struct RevertArgs {
 #[derive(Debug, Args)]
 pub struct InputArgs {
     /// Metrics file: Keras CSVLogger CSV, history JSON or console log, Lightning
-    /// metrics.csv, HF trainer_state.json, JSON Lines, or a JSON snapshot. The format is
-    /// detected from the name and content.
+    /// metrics.csv, HF trainer_state.json, JSON Lines, a JSON snapshot, or a TensorBoard
+    /// event file or log folder. The format is detected from the name and content.
     #[arg(long, short = 'm', value_name = "FILE")]
     pub metrics: PathBuf,
 

@@ -78,7 +78,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::History(args) => {
             let entries = history::read(&args.history)?;
             let run = match &args.metrics {
-                Some(metrics) => Some(run::load_run(&LoadOptions {
+                Some(metrics) => Some(load_and_warn(&LoadOptions {
                     metrics: metrics.clone(),
                     metrics_format: args.metrics_format,
                     history: Some(args.history.clone()),
@@ -225,7 +225,7 @@ pub fn suggest(args: &SuggestArgs, time: Timestamp) -> Result<Outcome> {
 
 /// The load stage for any command: the shared input flags plus a config and a history.
 fn load(input: &cli::InputArgs, config: Option<PathBuf>, history: Option<PathBuf>) -> Result<Run> {
-    run::load_run(&LoadOptions {
+    load_and_warn(&LoadOptions {
         config,
         metrics: input.metrics.clone(),
         metrics_format: input.metrics_format,
@@ -233,6 +233,16 @@ fn load(input: &cli::InputArgs, config: Option<PathBuf>, history: Option<PathBuf
         history,
         num_classes: input.num_classes,
     })
+}
+
+/// Loads, and tells the person on stderr what the readers skipped (a corrupt TensorBoard
+/// record, a series left out); stdout stays the result alone.
+fn load_and_warn(options: &LoadOptions) -> Result<Run> {
+    let run = run::load_run(options)?;
+    for warning in &run.metrics.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(run)
 }
 
 /// load → diagnose, for `retune diagnose`.

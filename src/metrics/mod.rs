@@ -12,6 +12,7 @@ pub mod names;
 mod nonfinite;
 pub mod series;
 mod snapshot;
+mod tensorboard;
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,8 @@ pub enum Format {
     HfTrainerState,
     /// One JSON object per line.
     JsonLines,
+    /// TensorBoard event files (`events.out.tfevents.*`): one file, or a run folder.
+    Tensorboard,
 }
 
 impl Format {
@@ -53,6 +56,7 @@ impl Format {
             Format::LightningCsv => "Lightning metrics.csv",
             Format::HfTrainerState => "Hugging Face trainer_state.json",
             Format::JsonLines => "JSON Lines",
+            Format::Tensorboard => "TensorBoard event file",
         }
     }
 }
@@ -83,6 +87,9 @@ pub struct Metrics {
     /// Total optimizer steps planned when the file says (HF `max_steps`).
     pub max_steps: Option<u64>,
     pub partial: Option<PartialEpoch>,
+    /// What the reader read around (a truncated TensorBoard record, values it could not
+    /// place in an epoch), for the caller to show.
+    pub warnings: Vec<String>,
 }
 
 impl Metrics {
@@ -110,6 +117,7 @@ pub struct MetricsBuilder {
     pub planned_epochs: Option<u32>,
     pub max_steps: Option<u64>,
     pub partial: Option<PartialEpoch>,
+    pub warnings: Vec<String>,
 }
 
 impl MetricsBuilder {
@@ -217,11 +225,13 @@ impl MetricsBuilder {
             planned_epochs: self.planned_epochs,
             max_steps: self.max_steps,
             partial: self.partial,
+            warnings: self.warnings,
         })
     }
 }
 
-/// Reads a metrics file, detecting its format unless one is given.
+/// Reads a metrics file (or a TensorBoard log folder), detecting its format unless one
+/// is given.
 pub fn load_metrics(path: &Path, format: Option<Format>) -> Result<Metrics> {
     let format = match format {
         Some(f) => f,
@@ -236,6 +246,7 @@ pub fn load_metrics(path: &Path, format: Option<Format>) -> Result<Metrics> {
         Format::LightningCsv => lightning_csv::read(path, &mut builder)?,
         Format::HfTrainerState => hf_state::read(path, &mut builder)?,
         Format::JsonLines => jsonl::read(path, &mut builder)?,
+        Format::Tensorboard => tensorboard::read(path, &mut builder)?,
     }
     builder.finish(path, format)
 }
@@ -243,15 +254,13 @@ pub fn load_metrics(path: &Path, format: Option<Format>) -> Result<Metrics> {
 /// Bytes read from the start of a file to recognise its format.
 const SNIFF_BYTES: usize = 64 * 1024;
 
-/// Recognises the format from the file's name and first bytes.
+/// Recognises the format from the file's name and first bytes. A folder is a
+/// TensorBoard log folder, or an error saying why not.
 pub fn detect(path: &Path) -> Result<Format> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| Error::read(path, &e))?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(Error::input(
-            path,
-            "is a directory, expected a metrics file",
-        ));
+        return tensorboard::check_folder(path).map(|()| Format::Tensorboard);
     }
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     file.take(SNIFF_BYTES as u64)
@@ -269,7 +278,7 @@ pub fn detect(path: &Path) -> Result<Format> {
         } else {
             Error::input(
                 path,
-                "not a metrics format retune knows (Keras CSV/history/log, Lightning metrics.csv, HF trainer_state.json, JSON, JSON Lines); name one with --metrics-format",
+                "not a metrics format retune knows (Keras CSV/history/log, Lightning metrics.csv, HF trainer_state.json, JSON, JSON Lines, TensorBoard event file); name one with --metrics-format",
             )
         }
     })
@@ -297,6 +306,10 @@ fn looks_binary(head: &[u8]) -> bool {
 /// nothing fits. Content decides where it is clear (a renamed file is still recognised);
 /// the name decides between shapes that look alike (`.jsonl`, `trainer_state.json`).
 fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
+    // Event files are binary; a valid record header is as sure a sign as a name.
+    if tensorboard::is_event_file_name(name) || tensorboard::looks_like(head) {
+        return Some(Format::Tensorboard);
+    }
     if looks_binary(head) {
         return None;
     }
@@ -463,6 +476,24 @@ mod tests {
         ("configs/examples/formats/snapshot.json", Format::Snapshot),
         ("configs/examples/seed003/metrics.json", Format::Snapshot),
         ("configs/examples/seed000/training.log", Format::KerasLog),
+        (
+            "configs/examples/formats/tensorboard/tf2/events.out.tfevents.1790000161.retune.4242.4.v2",
+            Format::Tensorboard,
+        ),
+        (
+            "configs/examples/formats/tensorboard/keras/validation/events.out.tfevents.1790000240.retune.4242.6.v2",
+            Format::Tensorboard,
+        ),
+        (
+            "configs/examples/formats/tensorboard/lightning/version_0/events.out.tfevents.1790000055.retune.4242.3",
+            Format::Tensorboard,
+        ),
+        (
+            "configs/examples/formats/tensorboard/pytorch/events.out.tfevents.1790000001.retune.4242.0",
+            Format::Tensorboard,
+        ),
+        // a copy cut short, under a name that says nothing: the first record decides
+        ("tests/fixtures/events_truncated.bin", Format::Tensorboard),
     ];
 
     #[test]
@@ -544,6 +575,17 @@ mod tests {
             ("m.csv", "name,value\nfoo,1\n", None),
             ("m.txt", "   \n", None),
             ("m.txt", "\u{0}\u{1}binary", None),
+            // by TensorBoard's name rule, whatever the content (the reader says what is wrong)
+            (
+                "events.out.tfevents.1790000000.host.1.0",
+                "",
+                Some(Format::Tensorboard),
+            ),
+            (
+                "events.out.tfevents.1790000000.host.1.0.v2",
+                "x",
+                Some(Format::Tensorboard),
+            ),
         ];
         for (name, text, want) in cases {
             assert_eq!(
@@ -552,6 +594,27 @@ mod tests {
                 "{name}: {text:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_tensorboard_log_folder_is_detected() {
+        for rel in [
+            "keras",
+            "keras/train",
+            "pytorch",
+            "lightning",
+            "lightning/version_0",
+        ] {
+            let path = example(&format!("configs/examples/formats/tensorboard/{rel}"));
+            assert_eq!(detect(&path).unwrap(), Format::Tensorboard, "{rel}");
+            assert_eq!(
+                load_metrics(&path, None).unwrap().format,
+                Format::Tensorboard
+            );
+        }
+        // a valid record header decides over a name that says otherwise
+        let head = std::fs::read(example("tests/fixtures/events_corrupt.bin")).unwrap();
+        assert_eq!(detect_from("metrics.csv", &head), Some(Format::Tensorboard));
     }
 
     #[test]
@@ -574,6 +637,7 @@ mod tests {
             Format::LightningCsv,
             Format::HfTrainerState,
             Format::JsonLines,
+            Format::Tensorboard,
         ];
         for rel in [
             "tests/fixtures/garbage.bin",
@@ -608,6 +672,10 @@ mod tests {
         }
         let e = detect(&example("configs")).unwrap_err().to_string();
         assert!(e.contains("is a directory"), "{e}");
+        let e = detect(&example("configs/examples/formats/tensorboard"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("several runs (pytorch/, tf2/)"), "{e}");
         let e = load_metrics(&example("tests/fixtures/not_metrics.json"), None)
             .unwrap_err()
             .to_string();

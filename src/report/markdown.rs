@@ -132,6 +132,14 @@ fn header(md: &mut String, outcome: &Outcome) {
         run.facts.epochs_done,
         m.series.len()
     ));
+    for warning in &m.warnings {
+        md.push_str(&say!(
+            lang,
+            "- **Read with a warning:** {}\n",
+            "- **读取警告：** {}\n",
+            escape_cell(warning)
+        ));
+    }
     let w = &outcome.written;
     match &w.config_out {
         Some(out) => md.push_str(&say!(

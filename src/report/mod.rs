@@ -168,10 +168,7 @@ fn history_entry(outcome: &Outcome, keep_text: bool) -> HistoryEntry {
 pub fn print_suggest(outcome: &Outcome, format: OutputFormat) -> Result<()> {
     match format {
         OutputFormat::Json => print_json(&decision_json(outcome)),
-        OutputFormat::Text => {
-            print!("{}", suggest_text(outcome));
-            Ok(())
-        }
+        OutputFormat::Text => emit(&suggest_text(outcome)),
     }
 }
 
@@ -201,8 +198,7 @@ pub fn print_prompt(
                 "{} messages, {chars} characters, about {tokens} tokens (4 characters a token)\n",
                 messages.len()
             ));
-            print!("{out}");
-            Ok(())
+            emit(&out)
         }
     }
 }
@@ -318,8 +314,7 @@ pub fn print_history(
                     ));
                 }
             }
-            print!("{out}");
-            Ok(())
+            emit(&out)
         }
     }
 }
@@ -346,17 +341,28 @@ pub fn print_revert(plan: &crate::history::RevertPlan, format: OutputFormat) -> 
                     value_text(&c.new)
                 ));
             }
-            print!("{out}");
-            Ok(())
+            emit(&out)
         }
+    }
+}
+
+/// Writes to stdout. A reader that closed the pipe early (`retune … | head`) is not an
+/// error worth a message: the output it wanted, it got.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::write(std::path::Path::new("<stdout>"), e))
+        }
+        _ => Ok(()),
     }
 }
 
 pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::write(std::path::Path::new("<stdout>"), std::io::Error::other(e)))?;
-    println!("{text}");
-    Ok(())
+    emit(&format!("{text}\n"))
 }
 
 /// The summary a person reads in the terminal.
@@ -462,6 +468,9 @@ struct MetricsRead<'a> {
     epochs: u32,
     series: Vec<SeriesRead<'a>>,
     partial_epoch: Option<&'a crate::metrics::PartialEpoch>,
+    /// What the reader read around (a truncated TensorBoard record); absent when nothing.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
 }
 
 #[derive(Debug, Serialize)]
@@ -497,6 +506,7 @@ pub fn print_diagnosis(
                     })
                     .collect(),
                 partial_epoch: m.partial.as_ref(),
+                warnings: &m.warnings,
             },
             config: run.config.as_ref().map(|c| c.path.display().to_string()),
             facts: &run.facts,
@@ -541,8 +551,7 @@ pub fn print_diagnosis(
                     s.reason
                 ));
             }
-            print!("{out}");
-            Ok(())
+            emit(&out)
         }
     }
 }
