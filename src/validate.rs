@@ -91,6 +91,21 @@ pub fn validate(run: &Run, diagnosis: &Diagnosis, proposal: &Proposal, lang: Lan
             continue;
         }
         seen.push(tunable.path.clone());
+        // One generic reason for several parameters explains none of them.
+        let rationale = change.rationale.trim();
+        if let Some(twin) = decision
+            .changes
+            .iter()
+            .find(|c| c.rationale.trim().eq_ignore_ascii_case(rationale))
+        {
+            decision.rejected.push(reject(say!(
+                lang,
+                "the same rationale as the change to {}: each change needs its own reason",
+                "与 {} 的理由相同：每项变更都需要自己的理由",
+                twin.parameter
+            )));
+            continue;
+        }
         match check_change(run, diagnosis, tunable, change, restarting, lang) {
             Ok(accepted) => decision.changes.push(accepted),
             Err(reason) => decision.rejected.push(reject(reason)),
@@ -577,7 +592,7 @@ mod tests {
                 .map(|(p, v)| ProposedChange {
                     parameter: p.to_string(),
                     new_value: v.clone(),
-                    rationale: "because".into(),
+                    rationale: format!("because {p} should move"),
                     confidence: 0.7,
                 })
                 .collect(),
@@ -674,6 +689,18 @@ mod tests {
         let p = propose(&[("ema_decay", json!(0.99990000001))]);
         let d = validate(&r, &Diagnosis::default(), &p, Lang::En);
         assert!(reason(&d, "ema_decay").starts_with("no-op"));
+    }
+
+    #[test]
+    fn one_generic_rationale_for_several_changes_is_rejected() {
+        let mut p = propose(&[("optimizer.lr", json!(0.0005)), ("dropout", json!(0.2))]);
+        for c in &mut p.changes {
+            c.rationale = "based on the current training metrics".into();
+        }
+        let r = run(Some(CONFIG), &[("loss", &[1.0, 0.9])]);
+        let d = validate(&r, &Diagnosis::default(), &p, Lang::En);
+        assert_eq!(d.changes.len(), 1);
+        assert!(reason(&d, "dropout").contains("same rationale as the change to optimizer.lr"));
     }
 
     #[test]

@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use crate::advisor::ProposedChange;
 
+/// The rationale of the example answer in prompts/system.j2.
+const PLACEHOLDER_RATIONALE: &str = "why, citing the run's numbers";
+
 /// The parts of an answer we use.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
@@ -91,7 +94,8 @@ fn change(item: &Value) -> Result<ProposedChange, String> {
         .unwrap_or_default()
         .trim()
         .to_string();
-    if rationale.is_empty() {
+    // A weak model copies the example in the system prompt instead of giving a reason.
+    if rationale.is_empty() || rationale.eq_ignore_ascii_case(PLACEHOLDER_RATIONALE) {
         return Err(format!(
             "{parameter}: \"rationale\" must say why, citing the run's numbers"
         ));
@@ -165,6 +169,9 @@ mod tests {
         let reasons =
             parse(r#"{"diagnosis": 3, "changes": [{"parameter": "lr"}, 5]}"#).unwrap_err();
         assert_eq!(reasons.len(), 3, "{reasons:?}");
+        // The example's placeholder is not a reason.
+        let copied = r#"{"diagnosis": "d", "changes": [{"parameter": "lr", "new_value": 0.1, "rationale": "why, citing the run's numbers", "confidence": 0.7}]}"#;
+        assert!(parse(copied).unwrap_err()[0].contains("must say why"));
         // Cut off mid-string, as max_tokens does.
         assert!(parse(r#"{"diagnosis": "the loss is at ln 5 and the mod"#).is_err());
     }

@@ -206,8 +206,11 @@ impl LlmAdvisor {
                         cache.put(&key, &reply);
                         break reply;
                     }
-                    // A server that refuses json_schema gets json_object mode, once.
-                    Err(CallError::Refused { .. }) if mode == Mode::JsonSchema => {
+                    // A server that refuses json_schema gets json_object mode, once. Other
+                    // 400s (a prompt over the context size) are failures, not a format issue.
+                    Err(CallError::Refused { message, .. })
+                        if mode == Mode::JsonSchema && transport::about_the_format(&message) =>
+                    {
                         mode = Mode::JsonObject;
                         report.response_format = mode.as_str();
                     }

@@ -232,6 +232,23 @@ impl Transport {
     }
 }
 
+/// Whether a refusal is about the requested answer format (so json_object may succeed),
+/// judged from the server's message: llama.cpp says "JSON schema conversion failed",
+/// OpenAI-style servers name `response_format`; a context overflow names neither.
+pub fn about_the_format(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "response_format",
+        "json_schema",
+        "json schema",
+        "schema",
+        "grammar",
+        "structured output",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+}
+
 /// The request as JSON: the OpenAI chat-completions shape every compatible server reads.
 pub fn request_body(
     model: &str,
@@ -438,6 +455,24 @@ mod tests {
             ("x", Some(5), Some(7))
         );
         assert!(parse_reply(&json!({"error": "x"})).is_none());
+    }
+
+    #[test]
+    fn only_format_refusals_switch_the_format() {
+        let fixture = |name: &str| {
+            std::fs::read_to_string(format!(
+                "{}/tests/fixtures/llm/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        assert!(about_the_format(&fixture("llama_400_invalid_schema.json")));
+        assert!(!about_the_format(&fixture(
+            "llama_400_context_exceeded.json"
+        )));
+        assert!(about_the_format(
+            "response_format type json_schema is not supported"
+        ));
     }
 
     #[test]
