@@ -91,8 +91,16 @@ pub fn validate(run: &Run, diagnosis: &Diagnosis, proposal: &Proposal, lang: Lan
             continue;
         }
         seen.push(tunable.path.clone());
-        // One generic reason for several parameters explains none of them.
+        // A change must say why; one generic reason for several explains none of them.
         let rationale = change.rationale.trim();
+        if rationale.is_empty() {
+            decision.rejected.push(reject(say!(
+                lang,
+                "no rationale: each change needs its own reason, citing the run's numbers",
+                "没有理由：每项变更都需要引用本次训练数据的理由"
+            )));
+            continue;
+        }
         if let Some(twin) = decision
             .changes
             .iter()
@@ -701,6 +709,10 @@ mod tests {
         let d = validate(&r, &Diagnosis::default(), &p, Lang::En);
         assert_eq!(d.changes.len(), 1);
         assert!(reason(&d, "dropout").contains("same rationale as the change to optimizer.lr"));
+        let mut p = propose(&[("optimizer.lr", json!(0.0005))]);
+        p.changes[0].rationale = "  ".into();
+        let d = validate(&r, &Diagnosis::default(), &p, Lang::En);
+        assert!(reason(&d, "optimizer.lr").starts_with("no rationale"));
     }
 
     #[test]
