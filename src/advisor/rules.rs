@@ -36,10 +36,16 @@ const SLOW_LR_FACTOR: f64 = 3.0;
 const SCHEDULE_DECAYED: f64 = 0.01;
 /// Plain SGD that barely moves: momentum 0.9 is the standard setting.
 const SGD_MOMENTUM: f64 = 0.9;
-/// Learning rates below which a run at chance is explained by the step size alone
-/// (Adam-family / SGD-family); UMLAUT warns below 1e-7 for any optimizer.
-const TINY_LR_ADAPTIVE: f64 = 1e-5;
-const TINY_LR_SGD: f64 = 1e-4;
+/// The usual learning rate of each optimizer family: Adam's 1e-3 (Kingma & Ba 2015, the
+/// Keras and PyTorch default) and SGD's 0.01 (the Keras default). A loss that does not
+/// move is explained by the step size when the rate is well below it.
+const USUAL_LR_ADAPTIVE: f64 = 1e-3;
+const USUAL_LR_SGD: f64 = 1e-2;
+/// 100× below the usual rate is far too low: raise by the largest step one adjustment
+/// allows (×10). Derived.
+const FAR_BELOW_USUAL: f64 = 100.0;
+/// 3× below the usual rate is low enough to explain a loss stuck at chance. Derived.
+const BELOW_USUAL: f64 = 3.0;
 /// Overfitting: dropout up by 0.1 while below 0.5 (more than 0.5 hurts most nets).
 const DROPOUT_STEP: f64 = 0.1;
 const DROPOUT_CEILING: f64 = 0.5;
@@ -233,8 +239,9 @@ impl Plan<'_> {
         let lr = self.run.tunable("learning_rate");
         let sgd = self.is_sgd();
         let momentum = self.run.tunable("momentum");
-        let tiny = if sgd { TINY_LR_SGD } else { TINY_LR_ADAPTIVE };
-        let lr_explains = lr.is_some_and(|t| t.value < tiny);
+        let usual = if sgd { USUAL_LR_SGD } else { USUAL_LR_ADAPTIVE };
+        let far_below = lr.is_some_and(|t| t.value < usual / FAR_BELOW_USUAL);
+        let below = lr.is_some_and(|t| t.value < usual / BELOW_USUAL);
         let evidence = if at_chance {
             say!(
                 lang,
@@ -259,7 +266,7 @@ impl Plan<'_> {
                 ev_text(f, "last")
             )
         };
-        let far_too_low = lr_explains
+        let far_too_low = far_below
             || self
                 .diagnosis
                 .get("learning_rate_extreme")
@@ -308,7 +315,7 @@ impl Plan<'_> {
             return;
         }
         match lr {
-            Some(lr) if !at_chance => {
+            Some(lr) if !at_chance || below => {
                 if self.would_reverse(lr, 1.0) {
                     return;
                 }
@@ -798,6 +805,19 @@ mod tests {
             p.changes[0].new_value,
             json!(1e-6),
             "far too low: the largest step, ×10"
+        );
+    }
+
+    #[test]
+    fn chance_level_with_a_low_rate_raises_it_step_by_step() {
+        let cfg = r#"{"optimizer": "adam", "learning_rate": 1e-4}"#;
+        let r = run(Some(cfg), &[("loss", &[2.30, 2.30, 2.30])]);
+        let f = finding("chance_level", evidence!["classes" => 10u32, "loss" => 2.3]);
+        let p = advise(&r, vec![f]);
+        assert_eq!(
+            p.changes[0].new_value,
+            json!(3e-4),
+            "3× below Adam's usual 1e-3: ×3"
         );
     }
 
