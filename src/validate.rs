@@ -364,11 +364,22 @@ fn against_the_findings(diagnosis: &Diagnosis, decision: &mut Decision, lang: La
             change.old.as_f64().unwrap_or(0.0),
             change.new.as_f64().unwrap_or(0.0),
         );
-        let wrong = AGAINST.iter().find(|(finding, canonical, direction)| {
-            change.canonical == *canonical
-                && diagnosis.has(finding)
-                && (new - old) * direction > 0.0
+        // A learning rate the config check found out of range may only move back into it.
+        let range = diagnosis.get("learning_rate_extreme").and_then(|f| {
+            match f.evidence.get("direction").and_then(Value::as_str) {
+                Some("high") => Some(("learning_rate_extreme", "learning_rate", 1.0)),
+                Some("low") => Some(("learning_rate_extreme", "learning_rate", -1.0)),
+                _ => None,
+            }
         });
+        let wrong = AGAINST
+            .iter()
+            .chain(range.as_ref())
+            .find(|(finding, canonical, direction)| {
+                change.canonical == *canonical
+                    && diagnosis.has(finding)
+                    && (new - old) * direction > 0.0
+            });
         match wrong {
             Some((finding, _, direction)) => decision.rejected.push(Rejected {
                 parameter: change.parameter,
@@ -851,6 +862,21 @@ mod tests {
             Lang::En,
         );
         assert_eq!(d.changes.len(), 1);
+        // A rate found far too low may only go up.
+        let mut low = Diagnosis::default();
+        low.findings.push(Finding {
+            id: "learning_rate_extreme",
+            severity: Severity::Warning,
+            summary: String::new(),
+            evidence: crate::evidence!["direction" => "low"],
+        });
+        let d = validate(
+            &r,
+            &low,
+            &propose(&[("optimizer.lr", json!(0.0005))]),
+            Lang::En,
+        );
+        assert!(reason(&d, "optimizer.lr").contains("against the finding `learning_rate_extreme`"));
     }
 
     #[test]

@@ -110,6 +110,9 @@ impl Plan<'_> {
         } else if let Some(f) = d.get("plateau") {
             self.plateau(f);
         }
+        if let Some(f) = d.get("learning_rate_extreme") {
+            self.still_too_high_after_divergence(f);
+        }
         if let Some(f) = d.get("ema_horizon_too_long") {
             self.ema(f);
         }
@@ -240,7 +243,7 @@ impl Plan<'_> {
         let sgd = self.is_sgd();
         let momentum = self.run.tunable("momentum");
         let usual = if sgd { USUAL_LR_SGD } else { USUAL_LR_ADAPTIVE };
-        let far_below = lr.is_some_and(|t| t.value < usual / FAR_BELOW_USUAL);
+        let far_below = lr.is_some_and(|t| t.value <= usual / FAR_BELOW_USUAL * (1.0 + 1e-9));
         let below = lr.is_some_and(|t| t.value < usual / BELOW_USUAL);
         let evidence = if at_chance {
             say!(
@@ -287,6 +290,20 @@ impl Plan<'_> {
                 return;
             }
             _ => {}
+        }
+        // A rate already above its optimizer's usual range is not raised, whatever the loss.
+        if self
+            .diagnosis
+            .get("learning_rate_extreme")
+            .is_some_and(|f| ev_str(f, "direction") == Some("high"))
+        {
+            self.advice.push(say!(
+                lang,
+                "{evidence}; the learning rate is already above the usual range for {}, so a larger one is not the fix: check the data, the loss and the model's output layer",
+                "{evidence}；学习率已高于 {} 的常用范围，再提高不是办法：请检查数据、损失函数和模型输出层",
+                self.optimizer_name()
+            ));
+            return;
         }
         // Plain SGD with no momentum: momentum is the lever that multiplies the step.
         if sgd && let Some(m) = momentum.filter(|m| m.value == 0.0) {
@@ -428,6 +445,38 @@ impl Plan<'_> {
             ));
             return;
         }
+        // A cut made for this plateau that brought no new best is the evidence that the
+        // run has converged: cutting again only slows it further (ReduceLROnPlateau keeps
+        // cutting to min_lr; a practitioner stops).
+        let best_epoch = f.evidence.get("best_epoch").and_then(Value::as_u64);
+        let unhelpful = self.run.tunable("learning_rate").and_then(|lr| {
+            self.run.history.iter().rev().find(|e| {
+                e.findings.iter().any(|id| id == "plateau")
+                    && e.changes.iter().any(|c| c.parameter == lr.path)
+            })
+        });
+        // Judged once the cut has had its cooldown to show an effect.
+        let settled = self
+            .run
+            .tunable("learning_rate")
+            .is_some_and(|lr| in_cooldown(self.run, &lr.path).is_none());
+        if let (Some(cut), Some(best)) = (unhelpful, best_epoch)
+            && settled
+            && cut.epoch.is_some_and(|e| u64::from(e) >= best)
+        {
+            let change = cut.changes.iter().find(|c| c.canonical == "learning_rate");
+            self.actions.push(Action::StopEarly);
+            self.advice.push(say!(
+                lang,
+                "{} The learning rate was already cut for this plateau at epoch {} ({}) and the best has not improved since (epoch {}): the run has converged at this budget, so stop and keep the best epoch.",
+                "{} 已在第 {1} 轮因平台期降低过学习率（{2}），此后最佳值没有改善（第 {3} 轮）：训练已收敛，请停止并保留最佳轮次。",
+                f.summary,
+                cut.epoch.map_or("?".into(), |e| e.to_string()),
+                change.map_or(String::new(), |c| format!("{} → {}", crate::report::value_text(&c.old), crate::report::value_text(&c.new))),
+                best
+            ));
+            return;
+        }
         if let Some(lr) = self.run.tunable("learning_rate") {
             let floor = self.run.tunable("min_lr").map(|t| t.value).unwrap_or(0.0);
             if lr.value * PLATEAU_LR_FACTOR < floor {
@@ -488,6 +537,45 @@ impl Plan<'_> {
             ),
         };
         self.propose(lr, new, why, confidence);
+    }
+
+    /// A run that diverged earlier and whose rate is still above its optimizer's usual
+    /// range gets cut again once the cooldown is over: one ×10 cut from a rate 1000× too
+    /// high leaves it 100× too high. Without the earlier divergence, a high rate on a run
+    /// that trains well is only advice.
+    fn still_too_high_after_divergence(&mut self, f: &Finding) {
+        if ev_str(f, "direction") != Some("high")
+            || self
+                .changes
+                .iter()
+                .any(|c| Some(c.parameter.as_str()) == ev_str(f, "parameter"))
+        {
+            return;
+        }
+        let Some(diverged) = self
+            .run
+            .history
+            .iter()
+            .rev()
+            .find(|e| e.findings.iter().any(|id| id == "divergence"))
+        else {
+            return;
+        };
+        let Some(lr) = self.run.tunable("learning_rate") else {
+            return;
+        };
+        let new = lr.value * DIVERGENCE_LR_FACTOR;
+        let rationale = say!(
+            self.lang,
+            "the run diverged at epoch {} and the learning rate is still {}, above the usual range for {} (≤ {}): cut it 10× again, to {}",
+            "训练曾在第 {} 轮发散，学习率仍为 {}，高于 {} 的常用范围（≤ {}）：再降低 10 倍，到 {}",
+            diverged.epoch.map_or("?".into(), |e| e.to_string()),
+            num(lr.value),
+            self.optimizer_name(),
+            ev_text(f, "high"),
+            num(new)
+        );
+        self.propose(lr, new, rationale, 0.7);
     }
 
     /// Shorten the EMA horizon to a tenth of the run.
@@ -818,6 +906,74 @@ mod tests {
             p.changes[0].new_value,
             json!(3e-4),
             "3× below Adam's usual 1e-3: ×3"
+        );
+    }
+
+    #[test]
+    fn a_rate_still_too_high_after_a_divergence_is_cut_again() {
+        let cfg = r#"{"optimizer": "adam", "learning_rate": 0.1}"#;
+        let mut r = run(Some(cfg), &[("loss", &[2.3, 2.1, 2.0, 1.9, 1.9])]);
+        let high = || {
+            finding(
+                "learning_rate_extreme",
+                evidence!["parameter" => "learning_rate", "direction" => "high", "high" => 0.01],
+            )
+        };
+        // Without an earlier divergence, a high rate on a run that trains is advice.
+        let p = advise(&r, vec![high()]);
+        assert!(p.changes.is_empty());
+        r.history.push(crate::history::entry(
+            Some(1),
+            &[("learning_rate", "learning_rate", 1.0, 0.1)],
+            &["divergence"],
+            &[("loss", f64::NAN)],
+        ));
+        let p = advise(&r, vec![high()]);
+        assert_eq!(p.changes[0].new_value, json!(0.01), "{:?}", p);
+        assert!(p.changes[0].rationale.contains("diverged at epoch 1"));
+    }
+
+    #[test]
+    fn a_plateau_cut_that_did_not_help_means_stop() {
+        let mut r = run(
+            Some(ADAM),
+            &[("loss", &[1.0, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])],
+        );
+        r.history.push(crate::history::entry(
+            Some(5),
+            &[("learning_rate", "learning_rate", 1.0, 0.3)],
+            &["plateau"],
+            &[("loss", 0.5)],
+        ));
+        let f = finding(
+            "plateau",
+            evidence!["series" => "loss", "best" => 0.5, "best_epoch" => 3u32, "epochs_since_best" => 6u32],
+        );
+        let p = advise(&r, vec![f]);
+        assert!(p.changes.is_empty(), "{:?}", p.changes);
+        assert_eq!(p.actions, vec![Action::StopEarly]);
+        assert!(
+            p.advice[0].contains("already cut for this plateau at epoch 5 (1 → 0.3)"),
+            "{}",
+            p.advice[0]
+        );
+    }
+
+    #[test]
+    fn a_rate_already_too_high_is_never_raised() {
+        let cfg = r#"{"optimizer": "sgd", "lr": 0.5, "momentum": 0.9}"#;
+        let r = run(Some(cfg), &[("loss", &[2.3, 2.3, 2.3, 2.3, 2.3])]);
+        let slow = finding("slow_convergence", evidence!["series" => "loss"]);
+        let high = finding(
+            "learning_rate_extreme",
+            evidence!["parameter" => "lr", "direction" => "high", "high" => 0.125],
+        );
+        let p = advise(&r, vec![slow, high]);
+        assert!(p.changes.is_empty(), "{:?}", p.changes);
+        assert!(
+            p.advice[0].contains("already above the usual range"),
+            "{:?}",
+            p.advice
         );
     }
 

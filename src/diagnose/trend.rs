@@ -29,6 +29,10 @@ pub const PLATEAU_PATIENCE: u32 = 3;
 pub const PLATEAU_MAX_RISE: f64 = super::overfitting::OVERFIT_MIN_RISE;
 /// Epochs over which convergence speed is judged: DeepDiagnosis checks every 5 epochs.
 pub const SLOW_WINDOW: usize = 5;
+/// With fewer than `SLOW_WINDOW` epochs (but at least `MIN_EPOCHS`), the loss must be
+/// stuck rather than slow: under 0.2% a epoch, which no learning run shows in its first
+/// epochs (the healthy Keras fixture falls 23% in its second). Derived.
+pub const STUCK_MAX_REL_DROP_PER_EPOCH: f64 = 0.002;
 /// Below this mean relative loss drop per epoch the loss is barely moving (DETECTORS.md
 /// starting point: at 1% an epoch, halving the loss takes ~70 epochs).
 pub const SLOW_MIN_REL_DROP_PER_EPOCH: f64 = 0.01;
@@ -148,12 +152,21 @@ fn slow_convergence(run: &Run, lang: Lang, out: &mut Diagnosis) {
             None => return,
         },
     };
-    if loss.len() < SLOW_WINDOW.max(MIN_EPOCHS) {
+    if loss.len() < MIN_EPOCHS {
         return;
     }
+    // Before SLOW_WINDOW epochs exist, only a loss that has not moved at all counts: a
+    // trainer calling every epoch should not wait five epochs to hear that the step size
+    // is a thousand times too small.
+    let early = loss.len() < SLOW_WINDOW;
+    let limit = if early {
+        STUCK_MAX_REL_DROP_PER_EPOCH
+    } else {
+        SLOW_MIN_REL_DROP_PER_EPOCH
+    };
     let window = loss.tail(SLOW_WINDOW);
     let Some(first) = loss.first() else { return };
-    if window.len() < SLOW_WINDOW
+    if window.len() < SLOW_WINDOW.min(loss.len())
         || !first.value.is_finite()
         || first.value <= 0.0
         || window
@@ -176,7 +189,7 @@ fn slow_convergence(run: &Run, lang: Lang, out: &mut Diagnosis) {
             .then(|| (end - start) / f64::from(w_last.epoch - w_first.epoch))
     });
     let total_drop = (first.value - w_last.value) / first.value;
-    let slow = mean_rel_drop < SLOW_MIN_REL_DROP_PER_EPOCH
+    let slow = mean_rel_drop < limit
         && accuracy_gain.is_none_or(|g| g < SLOW_MIN_ACCURACY_GAIN_PER_EPOCH)
         && total_drop < LEARNED_MIN_DROP
         && best_drop(loss).is_some_and(|d| d < LEARNED_MIN_DROP);
@@ -367,10 +380,21 @@ mod tests {
 
     #[test]
     fn too_few_epochs_judge_nothing() {
-        let d = Fixture::new()
-            .series("loss", &[1.1, 1.1, 1.1, 1.1])
-            .check(check);
+        let d = Fixture::new().series("loss", &[1.1, 1.1]).check(check);
         assert!(d.findings.is_empty());
+    }
+
+    #[test]
+    fn before_five_epochs_only_a_stuck_loss_is_slow() {
+        let stuck = Fixture::new()
+            .series("loss", &[2.786, 2.7847, 2.783, 2.7814])
+            .check(check);
+        assert!(stuck.has("slow_convergence"), "{:?}", stuck.findings);
+        // Falling 1% an epoch in the first epochs is learning, however slowly.
+        let slow = Fixture::new()
+            .series("loss", &[2.0, 1.98, 1.96, 1.94])
+            .check(check);
+        assert!(!slow.has("slow_convergence"));
     }
 
     #[test]

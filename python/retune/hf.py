@@ -1,0 +1,197 @@
+"""Hugging Face Trainer callback: asks retune after each evaluation (or each epoch when
+the Trainer does not evaluate) and adjusts the optimizer between epochs.
+
+    from retune.hf import RetuneTrainerCallback
+    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
+                      callbacks=[RetuneTrainerCallback("run/config.json")])
+
+It writes the Trainer's `state.log_history` as a `trainer_state.json` (the file the
+Trainer itself saves in its checkpoints) and runs
+`retune suggest --metrics-format hf-trainer-state --format json --in-place`. Then: the
+best weights (kept in memory, on the CPU, by `eval_loss`) for `restore_checkpoint`, the
+initial weights for `restart`, the accepted changes to the optimizer's parameter groups
+with the learning-rate scheduler's `base_lrs` scaled alike (the Trainer's schedules
+recompute the rate from them every step), and `control.should_training_stop` for
+`stop_early`. Changes the Trainer reads only at the start (batch size, warmup, epochs)
+are in the rewritten config for the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from transformers import TrainerCallback
+
+from ._core import BestTracker, Decision, Outcome, Retune, atomic_write, report, to_float
+from .torch import TorchState, act_on
+
+# The TrainerState fields retune reads beside log_history (run length, batch size).
+STATE_FIELDS = (
+    "epoch",
+    "global_step",
+    "max_steps",
+    "num_train_epochs",
+    "train_batch_size",
+    "logging_steps",
+    "eval_steps",
+)
+
+
+class RetuneTrainerCallback(TrainerCallback):
+    """Calls `retune suggest` after every evaluation and applies the decision.
+
+    config: the training config (JSON) retune adjusts in place (e.g. the JSON the
+        TrainingArguments were built from).
+    run_dir, monitor, extra_args, on_error, verbose: as for the Keras callback; the best
+        weights are judged by `eval_loss`, else the training `loss`.
+    """
+
+    def __init__(
+        self,
+        config: str | os.PathLike[str],
+        *,
+        run_dir: str | os.PathLike[str] | None = None,
+        monitor: str | None = None,
+        extra_args: Sequence[str] = (),
+        on_error: str = "warn",
+        verbose: bool = True,
+        history: str | os.PathLike[str] | None = None,
+        report_dir: str | os.PathLike[str] | None = None,
+        binary: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+    ):
+        self.retune = Retune(
+            config,
+            run_dir=run_dir,
+            history=history,
+            report_dir=report_dir,
+            extra_args=extra_args,
+            binary=binary,
+            on_error=on_error,
+            timeout=timeout,
+        )
+        self.state_path = self.retune.run_dir / "trainer_state.json"
+        self.best = BestTracker(monitor)
+        self.weights = TorchState()
+        self.verbose = verbose
+        self.outcomes: list[Outcome] = []
+        self._training = False
+
+    # -- Trainer events ----------------------------------------------------------------
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if model is not None:
+            self.weights.keep_initial(model)
+        self._training = True
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        # A `trainer.evaluate()` after training is no time to tune.
+        self._training = False
+        return control
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if not self._training:
+            return control
+        return self._tune(state, control, dict(metrics or {}), kwargs)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        # With evaluation on, on_evaluate (after this event: the Trainer evaluates when
+        # the epoch's events are done) has the epoch's eval row; act there instead.
+        if not self._training or _evaluates(args):
+            return control
+        return self._tune(state, control, _last_train_row(state.log_history), kwargs)
+
+    # -- what both events do -----------------------------------------------------------
+
+    def _tune(self, state, control, metrics: dict, kwargs: dict):
+        model = kwargs.get("model")
+        optimizer = kwargs.get("optimizer")
+        scheduler = kwargs.get("lr_scheduler")
+        epoch = _epoch_index(state.epoch)
+        if model is not None and self.best.improved(epoch, metrics):
+            self.weights.keep_best(model)
+        raw: dict[str, Any] | None = None
+        error: str | None = None
+        zero = getattr(state, "is_world_process_zero", True)
+        if zero:  # one process decides; the others would race on the files
+            self._write_state(state)
+            decision = self.retune.suggest(self.state_path, "hf-trainer-state")
+            raw = dict(decision.raw) if decision is not None else None
+            error = self.retune.last_error
+        # Every process must apply the same decision or their optimizers drift apart.
+        raw, error = _broadcast_from_zero((raw, error))
+        if raw is None:
+            outcome = Outcome(epoch, None, error=error)
+        elif model is None or optimizer is None:
+            outcome = Outcome(
+                epoch, Decision.from_json(raw), error="the Trainer passed no model or optimizer"
+            )
+        else:
+            outcome = act_on(
+                epoch,
+                Decision.from_json(raw),
+                model=model,
+                optimizers=[optimizer],
+                schedulers=[scheduler] if scheduler is not None else [],
+                weights=self.weights,
+                best=self.best,
+            )
+            if outcome.stop:
+                control.should_training_stop = True
+        self.outcomes.append(outcome)
+        if zero:
+            report(outcome, self.verbose)
+        return control
+
+    def _write_state(self, state) -> None:
+        """`trainer_state.json` as the Trainer saves it: indent 2, sorted keys, NaN
+        written bare (json.dumps' default, which retune reads)."""
+        data = {"log_history": list(state.log_history)}
+        for field in STATE_FIELDS:
+            value = getattr(state, field, None)
+            if value is not None:
+                data[field] = value
+        atomic_write(self.state_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _broadcast_from_zero(obj: Any) -> Any:
+    """Process zero's object on every process of a distributed run (as is otherwise)."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return obj
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _evaluates(args) -> bool:
+    # `eval_strategy` since transformers 4.41; `evaluation_strategy` before.
+    strategy = getattr(args, "eval_strategy", None) or getattr(args, "evaluation_strategy", "no")
+    return str(getattr(strategy, "value", strategy)) != "no"
+
+
+def _last_train_row(log_history: list[dict]) -> dict:
+    for row in reversed(log_history):
+        if "loss" in row:
+            return dict(row)
+    return {}
+
+
+def _epoch_index(epoch: Any) -> int:
+    """The Trainer's `state.epoch` counts completed epochs as a float (2.0 at the end of
+    the second, 1.5 half way through it); callbacks number epochs from 0."""
+    value = to_float(epoch)
+    if value is None or not math.isfinite(value) or value <= 0:
+        return 0
+    return max(0, math.ceil(value - 1e-9) - 1)
+
+
+__all__ = ["RetuneTrainerCallback"]
