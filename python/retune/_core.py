@@ -1,12 +1,17 @@
 """What every trainer callback shares: the metrics file, the call to the binary, the
-decision it prints, and applying changes to PyTorch-style optimizer parameter groups.
+decision it prints, the round each callback runs after an epoch, and applying changes to
+PyTorch-style optimizer parameter groups.
 
 The tuning itself (diagnosis, rules or LLM, validation, cooldowns, history) is the
 `retune` binary's; this module only writes what the trainer knows, runs
-`retune suggest --format json --in-place`, and turns its JSON into typed objects. The
-framework modules (`retune.keras`, `retune.torch`, `retune.hf`, `retune.lightning`) add
-what only their framework knows: where the learning rate lives, how to copy weights.
-No framework is imported here.
+`retune suggest --format json --in-place`, and turns its JSON into typed objects. What
+every callback does after an epoch (`EpochTuner`: keep the best weights, write the
+metrics, ask the binary, act, log) and the order a decision is carried out in
+(`carry_out`) are here too. The framework modules (`retune.keras`, `retune.torch`,
+`retune.hf`, `retune.lightning`) add what only their framework knows: where the learning
+rate lives, how to copy and restore weights, how to stop. No framework is imported here.
+The package's public names are those `retune/__init__.py` re-exports; the rest serve the
+framework modules.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,9 @@ RESTART = "restart"
 STOP_EARLY = "stop_early"
 
 ON_ERROR_CHOICES = ("warn", "raise")
+
+# `--metrics-format` of the file MetricsLog writes.
+KERAS_CSV = "keras-csv"
 
 # Losses a trainer may log, in the order a best checkpoint is judged by when the caller
 # names none: validation before training, so the kept weights are the ones that
@@ -243,7 +251,8 @@ class MetricsLog:
     def rows(self) -> list[tuple[int, dict[str, float]]]:
         return list(self._rows)
 
-    def append(self, epoch: int, metrics: Mapping[str, Any]) -> None:
+    def append(self, epoch: int, metrics: Mapping[str, Any]) -> Path:
+        """Record the epoch and rewrite the file; returns its path."""
         values = {}
         for key, value in metrics.items():
             number = to_float(value)
@@ -252,6 +261,7 @@ class MetricsLog:
         self._rows = [(e, r) for e, r in self._rows if e < epoch]
         self._rows.append((int(epoch), values))
         self._write()
+        return self.path
 
     def _write(self) -> None:
         keys = sorted({k for _, row in self._rows for k in row})
@@ -442,6 +452,141 @@ class BestTracker:
     def reset(self) -> None:
         """After a restart every earlier epoch belongs to weights that are gone."""
         self.best = self.best_epoch = None
+
+
+class EpochTuner:
+    """What every framework's callback holds and does after an epoch; a subclass adds
+    what its framework knows (where the weights and the learning rate live, how to stop)
+    and calls `_tune_epoch` from its framework's hook.
+
+    config: the training config (JSON) retune adjusts in place.
+    run_dir: where the metrics file, the history and the reports go (default: a new
+        directory `<config dir>/retune/<UTC time>`; pass an existing one to resume).
+    monitor: the loss that picks the best weights (default: the first of
+        MONITOR_CANDIDATES the metrics have).
+    extra_args: more `retune suggest` flags, e.g. `["--provider", "rules"]`.
+    on_error: "warn" (log and train on) or "raise" (RetuneError).
+    verbose: print one line per epoch saying what happened.
+    history, report_dir, binary, timeout: as for `Retune`.
+
+    `outcomes` holds one `Outcome` per call (decision, changes applied, actions taken).
+    """
+
+    def __init__(
+        self,
+        config: str | os.PathLike[str],
+        *,
+        run_dir: str | os.PathLike[str] | None = None,
+        monitor: str | None = None,
+        extra_args: Sequence[str] = (),
+        on_error: str = "warn",
+        verbose: bool = True,
+        history: str | os.PathLike[str] | None = None,
+        report_dir: str | os.PathLike[str] | None = None,
+        binary: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+    ):
+        super().__init__()  # the framework's callback base, which follows in the MRO
+        self.retune = Retune(
+            config,
+            run_dir=run_dir,
+            history=history,
+            report_dir=report_dir,
+            extra_args=extra_args,
+            binary=binary,
+            on_error=on_error,
+            timeout=timeout,
+        )
+        self.best = BestTracker(monitor)
+        self.verbose = verbose
+        self.outcomes: list[Outcome] = []
+
+    def _tune_epoch(
+        self,
+        epoch: int,
+        metrics: Mapping[str, Any],
+        *,
+        keep_best: Callable[[], None] | None,
+        write: Callable[[], Path],
+        act: Callable[[Decision], Outcome],
+        metrics_format: str = KERAS_CSV,
+        zero: bool = True,
+        broadcast: Callable[[Any], Any] | None = None,
+    ) -> Outcome:
+        """One epoch's round: keep the weights if the epoch is the best so far
+        (`keep_best`; None when there are none to keep, and then the best is not tracked
+        either), write the metrics file (`write`, which returns its path), ask retune, and
+        carry out its decision (`act`); the outcome is kept in `outcomes` and logged.
+
+        In a distributed run only process `zero` writes, asks and logs (the others would
+        race on the files), and `broadcast` hands its decision to every process: all must
+        apply the same one or their optimizers drift apart."""
+        if keep_best is not None and self.best.improved(epoch, metrics):
+            keep_best()
+        decision: Decision | None = None
+        error: str | None = None
+        if zero:
+            decision = self.retune.suggest(write(), metrics_format)
+            error = self.retune.last_error
+        if broadcast is not None:
+            raw = dict(decision.raw) if decision is not None else None
+            raw, error = broadcast((raw, error))
+            decision = Decision.from_json(raw) if raw is not None else None
+        outcome = Outcome(epoch, None, error=error) if decision is None else act(decision)
+        self.outcomes.append(outcome)
+        if zero:
+            report(outcome, self.verbose)
+        return outcome
+
+
+def carry_out(
+    epoch: int,
+    decision: Decision,
+    best: BestTracker,
+    *,
+    restore_best: Callable[[], bool],
+    restart: Callable[[], str | None],
+    apply_changes: Callable[[Sequence[Change]], tuple[Sequence[Applied], Sequence[NotApplied]]],
+) -> Outcome:
+    """Carry out a decision in the order every framework needs: restart or restore first
+    (so the changes apply to the weights that go on), then the changes, then stop_early
+    (which the caller turns into its framework's stop).
+
+    `restore_best` loads the best weights kept and says whether there were any; without
+    them the run restarts, as the initial weights are the only sane ones there are.
+    `restart` reinitialises the weights (and drops the best kept: they belong to weights
+    that are gone) and may say how, for the log."""
+    taken: list[str] = []
+    if decision.restart:
+        how = restart()
+        best.reset()
+        taken.append(RESTART if how is None else f"{RESTART} ({how})")
+    elif decision.restore_checkpoint:
+        if restore_best():
+            taken.append(f"{RESTORE_CHECKPOINT} (epoch {best.best_epoch + 1})")
+        else:
+            how = restart()
+            best.reset()
+            detail = "" if how is None else f"; {how}"
+            taken.append(f"{RESTART} (no finite epoch to restore{detail})")
+    applied, not_applied = apply_changes(decision.changes)
+    if decision.stop_early:
+        taken.append(STOP_EARLY)
+    return Outcome(epoch, decision, tuple(applied), tuple(not_applied), tuple(taken))
+
+
+def with_learning_rate(
+    metrics: Mapping[str, Any], key: str, rate: Callable[[], Any]
+) -> dict[str, Any]:
+    """The epoch's metrics, plus the optimizer's live learning rate (`rate()`, skipped
+    when None) under `key` unless the trainer logged one as `lr` or `learning_rate`:
+    retune judges a rate by the epochs that ran with it."""
+    row = dict(metrics)
+    if "lr" not in row and "learning_rate" not in row:
+        value = rate()
+        if value is not None:
+            row[key] = value
+    return row
 
 
 # Where a canonical parameter lives in a PyTorch parameter group: a key, or a key and an
@@ -650,20 +795,3 @@ def _read_metrics_csv(path: Path) -> list[tuple[int, dict[str, float]]]:
                     continue
             rows.append((epoch, values))
     return rows
-
-
-__all__ = [
-    "Applied",
-    "BestTracker",
-    "Change",
-    "Decision",
-    "MetricsLog",
-    "NotApplied",
-    "Outcome",
-    "Retune",
-    "RetuneError",
-    "apply_to_param_groups",
-    "report",
-    "scale_live",
-    "to_float",
-]

@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
-from ._core import BestTracker, Decision, Outcome, Retune, atomic_write, report, to_float
+from ._core import EpochTuner, Outcome, atomic_write, to_float
 from .torch import TorchState, act_on
 
 # The TrainerState fields retune reads beside log_history (run length, batch size).
@@ -41,44 +41,20 @@ STATE_FIELDS = (
 )
 
 
-class RetuneTrainerCallback(TrainerCallback):
+class RetuneTrainerCallback(EpochTuner, TrainerCallback):
     """Calls `retune suggest` after every evaluation and applies the decision.
 
     config: the training config (JSON) retune adjusts in place (e.g. the JSON the
         TrainingArguments were built from).
-    run_dir, monitor, extra_args, on_error, verbose: as for the Keras callback; the best
-        weights are judged by `eval_loss`, else the training `loss`.
+    run_dir, monitor, extra_args, on_error, verbose, history, report_dir, binary, timeout:
+        as for the Keras callback; the best weights are judged by `eval_loss`, else the
+        training `loss`.
     """
 
-    def __init__(
-        self,
-        config: str | os.PathLike[str],
-        *,
-        run_dir: str | os.PathLike[str] | None = None,
-        monitor: str | None = None,
-        extra_args: Sequence[str] = (),
-        on_error: str = "warn",
-        verbose: bool = True,
-        history: str | os.PathLike[str] | None = None,
-        report_dir: str | os.PathLike[str] | None = None,
-        binary: str | os.PathLike[str] | None = None,
-        timeout: float | None = None,
-    ):
-        self.retune = Retune(
-            config,
-            run_dir=run_dir,
-            history=history,
-            report_dir=report_dir,
-            extra_args=extra_args,
-            binary=binary,
-            on_error=on_error,
-            timeout=timeout,
-        )
+    def __init__(self, config: str | os.PathLike[str], **options: Any):
+        super().__init__(config, **options)
         self.state_path = self.retune.run_dir / "trainer_state.json"
-        self.best = BestTracker(monitor)
         self.weights = TorchState()
-        self.verbose = verbose
-        self.outcomes: list[Outcome] = []
         self._training = False
 
     # -- Trainer events ----------------------------------------------------------------
@@ -113,50 +89,44 @@ class RetuneTrainerCallback(TrainerCallback):
         optimizer = kwargs.get("optimizer")
         scheduler = kwargs.get("lr_scheduler")
         epoch = _epoch_index(state.epoch)
-        if model is not None and self.best.improved(epoch, metrics):
-            self.weights.keep_best(model)
-        raw: dict[str, Any] | None = None
-        error: str | None = None
-        zero = getattr(state, "is_world_process_zero", True)
-        if zero:  # one process decides; the others would race on the files
-            self._write_state(state)
-            decision = self.retune.suggest(self.state_path, "hf-trainer-state")
-            raw = dict(decision.raw) if decision is not None else None
-            error = self.retune.last_error
-        # Every process must apply the same decision or their optimizers drift apart.
-        raw, error = _broadcast_from_zero((raw, error))
-        if raw is None:
-            outcome = Outcome(epoch, None, error=error)
-        elif model is None or optimizer is None:
-            outcome = Outcome(
-                epoch, Decision.from_json(raw), error="the Trainer passed no model or optimizer"
-            )
-        else:
-            outcome = act_on(
+
+        def act(decision):
+            if model is None or optimizer is None:
+                return Outcome(epoch, decision, error="the Trainer passed no model or optimizer")
+            return act_on(
                 epoch,
-                Decision.from_json(raw),
+                decision,
                 model=model,
                 optimizers=[optimizer],
                 schedulers=[scheduler] if scheduler is not None else [],
                 weights=self.weights,
                 best=self.best,
             )
-            if outcome.stop:
-                control.should_training_stop = True
-        self.outcomes.append(outcome)
-        if zero:
-            report(outcome, self.verbose)
+
+        outcome = self._tune_epoch(
+            epoch,
+            metrics,
+            keep_best=None if model is None else lambda: self.weights.keep_best(model),
+            write=lambda: self._write_state(state),
+            metrics_format="hf-trainer-state",
+            act=act,
+            zero=getattr(state, "is_world_process_zero", True),
+            broadcast=_broadcast_from_zero,
+        )
+        if outcome.stop:
+            control.should_training_stop = True
         return control
 
-    def _write_state(self, state) -> None:
+    def _write_state(self, state) -> Path:
         """`trainer_state.json` as the Trainer saves it: indent 2, sorted keys, NaN
-        written bare (json.dumps' default, which retune reads)."""
+        written bare (json.dumps' default, which retune reads); returns its path."""
         data = {"log_history": list(state.log_history)}
         for field in STATE_FIELDS:
             value = getattr(state, field, None)
             if value is not None:
                 data[field] = value
         atomic_write(self.state_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return self.state_path
 
 
 def _broadcast_from_zero(obj: Any) -> Any:

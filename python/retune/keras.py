@@ -30,19 +30,17 @@ import keras
 import numpy as np
 
 from ._core import (
-    RESTART,
-    RESTORE_CHECKPOINT,
-    STOP_EARLY,
     Applied,
-    BestTracker,
+    Change,
     Decision,
+    EpochTuner,
     MetricsLog,
     NotApplied,
     Outcome,
-    Retune,
-    report,
+    carry_out,
     scale_live,
     to_float,
+    with_learning_rate,
 )
 
 # Keras optimizer attributes holding a canonical parameter. They are plain Python floats
@@ -57,7 +55,7 @@ OPTIMIZER_ATTRIBUTES = {
 }
 
 
-class RetuneCallback(keras.callbacks.Callback):
+class RetuneCallback(EpochTuner, keras.callbacks.Callback):
     """Calls `retune suggest` after every epoch and applies the decision.
 
     config: the training config (JSON) retune adjusts in place.
@@ -67,39 +65,14 @@ class RetuneCallback(keras.callbacks.Callback):
     extra_args: more `retune suggest` flags, e.g. `["--provider", "rules"]`.
     on_error: "warn" (log and train on) or "raise" (RetuneError).
     verbose: print one line per epoch saying what happened.
+    history, report_dir, binary, timeout: as for `retune.Retune`.
 
     `outcomes` holds one `Outcome` per epoch (decision, changes applied, actions taken).
     """
 
-    def __init__(
-        self,
-        config: str | os.PathLike[str],
-        *,
-        run_dir: str | os.PathLike[str] | None = None,
-        monitor: str | None = None,
-        extra_args: Sequence[str] = (),
-        on_error: str = "warn",
-        verbose: bool = True,
-        history: str | os.PathLike[str] | None = None,
-        report_dir: str | os.PathLike[str] | None = None,
-        binary: str | os.PathLike[str] | None = None,
-        timeout: float | None = None,
-    ):
-        super().__init__()
-        self.retune = Retune(
-            config,
-            run_dir=run_dir,
-            history=history,
-            report_dir=report_dir,
-            extra_args=extra_args,
-            binary=binary,
-            on_error=on_error,
-            timeout=timeout,
-        )
+    def __init__(self, config: str | os.PathLike[str], **options: Any):
+        super().__init__(config, **options)
         self.metrics = MetricsLog(self.retune.run_dir / "metrics.csv")
-        self.best = BestTracker(monitor)
-        self.verbose = verbose
-        self.outcomes: list[Outcome] = []
         self._best_weights: list[np.ndarray] | None = None
         self._initial_weights: list[np.ndarray] | None = None
         self._initial_optimizer: list[np.ndarray] | None = None
@@ -114,51 +87,49 @@ class RetuneCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = dict(logs or {})
-        row = dict(logs)
-        lr = self._learning_rate_value()
-        if lr is not None and "learning_rate" not in row and "lr" not in row:
-            row["learning_rate"] = lr
-        self.metrics.append(epoch, row)
-        if self.best.improved(epoch, logs):
-            self._best_weights = _copy(self.model.get_weights())
-        decision = self.retune.suggest(self.metrics.path, "keras-csv")
-        if decision is None:
-            outcome = Outcome(epoch, None, error=self.retune.last_error)
-        else:
-            outcome = self._apply(epoch, decision)
-        self.outcomes.append(outcome)
-        report(outcome, self.verbose)
+        row = with_learning_rate(logs, "learning_rate", self._learning_rate_value)
+        self._tune_epoch(
+            epoch,
+            logs,
+            keep_best=self._keep_best,
+            write=lambda: self.metrics.append(epoch, row),
+            act=lambda decision: self._apply(epoch, decision),
+        )
 
     # -- applying a decision -----------------------------------------------------------
 
     def _apply(self, epoch: int, decision: Decision) -> Outcome:
-        taken: list[str] = []
-        if decision.restart:
-            self._set_weights(self._initial_weights)
-            self.best.reset()
-            self._best_weights = None
-            taken.append(RESTART)
-        elif decision.restore_checkpoint:
-            if self._best_weights is not None:
-                self._set_weights(self._best_weights)
-                taken.append(f"{RESTORE_CHECKPOINT} (epoch {self.best.best_epoch + 1})")
-            else:
-                # No epoch had a finite loss to keep: the initial weights are the only
-                # sane ones there are.
-                self._set_weights(self._initial_weights)
-                taken.append(f"{RESTART} (no finite epoch to restore)")
-        applied, not_applied = self._apply_changes(decision)
-        if decision.stop_early:
+        outcome = carry_out(
+            epoch,
+            decision,
+            self.best,
+            restore_best=self._restore_best,
+            restart=self._restart,
+            apply_changes=self._apply_changes,
+        )
+        if outcome.stop:
             self.model.stop_training = True
-            taken.append(STOP_EARLY)
-        return Outcome(epoch, decision, tuple(applied), tuple(not_applied), tuple(taken))
+        return outcome
 
-    def _apply_changes(self, decision: Decision):
+    def _keep_best(self) -> None:
+        self._best_weights = _copy(self.model.get_weights())
+
+    def _restore_best(self) -> bool:
+        if self._best_weights is None:
+            return False
+        self._set_weights(self._best_weights)
+        return True
+
+    def _restart(self) -> None:
+        self._set_weights(self._initial_weights)
+        self._best_weights = None
+
+    def _apply_changes(self, changes: Sequence[Change]) -> tuple[list[Applied], list[NotApplied]]:
         optimizer = self.model.optimizer
         applied: list[Applied] = []
         not_applied: list[NotApplied] = []
         retrace = False
-        for change in decision.changes:
+        for change in changes:
             if change.canonical == "learning_rate":
                 lr = optimizer.learning_rate
                 if not isinstance(lr, keras.Variable):

@@ -22,7 +22,6 @@ after). Log epoch metrics from `training_step`/`validation_step` with `on_epoch=
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 try:
@@ -30,7 +29,7 @@ try:
 except ImportError:  # the standalone package
     import pytorch_lightning as pl
 
-from ._core import BestTracker, Decision, MetricsLog, Outcome, Retune, report
+from ._core import EpochTuner, MetricsLog
 from .torch import TorchState, act_on
 
 # Lightning names per-step values `<name>_step` when a metric is logged with both
@@ -38,42 +37,17 @@ from .torch import TorchState, act_on
 STEP_SUFFIX = "_step"
 
 
-class RetuneCallback(pl.Callback):
+class RetuneCallback(EpochTuner, pl.Callback):
     """Calls `retune suggest` after every training epoch and applies the decision.
 
-    config, run_dir, monitor, extra_args, on_error, verbose: as for the Keras callback.
+    config, run_dir, monitor, extra_args, on_error, verbose, history, report_dir, binary,
+    timeout: as for the Keras callback.
     """
 
-    def __init__(
-        self,
-        config: str | os.PathLike[str],
-        *,
-        run_dir: str | os.PathLike[str] | None = None,
-        monitor: str | None = None,
-        extra_args: Sequence[str] = (),
-        on_error: str = "warn",
-        verbose: bool = True,
-        history: str | os.PathLike[str] | None = None,
-        report_dir: str | os.PathLike[str] | None = None,
-        binary: str | os.PathLike[str] | None = None,
-        timeout: float | None = None,
-    ):
-        super().__init__()
-        self.retune = Retune(
-            config,
-            run_dir=run_dir,
-            history=history,
-            report_dir=report_dir,
-            extra_args=extra_args,
-            binary=binary,
-            on_error=on_error,
-            timeout=timeout,
-        )
+    def __init__(self, config: str | os.PathLike[str], **options: Any):
+        super().__init__(config, **options)
         self.metrics = MetricsLog(self.retune.run_dir / "metrics.csv")
-        self.best = BestTracker(monitor)
         self.weights = TorchState()
-        self.verbose = verbose
-        self.outcomes: list[Outcome] = []
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.weights.keep_initial(pl_module)
@@ -81,35 +55,26 @@ class RetuneCallback(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = int(trainer.current_epoch)
         metrics = epoch_metrics(trainer.callback_metrics)
-        if self.best.improved(epoch, metrics):
-            self.weights.keep_best(pl_module)
-        raw: dict[str, Any] | None = None
-        error: str | None = None
-        if trainer.is_global_zero:
-            self.metrics.append(epoch, metrics)
-            decision = self.retune.suggest(self.metrics.path, "keras-csv")
-            raw = dict(decision.raw) if decision is not None else None
-            error = self.retune.last_error
-        # Every process must apply the same decision or their optimizers drift apart.
-        raw, error = trainer.strategy.broadcast((raw, error), src=0)
-        if raw is None:
-            outcome = Outcome(epoch, None, error=error)
-        else:
-            outcome = act_on(
+        outcome = self._tune_epoch(
+            epoch,
+            metrics,
+            keep_best=lambda: self.weights.keep_best(pl_module),
+            write=lambda: self.metrics.append(epoch, metrics),
+            act=lambda decision: act_on(
                 epoch,
-                Decision.from_json(raw),
+                decision,
                 model=pl_module,
                 optimizers=list(trainer.optimizers),
                 schedulers=[c.scheduler for c in getattr(trainer, "lr_scheduler_configs", [])],
                 weights=self.weights,
                 best=self.best,
                 where="trainer.optimizers[0].param_groups",
-            )
-            if outcome.stop:
-                trainer.should_stop = True
-        self.outcomes.append(outcome)
-        if trainer.is_global_zero:
-            report(outcome, self.verbose)
+            ),
+            zero=trainer.is_global_zero,
+            broadcast=lambda obj: trainer.strategy.broadcast(obj, src=0),
+        )
+        if outcome.stop:
+            trainer.should_stop = True
 
 
 def epoch_metrics(callback_metrics: Any) -> dict[str, Any]:

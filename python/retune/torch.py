@@ -28,16 +28,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ._core import (
-    RESTART,
-    RESTORE_CHECKPOINT,
-    STOP_EARLY,
+    Applied,
     BestTracker,
+    Change,
     Decision,
+    EpochTuner,
     MetricsLog,
+    NotApplied,
     Outcome,
-    Retune,
     apply_to_param_groups,
-    report,
+    carry_out,
+    with_learning_rate,
 )
 
 
@@ -116,39 +117,36 @@ def act_on(
     best: BestTracker,
     where: str = "optimizer.param_groups",
 ) -> Outcome:
-    """Carry out a decision on a torch model and its optimizers: restart or restore
-    first (so the changes apply to the weights that go on), then the changes, then
-    stop_early (which the caller turns into its framework's stop)."""
-    taken: list[str] = []
-    if decision.restart:
-        how = weights.restart(model, optimizers)
-        best.reset()
-        taken.append(f"{RESTART} ({how})")
-    elif decision.restore_checkpoint:
-        if weights.restore_best(model, optimizers):
-            taken.append(f"{RESTORE_CHECKPOINT} (epoch {best.best_epoch + 1})")
-        else:
-            how = weights.restart(model, optimizers)
-            best.reset()
-            taken.append(f"{RESTART} (no finite epoch to restore; {how})")
+    """Carry out a decision on a torch model and its optimizers (`carry_out`'s order:
+    restart or restore, the changes, then stop_early, which the caller turns into its
+    framework's stop)."""
     schedulers = list(schedulers)
-    applied, not_applied = [], []
-    for i, optimizer in enumerate(optimizers):
-        a, n = apply_to_param_groups(
-            optimizer.param_groups,
-            decision.changes,
-            schedulers,
-            where=where if len(optimizers) == 1 else f"optimizers[{i}].param_groups",
-        )
-        applied += a
-        if i == 0:
-            not_applied += n
-    if decision.stop_early:
-        taken.append(STOP_EARLY)
-    return Outcome(epoch, decision, tuple(applied), tuple(not_applied), tuple(taken))
+
+    def apply_changes(changes: Sequence[Change]) -> tuple[list[Applied], list[NotApplied]]:
+        applied, not_applied = [], []
+        for i, optimizer in enumerate(optimizers):
+            a, n = apply_to_param_groups(
+                optimizer.param_groups,
+                changes,
+                schedulers,
+                where=where if len(optimizers) == 1 else f"optimizers[{i}].param_groups",
+            )
+            applied += a
+            if i == 0:
+                not_applied += n
+        return applied, not_applied
+
+    return carry_out(
+        epoch,
+        decision,
+        best,
+        restore_best=lambda: weights.restore_best(model, optimizers),
+        restart=lambda: weights.restart(model, optimizers),
+        apply_changes=apply_changes,
+    )
 
 
-class RetuneTuner:
+class RetuneTuner(EpochTuner):
     """Calls `retune suggest` once per epoch of a PyTorch loop and applies the decision.
 
     optimizer: the torch.optim optimizer whose parameter groups are tuned.
@@ -156,7 +154,8 @@ class RetuneTuner:
     model: pass it here to keep its initial weights for `restart` (otherwise a restart
         calls each module's `reset_parameters()`).
     scheduler: a learning-rate scheduler whose `base_lrs` must follow a changed rate.
-    run_dir, monitor, extra_args, on_error, verbose: as for the Keras callback.
+    run_dir, monitor, extra_args, on_error, verbose, history, report_dir, binary,
+        timeout: as for the Keras callback.
     """
 
     def __init__(
@@ -166,50 +165,26 @@ class RetuneTuner:
         *,
         model: Any = None,
         scheduler: Any = None,
-        run_dir: str | os.PathLike[str] | None = None,
-        monitor: str | None = None,
-        extra_args: Sequence[str] = (),
-        on_error: str = "warn",
-        verbose: bool = True,
-        history: str | os.PathLike[str] | None = None,
-        report_dir: str | os.PathLike[str] | None = None,
-        binary: str | os.PathLike[str] | None = None,
-        timeout: float | None = None,
+        **options: Any,
     ):
         self.optimizer = optimizer
         self.scheduler = scheduler
-        self.retune = Retune(
-            config,
-            run_dir=run_dir,
-            history=history,
-            report_dir=report_dir,
-            extra_args=extra_args,
-            binary=binary,
-            on_error=on_error,
-            timeout=timeout,
-        )
+        super().__init__(config, **options)
         self.metrics = MetricsLog(self.retune.run_dir / "metrics.csv")
-        self.best = BestTracker(monitor)
         self.weights = TorchState()
-        self.verbose = verbose
-        self.outcomes: list[Outcome] = []
         if model is not None:
             self.weights.keep_initial(model)
 
     def step(self, epoch: int, metrics: Mapping[str, Any], model: Any) -> Outcome:
         """Record the epoch (0-based), ask retune, apply its decision; returns what was
         done (`.stop` is True when the loop should end)."""
-        row = dict(metrics)
-        if "lr" not in row and "learning_rate" not in row and self.optimizer.param_groups:
-            row["lr"] = self.optimizer.param_groups[0]["lr"]
-        self.metrics.append(epoch, row)
-        if self.best.improved(epoch, metrics):
-            self.weights.keep_best(model)
-        decision = self.retune.suggest(self.metrics.path, "keras-csv")
-        if decision is None:
-            outcome = Outcome(epoch, None, error=self.retune.last_error)
-        else:
-            outcome = act_on(
+        row = with_learning_rate(metrics, "lr", self._learning_rate)
+        return self._tune_epoch(
+            epoch,
+            metrics,
+            keep_best=lambda: self.weights.keep_best(model),
+            write=lambda: self.metrics.append(epoch, row),
+            act=lambda decision: act_on(
                 epoch,
                 decision,
                 model=model,
@@ -217,10 +192,12 @@ class RetuneTuner:
                 schedulers=[self.scheduler] if self.scheduler is not None else [],
                 weights=self.weights,
                 best=self.best,
-            )
-        self.outcomes.append(outcome)
-        report(outcome, self.verbose)
-        return outcome
+            ),
+        )
+
+    def _learning_rate(self) -> Any:
+        groups = self.optimizer.param_groups
+        return groups[0]["lr"] if groups else None
 
 
 __all__ = ["RetuneTuner", "TorchState", "act_on", "reset_optimizer_state", "state_copy"]

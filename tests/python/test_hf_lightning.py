@@ -151,7 +151,7 @@ def test_hf_callback_without_evaluation_acts_at_epoch_end_until_it_stops(hf, tmp
     history = []
     for epoch in range(1, 30):
         # The loss comes down, then stays flat whatever the rate: a plateau retune first
-        # answers with smaller rates, then, at the schedule's floor, with stop_early.
+        # answers with a smaller rate, then, as that does not help, with stop_early.
         loss = {1: 2.0, 2: 1.2, 3: 0.95}.get(epoch, 0.9)
         lr = optimizer.param_groups[0]["lr"]  # what the Trainer logs: the live rate
         history.append(
@@ -168,7 +168,9 @@ def test_hf_callback_without_evaluation_acts_at_epoch_end_until_it_stops(hf, tmp
     assert [o.epoch for o in outcomes] == list(range(len(outcomes)))
     assert all(o.decision is not None for o in outcomes)
     cuts = [o.decision.change("learning_rate") for o in outcomes if o.applied]
-    assert len(cuts) >= 2 and all(c.new < c.old for c in cuts)
+    # One cut for the plateau; when it brings no new best, retune stops the run rather
+    # than cutting again (a cut that did not help is the evidence of convergence).
+    assert len(cuts) >= 1 and all(c.new < c.old for c in cuts)
     assert control.should_training_stop and outcomes[-1].decision.stop_early
     assert outcomes[-1].decision.findings[0] == "plateau"
     assert optimizer.param_groups[0]["lr"] >= 1e-5
