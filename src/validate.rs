@@ -558,8 +558,12 @@ fn validate_actions(
         }
         let supported = match action {
             Action::Restart => divergence.is_some() && !sane_epoch,
+            // Going back to the best weights is also how a run stopped on a plateau keeps
+            // its best epoch rather than its last.
             Action::RestoreCheckpoint => {
-                (divergence.is_some() && sane_epoch) || diagnosis.has("overfitting")
+                (divergence.is_some() && sane_epoch)
+                    || diagnosis.has("overfitting")
+                    || (diagnosis.has("plateau") && proposed.contains(&Action::StopEarly))
             }
             Action::StopEarly => diagnosis.has("overfitting") || diagnosis.has("plateau"),
         };

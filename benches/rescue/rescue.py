@@ -109,22 +109,22 @@ def run_task(task):
 
 
 def build_tasks(args, chosen, policy_names, epochs, seeds, runs_dir):
-    tasks, grid_keys = [], {}
+    tasks, seen = [], set()
     common = {"binary": args.binary, "base_url": args.base_url, "model": args.model}
     for s in chosen:
         for seed in seeds:
             for point in grid_points(s):
                 key = (grid_key(s, point), seed)
-                if key in grid_keys:
+                if key in seen:
                     continue
-                grid_keys[key] = (s.name, seed, point)
+                seen.add(key)
                 tasks.append(("grid", s.name, seed, epochs, "grid", point, None, common))
             for p in policy_names:
                 workdir = os.path.join(runs_dir, s.name, p, f"seed{seed}")
                 tasks.append(("policy", s.name, seed, epochs, p, {}, workdir, common))
     # Longest first keeps both workers busy to the end.
     tasks.sort(key=lambda t: (t[0] != "policy", t[1] != "overfitting"))
-    return tasks, grid_keys
+    return tasks
 
 
 def reference(chosen, grid_results, seeds):
@@ -347,7 +347,7 @@ def main():
     runs_dir = os.path.join(args.out, "rescue-runs")
     shutil.rmtree(runs_dir, ignore_errors=True)
     os.makedirs(runs_dir, exist_ok=True)
-    tasks, grid_keys = build_tasks(args, chosen, policy_names, epochs, seeds, runs_dir)
+    tasks = build_tasks(args, chosen, policy_names, epochs, seeds, runs_dir)
 
     progress = sys.stderr.isatty()
     start = time.monotonic()

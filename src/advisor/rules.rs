@@ -113,6 +113,11 @@ impl Plan<'_> {
         if let Some(f) = d.get("learning_rate_extreme") {
             self.still_too_high_after_divergence(f);
         }
+        if d.findings.iter().all(|f| {
+            f.severity == crate::diagnose::Severity::Info || f.id == "learning_rate_extreme"
+        }) {
+            self.keep_raising_while_it_helps();
+        }
         if let Some(f) = d.get("ema_horizon_too_long") {
             self.ema(f);
         }
@@ -432,7 +437,8 @@ impl Plan<'_> {
             && now.value.is_finite()
             && now.value < lr.value * SCHEDULE_DECAYED
         {
-            self.actions.push(Action::StopEarly);
+            self.actions
+                .extend([Action::RestoreCheckpoint, Action::StopEarly]);
             self.advice.push(say!(
                 lang,
                 "{} The schedule has already lowered the learning rate to {} at epoch {} (the config starts it at {}), so a further cut cannot help: stop and keep the best epoch ({}).",
@@ -465,7 +471,8 @@ impl Plan<'_> {
             && cut.epoch.is_some_and(|e| u64::from(e) >= best)
         {
             let change = cut.changes.iter().find(|c| c.canonical == "learning_rate");
-            self.actions.push(Action::StopEarly);
+            self.actions
+                .extend([Action::RestoreCheckpoint, Action::StopEarly]);
             self.advice.push(say!(
                 lang,
                 "{} The learning rate was already cut for this plateau at epoch {} ({}) and the best has not improved since (epoch {}): the run has converged at this budget, so stop and keep the best epoch.",
@@ -480,7 +487,8 @@ impl Plan<'_> {
         if let Some(lr) = self.run.tunable("learning_rate") {
             let floor = self.run.tunable("min_lr").map(|t| t.value).unwrap_or(0.0);
             if lr.value * PLATEAU_LR_FACTOR < floor {
-                self.actions.push(Action::StopEarly);
+                self.actions
+                    .extend([Action::RestoreCheckpoint, Action::StopEarly]);
                 self.advice.push(say!(
                     lang,
                     "{}; the learning rate {} is already near its floor min_lr = {}, so further cuts cannot help: stop and keep the best epoch",
@@ -576,6 +584,70 @@ impl Plan<'_> {
             num(new)
         );
         self.propose(lr, new, rationale, 0.7);
+    }
+
+    /// A rate retune itself raised because the loss did not move, that is still well below
+    /// its optimizer's usual value, and whose raise sped the run up: raise again. The
+    /// earlier raise is the evidence the rate was too low, so a run deliberately trained at
+    /// a low rate (fine-tuning) is never touched by this rule.
+    fn keep_raising_while_it_helps(&mut self) {
+        let Some(lr) = self.run.tunable("learning_rate") else {
+            return;
+        };
+        let usual = if self.is_sgd() {
+            USUAL_LR_SGD
+        } else {
+            USUAL_LR_ADAPTIVE
+        };
+        if lr.value >= usual / BELOW_USUAL || self.changes.iter().any(|c| c.parameter == lr.path) {
+            return;
+        }
+        let Some((entry, change)) = self.run.history.iter().rev().find_map(|e| {
+            e.changes
+                .iter()
+                .find(|c| c.parameter == lr.path)
+                .map(|c| (e, c))
+        }) else {
+            return;
+        };
+        let raised = change
+            .new
+            .as_f64()
+            .zip(change.old.as_f64())
+            .is_some_and(|(n, o)| n > o);
+        let barely_moved = entry
+            .findings
+            .iter()
+            .any(|f| f == "slow_convergence" || f == "chance_level");
+        let (Some(then), Some(now)) = (
+            entry.metric("loss"),
+            self.run
+                .metrics
+                .get(Canonical::Loss)
+                .and_then(|s| s.last())
+                .map(|p| p.value),
+        ) else {
+            return;
+        };
+        if !(raised && barely_moved && now < then) {
+            return;
+        }
+        let new = lr.value * SLOW_LR_FACTOR;
+        let rationale = say!(
+            self.lang,
+            "raising the learning rate at epoch {} ({} → {}) got the loss moving ({} → {} since), and {} is still well below the usual {} for {}: raise it 3× again, to {}",
+            "第 {0} 轮提高学习率（{1} → {2}）后损失开始下降（此后 {3} → {4}），而 {5} 仍远低于 {7} 的常用值 {6}：再提高 3 倍，到 {8}",
+            entry.epoch.map_or("?".into(), |e| e.to_string()),
+            crate::report::value_text(&change.old),
+            crate::report::value_text(&change.new),
+            num(then),
+            num(now),
+            num(lr.value),
+            num(usual),
+            self.optimizer_name(),
+            num(new)
+        );
+        self.propose(lr, new, rationale, 0.5);
     }
 
     /// Shorten the EMA horizon to a tenth of the run.
@@ -951,7 +1023,7 @@ mod tests {
         );
         let p = advise(&r, vec![f]);
         assert!(p.changes.is_empty(), "{:?}", p.changes);
-        assert_eq!(p.actions, vec![Action::StopEarly]);
+        assert_eq!(p.actions, vec![Action::RestoreCheckpoint, Action::StopEarly]);
         assert!(
             p.advice[0].contains("already cut for this plateau at epoch 5 (1 → 0.3)"),
             "{}",
@@ -974,6 +1046,32 @@ mod tests {
             p.advice[0].contains("already above the usual range"),
             "{:?}",
             p.advice
+        );
+    }
+
+    #[test]
+    fn a_raise_that_got_the_loss_moving_is_followed_by_another() {
+        let cfg = r#"{"optimizer": "adam", "learning_rate": 1e-4}"#;
+        let mut r = run(
+            Some(cfg),
+            &[("loss", &[2.79, 2.78, 2.78, 2.7, 2.5, 2.3, 2.1])],
+        );
+        // Without an earlier raise of ours, a low rate on a run that learns is left alone.
+        assert!(advise(&r, vec![]).changes.is_empty());
+        r.history.push(crate::history::entry(
+            Some(4),
+            &[("learning_rate", "learning_rate", 1e-5, 1e-4)],
+            &["slow_convergence"],
+            &[("loss", 2.7)],
+        ));
+        let p = advise(&r, vec![]);
+        assert_eq!(p.changes[0].new_value, json!(3e-4), "{p:?}");
+        assert!(
+            p.changes[0]
+                .rationale
+                .contains("got the loss moving (2.7 → 2.1 since)"),
+            "{}",
+            p.changes[0].rationale
         );
     }
 
