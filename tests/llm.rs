@@ -77,6 +77,16 @@ async fn suggest(s: &Scratch, server: &MockServer, extra: &[&str]) -> std::proce
     .unwrap()
 }
 
+/// `suggest` on a fresh copy of the diverging run, expected to succeed; the scratch dir
+/// and the decision.
+async fn decide(server: &MockServer, extra: &[&str]) -> (Scratch, Value) {
+    let s = diverging();
+    let out = suggest(&s, server, extra).await;
+    assert_code(&out, 0);
+    let d = json(&out);
+    (s, d)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_valid_answer_is_applied_and_its_cost_reported() {
     let server = MockServer::start().await;
@@ -88,10 +98,7 @@ async fn a_valid_answer_is_applied_and_its_cost_reported() {
         .expect(1)
         .mount(&server)
         .await;
-    let s = diverging();
-    let out = suggest(&s, &server, &[]).await;
-    assert_code(&out, 0);
-    let d = json(&out);
+    let (s, d) = decide(&server, &[]).await;
     assert_eq!(d["provider"], "openai");
     assert_eq!(d["changes"][0]["parameter"], "optimizer.lr");
     assert_eq!(d["changes"][0]["new"], json!(0.042));
@@ -212,10 +219,7 @@ async fn a_non_json_answer_is_repaired_with_the_reasons() {
         .expect(2)
         .mount(&server)
         .await;
-    let s = diverging();
-    let out = suggest(&s, &server, &[]).await;
-    assert_code(&out, 0);
-    let d = json(&out);
+    let (_s, d) = decide(&server, &[]).await;
     assert_eq!(d["provider"], "openai");
     assert_eq!(
         (d["llm"]["answers"].as_u64(), d["llm"]["repairs"].as_u64()),
@@ -242,10 +246,7 @@ async fn server_errors_are_retried_then_succeed() {
         .expect(3)
         .mount(&server)
         .await;
-    let s = diverging();
-    let out = suggest(&s, &server, &["--retries", "3"]).await;
-    assert_code(&out, 0);
-    let d = json(&out);
+    let (_s, d) = decide(&server, &["--retries", "3"]).await;
     assert_eq!(d["provider"], "openai");
     assert_eq!(d["llm"]["http_attempts"], 3);
 }
@@ -277,10 +278,7 @@ async fn a_hanging_server_hits_the_timeout_and_the_rules_decide() {
         .respond_with(ok(&answer(json!([]))).set_delay(Duration::from_secs(30)))
         .mount(&server)
         .await;
-    let s = diverging();
-    let out = suggest(&s, &server, &["--timeout", "0.5", "--retries", "1"]).await;
-    assert_code(&out, 0);
-    let d = json(&out);
+    let (s, d) = decide(&server, &["--timeout", "0.5", "--retries", "1"]).await;
     assert_eq!(d["provider"], "openai→rules");
     assert!(
         d["llm"]["fallback"].as_str().unwrap().contains("timeout"),
@@ -323,10 +321,7 @@ async fn json_schema_refused_then_json_object_is_used() {
         .expect(1)
         .mount(&server)
         .await;
-    let s = diverging();
-    let out = suggest(&s, &server, &[]).await;
-    assert_code(&out, 0);
-    let d = json(&out);
+    let (_s, d) = decide(&server, &[]).await;
     assert_eq!(d["provider"], "openai");
     assert_eq!(d["llm"]["response_format"], "json_object");
 }
