@@ -1023,7 +1023,10 @@ mod tests {
         );
         let p = advise(&r, vec![f]);
         assert!(p.changes.is_empty(), "{:?}", p.changes);
-        assert_eq!(p.actions, vec![Action::RestoreCheckpoint, Action::StopEarly]);
+        assert_eq!(
+            p.actions,
+            vec![Action::RestoreCheckpoint, Action::StopEarly]
+        );
         assert!(
             p.advice[0].contains("already cut for this plateau at epoch 5 (1 → 0.3)"),
             "{}",
