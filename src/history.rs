@@ -58,6 +58,19 @@ impl HistoryEntry {
     }
 }
 
+/// The latest recorded change to `parameter`, with the history line it is on.
+pub fn last_change<'a>(
+    entries: &'a [HistoryEntry],
+    parameter: &str,
+) -> Option<(&'a HistoryEntry, &'a HistoryChange)> {
+    entries.iter().rev().find_map(|e| {
+        e.changes
+            .iter()
+            .find(|c| c.parameter == parameter)
+            .map(|c| (e, c))
+    })
+}
+
 /// Reads a history file; a missing file is an empty history (the first call of a run).
 pub fn read(path: &Path) -> Result<Vec<HistoryEntry>> {
     let file = match std::fs::File::open(path) {

@@ -411,11 +411,8 @@ pub fn diverged_since(run: &Run, diagnosis: &Diagnosis, change_epoch: u32) -> bo
 /// The epoch of the latest change to `path` if it is still within the cooldown.
 pub fn in_cooldown(run: &Run, path: &str) -> Option<u32> {
     let now = run.facts.epochs_done;
-    run.history
-        .iter()
-        .rev()
-        .find(|entry| entry.changes.iter().any(|c| c.parameter == path))
-        .and_then(|entry| entry.epoch)
+    crate::history::last_change(&run.history, path)
+        .and_then(|(entry, _)| entry.epoch)
         .filter(|&epoch| now < epoch + COOLDOWN_EPOCHS)
 }
 

@@ -602,12 +602,7 @@ impl Plan<'_> {
         if lr.value >= usual / BELOW_USUAL || self.changes.iter().any(|c| c.parameter == lr.path) {
             return;
         }
-        let Some((entry, change)) = self.run.history.iter().rev().find_map(|e| {
-            e.changes
-                .iter()
-                .find(|c| c.parameter == lr.path)
-                .map(|c| (e, c))
-        }) else {
+        let Some((entry, change)) = crate::history::last_change(&self.run.history, &lr.path) else {
             return;
         };
         let raised = change
@@ -744,12 +739,8 @@ impl Plan<'_> {
     /// working, and undoing it is how a between-epoch loop starts to flip-flop. A run that
     /// got worse after the change is the new evidence that allows a reversal.
     fn would_reverse(&mut self, tunable: &Tunable, direction: f64) -> bool {
-        let Some((entry, change)) = self.run.history.iter().rev().find_map(|e| {
-            e.changes
-                .iter()
-                .find(|c| c.parameter == tunable.path)
-                .map(|c| (e, c))
-        }) else {
+        let Some((entry, change)) = crate::history::last_change(&self.run.history, &tunable.path)
+        else {
             return false;
         };
         let (old, new) = (
