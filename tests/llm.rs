@@ -58,23 +58,11 @@ async fn suggest(s: &Scratch, server: &MockServer, extra: &[&str]) -> std::proce
     .map(|s| s.to_string())
     .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
-    let dir = s.dir.path().to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        assert_cmd::Command::cargo_bin("retune")
-            .unwrap()
-            .current_dir(&dir)
-            .env("SOURCE_DATE_EPOCH", "1790000000")
-            .env("OPENAI_API_KEY", KEY)
-            .env_remove("OPENAI_BASE_URL")
-            .env_remove("RETUNE_MODEL")
-            .env("XDG_CONFIG_HOME", dir.join(".xdg-config"))
-            .env("RETUNE_CACHE_DIR", dir.join(".cache"))
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    let mut command = s.command();
+    command.env("OPENAI_API_KEY", KEY).args(&args);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
 }
 
 /// `suggest` on a fresh copy of the diverging run, expected to succeed; the scratch dir
@@ -409,30 +397,20 @@ async fn auto_uses_the_llm_only_when_one_is_configured() {
             server.uri()
         ),
     );
-    let dir = s.dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        assert_cmd::Command::cargo_bin("retune")
-            .unwrap()
-            .current_dir(&dir)
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("OPENAI_BASE_URL")
-            .env("XDG_CONFIG_HOME", dir.join(".xdg-config"))
-            .env("RETUNE_CACHE_DIR", dir.join(".cache"))
-            .args([
-                "suggest",
-                "-c",
-                "config.json",
-                "-m",
-                "history.csv",
-                "--format",
-                "json",
-                "--dry-run",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let mut command = s.command();
+    command.args([
+        "suggest",
+        "-c",
+        "config.json",
+        "-m",
+        "history.csv",
+        "--format",
+        "json",
+        "--dry-run",
+    ]);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
     assert_code(&out, 0);
     let d = json(&out);
     assert_eq!(d["provider"], "openai");

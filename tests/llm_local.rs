@@ -28,12 +28,8 @@ fn run_example(url: &str, example: &str, metrics: &str) -> Value {
     let s = Scratch::new();
     s.copy_example(&format!("{example}/config.json"), "config.json");
     s.copy_example(&format!("{example}/{metrics}"), metrics);
-    let out = assert_cmd::Command::cargo_bin("retune")
-        .unwrap()
-        .current_dir(s.dir.path())
-        .env_remove("OPENAI_API_KEY")
-        .env("XDG_CONFIG_HOME", s.path(".xdg-config"))
-        .env("RETUNE_CACHE_DIR", s.path(".cache"))
+    let out = s
+        .command()
         .args([
             "suggest",
             "-c",

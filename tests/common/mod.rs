@@ -61,21 +61,24 @@ impl Scratch {
         out
     }
 
-    /// `retune ARGS` run inside the scratch directory, with a fixed clock.
-    pub fn retune(&self, args: &[&str]) -> Output {
-        Command::cargo_bin("retune")
-            .expect("binary built")
+    /// The `retune` binary set to run inside the scratch directory, with a fixed clock and
+    /// nothing from the developer's own setup: no endpoint, key, config file or cache.
+    pub fn command(&self) -> Command {
+        let mut command = Command::cargo_bin("retune").expect("binary built");
+        command
             .current_dir(self.dir.path())
             .env("SOURCE_DATE_EPOCH", "1790000000")
-            // Nothing from the developer's own setup: no endpoint, key, config file or cache.
             .env_remove("OPENAI_API_KEY")
             .env_remove("OPENAI_BASE_URL")
             .env_remove("RETUNE_MODEL")
             .env("XDG_CONFIG_HOME", self.path(".xdg-config"))
-            .env("RETUNE_CACHE_DIR", self.path(".cache"))
-            .args(args)
-            .output()
-            .expect("retune runs")
+            .env("RETUNE_CACHE_DIR", self.path(".cache"));
+        command
+    }
+
+    /// `retune ARGS` run inside the scratch directory.
+    pub fn retune(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("retune runs")
     }
 }
 
