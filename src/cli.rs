@@ -62,7 +62,34 @@ pub enum Command {
     /// Example: retune revert --history reports/history.jsonl --to adj-20261123T003241Z-1a2b3c
     #[command(after_help = EXIT_CODES)]
     Revert(RevertArgs),
+    /// Review many runs at once: every run found under the folders, or every run of an
+    /// MLflow experiment; one summary of which are sick, why, and what to change.
+    ///
+    /// Example: retune review experiments/ --suggest
+    #[command(after_help = REVIEW_AFTER_HELP)]
+    Review(ReviewArgs),
 }
+
+pub const REVIEW_AFTER_HELP: &str = "\
+Finding runs: each folder under DIR (recursively; hidden folders, node_modules, __pycache__, \
+venv, site-packages, wandb and the report folder are skipped) whose files include a metrics \
+file is a run, and its subfolders are not searched further. Metrics file names, first match \
+wins: metrics.csv, history.csv, training.csv, log.csv, metrics.jsonl, log.jsonl, \
+trainer_state.json, history.json, training.log, train.log, events.out.tfevents.*, metrics.json \
+(or train/ and validation/ subfolders holding TensorBoard event files: the folder is read as \
+one TensorBoard run). Config file names, first match wins: config.json, train_config.json, \
+training_config.json, hparams.json, params.json, *config*.json (never *.retuned.json or a \
+metrics file). A run without a config is diagnosed from its metrics alone; one whose metrics \
+file is empty is `pending`. Of Hugging Face checkpoint-N folders without a trainer_state.json \
+above them, only the latest is a run.
+
+Runs whose configs have the same keys are siblings: when a run has a finding its siblings do \
+not, and one tunable value sets it apart from all of them (lr 0.5 where they have at most \
+0.01), the finding and the LLM prompt say so. Healthy runs are never sent to the LLM.
+
+Exit codes: 0 every run healthy or pending, 1 some runs need attention (a warning or \
+critical finding), 2 bad input or usage, or a run that could not be read (the others are \
+still reviewed), 3 LLM unavailable with --no-fallback, 4 an output could not be written.";
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -264,6 +291,105 @@ pub struct DiagnoseArgs {
 
     #[command(flatten)]
     pub input: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// Folders to search for runs.
+    #[arg(value_name = "DIR", required_unless_present = "mlflow")]
+    pub dirs: Vec<PathBuf>,
+
+    /// File name (a glob such as `*.json`) that counts as a run's config, instead of
+    /// the built-in list; repeat for several, first match wins.
+    #[arg(long, value_name = "GLOB")]
+    pub config_name: Vec<String>,
+
+    /// File name (a glob) that counts as a run's metrics, instead of the built-in list;
+    /// repeat for several, first match wins.
+    #[arg(long, value_name = "GLOB")]
+    pub metrics_name: Vec<String>,
+
+    /// Read the runs' metrics as this format instead of detecting it.
+    #[arg(long, value_name = "FORMAT")]
+    pub metrics_format: Option<Format>,
+
+    /// Also write each run's adjusted config, report and history line, as `suggest`
+    /// would (config beside the run's config, report and history under
+    /// <report-dir>/runs/<run>/). Without it, the changes are proposed and nothing but the
+    /// summary is written.
+    #[arg(long)]
+    pub suggest: bool,
+
+    /// Runs reviewed at once [default: the number of cores]. LLM waits overlap, so a
+    /// review that asks an LLM gains from more than the cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: Option<u32>,
+
+    /// Most model calls the whole review may make (a repair is a call); runs after that
+    /// are advised by the rules, and say why.
+    #[arg(long, value_name = "N")]
+    pub max_llm_calls: Option<u64>,
+
+    /// Most tokens (prompt and answer) the whole review may spend. Each call reserves its
+    /// worst case first (estimated prompt + --max-tokens), so the budget is never overrun.
+    #[arg(long, value_name = "N")]
+    pub budget_tokens: Option<u64>,
+
+    /// Most LLM requests a minute, shared by all runs, evenly spaced.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub llm_rate: Option<u32>,
+
+    /// Directory for the summary report (review-<time>.md and .json) and, with --suggest,
+    /// the runs' reports under runs/.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub report_dir: PathBuf,
+
+    /// Parameter space that extends or overrides the built-in configs/space.toml.
+    #[arg(long, value_name = "FILE")]
+    pub space: Option<PathBuf>,
+
+    /// What to print on stdout: a table for people, or one JSON object for programs.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
+    /// Language of the reports, summaries and rationales.
+    #[arg(long, value_enum, default_value_t = Lang::En)]
+    pub lang: Lang,
+
+    #[command(flatten)]
+    pub mlflow: MlflowArgs,
+
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+/// Where the runs come from when they live on an MLflow tracking server.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "MLflow")]
+pub struct MlflowArgs {
+    /// MLflow tracking server to read runs from instead of folders, e.g.
+    /// http://127.0.0.1:5000: params are the config, metric histories the metrics.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "dirs",
+        requires = "experiment"
+    )]
+    pub mlflow: Option<String>,
+
+    /// The experiment, by name or id.
+    #[arg(long, value_name = "NAME|ID", requires = "mlflow")]
+    pub experiment: Option<String>,
+
+    /// MLflow search filter, e.g. "attributes.status = 'FINISHED'".
+    #[arg(long, value_name = "EXPR", requires = "mlflow")]
+    pub filter: Option<String>,
+
+    /// Record the result on each run: tags retune.status and retune.findings, and the
+    /// report and adjusted config as artifacts under retune/. Nothing is written to the
+    /// server without it.
+    #[arg(long, requires = "mlflow")]
+    pub write_back: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -23,6 +23,7 @@ pub mod history;
 pub mod lang;
 pub mod metrics;
 pub mod report;
+pub mod review;
 pub mod run;
 pub mod settings;
 pub mod space;
@@ -41,9 +42,11 @@ use crate::lang::Lang;
 use crate::run::{LoadOptions, Run};
 use crate::validate::Decision;
 
-/// Runs one command line. Printing happens here; the stages return data.
-pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+/// Runs one command line and returns its exit code. Printing happens here; the stages
+/// return data.
+pub fn run(cli: Cli) -> Result<u8> {
+    let done = match cli.command {
+        Command::Review(args) => return review::run(&args, now()?),
         Command::Suggest(args) => {
             let outcome = suggest(&args, now()?)?;
             report::print_suggest(&outcome, args.input.format)
@@ -113,7 +116,8 @@ pub fn run(cli: Cli) -> Result<()> {
             )?;
             report::print_revert(&plan, args.format)
         }
-    }
+    };
+    done.map(|()| 0)
 }
 
 /// Where `suggest` writes, decided before anything is read so that the history the
@@ -147,7 +151,7 @@ impl OutputPaths {
 }
 
 /// `run/config.json` → `run/config.retuned.json`.
-fn default_out(config: &Path) -> PathBuf {
+pub(crate) fn default_out(config: &Path) -> PathBuf {
     let stem = config
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -187,7 +191,41 @@ pub fn suggest(args: &SuggestArgs, time: Timestamp) -> Result<Outcome> {
         Some(paths.history.clone()),
     )?;
     let diagnosis = diagnose::diagnose(&run, lang);
-    let advisor = select_advisor(&args.llm, args.input.format)?;
+    let advisor = select_advisor(&args.llm, args.input.format, None)?;
+    conclude(
+        run,
+        diagnosis,
+        advisor.as_ref(),
+        paths,
+        &Finish {
+            lang,
+            time,
+            dry_run: args.dry_run,
+            in_place: args.in_place,
+        },
+    )
+}
+
+/// How `conclude` ends: in which language, stamped with which time, and whether it
+/// writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Finish {
+    pub lang: Lang,
+    pub time: Timestamp,
+    pub dry_run: bool,
+    pub in_place: bool,
+}
+
+/// advise → validate → write, for a run already loaded and diagnosed: the second half of
+/// `suggest`, which `review` runs for each of its runs.
+pub fn conclude(
+    run: Run,
+    diagnosis: Diagnosis,
+    advisor: &dyn Advisor,
+    paths: OutputPaths,
+    finish: &Finish,
+) -> Result<Outcome> {
+    let lang = finish.lang;
     let proposal = advisor.advise(&AdviceInput {
         run: &run,
         diagnosis: &diagnosis,
@@ -206,8 +244,8 @@ pub fn suggest(args: &SuggestArgs, time: Timestamp) -> Result<Outcome> {
         .collect();
     let new_config = config.with_changes(&changes)?;
     let mut outcome = Outcome {
-        adjustment_id: adjustment_id(&time, &config.text, &run),
-        time,
+        adjustment_id: adjustment_id(&finish.time, &config.text, &run),
+        time: finish.time,
         lang,
         run,
         diagnosis,
@@ -217,8 +255,8 @@ pub fn suggest(args: &SuggestArgs, time: Timestamp) -> Result<Outcome> {
         new_config,
         written: report::Written::default(),
     };
-    if !args.dry_run {
-        report::write(&mut outcome, args.in_place)?;
+    if !finish.dry_run {
+        report::write(&mut outcome, finish.in_place)?;
     }
     Ok(outcome)
 }
@@ -252,8 +290,13 @@ pub fn diagnose_only(args: &DiagnoseArgs) -> Result<(Run, Diagnosis)> {
     Ok((run, diagnosis))
 }
 
-/// The advisor the flags, environment and config files ask for.
-fn select_advisor(args: &cli::LlmArgs, format: cli::OutputFormat) -> Result<Box<dyn Advisor>> {
+/// The advisor the flags, environment and config files ask for; `budget` is shared by
+/// the runs of one review.
+pub fn select_advisor(
+    args: &cli::LlmArgs,
+    format: cli::OutputFormat,
+    budget: Option<std::sync::Arc<advisor::llm::budget::Budget>>,
+) -> Result<Box<dyn Advisor>> {
     use advisor::llm::{LlmAdvisor, LlmOptions, transport};
     if args.provider == cli::Provider::Rules {
         return Ok(Box::new(advisor::rules::RulesAdvisor));
@@ -303,7 +346,8 @@ fn select_advisor(args: &cli::LlmArgs, format: cli::OutputFormat) -> Result<Box<
             fallback: !args.no_fallback,
             cache: !args.no_cache,
             prompts: args.prompts.clone(),
-            spinner: format == cli::OutputFormat::Text,
+            spinner: format == cli::OutputFormat::Text && budget.is_none(),
+            budget,
         },
     }))
 }

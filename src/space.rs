@@ -95,7 +95,9 @@ impl KeyPattern {
 
 #[derive(Debug, Clone)]
 pub struct Space {
-    entries: Vec<(ParamSpec, Vec<KeyPattern>)>,
+    /// Shared: every run of a review holds the space, and a clone of the compiled key
+    /// patterns costs about 100 KB.
+    entries: std::sync::Arc<[(ParamSpec, Vec<KeyPattern>)]>,
 }
 
 /// A config value retune may change.
@@ -140,7 +142,9 @@ impl Space {
                 .map_err(|e| Error::Usage(format!("space entry `{}`: {e}", spec.name)))?;
             entries.push((spec, patterns));
         }
-        Ok(Space { entries })
+        Ok(Space {
+            entries: entries.into(),
+        })
     }
 
     /// The entry a dotted config path belongs to, if any.

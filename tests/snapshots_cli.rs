@@ -38,6 +38,7 @@ fn help_texts() {
         &["--help"][..],
         &["suggest", "--help"],
         &["diagnose", "--help"],
+        &["review", "--help"],
     ] {
         let out = s.retune(args);
         assert_code(&out, 0);

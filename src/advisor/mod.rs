@@ -71,6 +71,12 @@ pub struct AdviceInput<'a> {
     pub lang: Lang,
 }
 
-pub trait Advisor {
+/// `Send + Sync` because a review asks one advisor about many runs at once.
+pub trait Advisor: Send + Sync {
     fn advise(&self, input: &AdviceInput) -> Result<Proposal>;
+
+    /// Whether it asks an LLM (a review then reports what the calls used).
+    fn uses_llm(&self) -> bool {
+        false
+    }
 }

@@ -92,6 +92,17 @@ pub fn diagnose(run: &Run, lang: Lang) -> Diagnosis {
 /// Trend findings a divergence explains: a blown-up loss is flat, slow or swinging
 /// because it diverged, and acting on them (a higher learning rate for a slow run) would
 /// make things worse. They move to `skipped`, saying why.
+/// Findings read from how training went, as opposed to the config checks, which compare a
+/// config with itself.
+pub const TRAINING_FINDINGS: [&str; 6] = [
+    "divergence",
+    "chance_level",
+    "plateau",
+    "slow_convergence",
+    "overfitting",
+    "oscillation",
+];
+
 const EXPLAINED_BY_DIVERGENCE: [&str; 3] = ["plateau", "slow_convergence", "oscillation"];
 
 fn set_aside_explained_by_divergence(out: &mut Diagnosis, lang: Lang) {
@@ -467,14 +478,7 @@ mod real_runs {
         d.findings.iter().map(|f| f.id).collect()
     }
 
-    const TRENDS: [&str; 6] = [
-        "divergence",
-        "chance_level",
-        "plateau",
-        "slow_convergence",
-        "overfitting",
-        "oscillation",
-    ];
+    const TRENDS: [&str; 6] = TRAINING_FINDINGS;
 
     #[test]
     fn healthy_has_no_finding_at_all() {

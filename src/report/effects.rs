@@ -10,8 +10,6 @@ use crate::metrics::Canonical;
 use crate::run::Run;
 use crate::say;
 
-use super::value_text;
-
 /// A move smaller than this, relative to where the metric was, is epoch-to-epoch noise,
 /// not an effect (the plateau detector's 0.1% is for a best value; a last value wobbles
 /// more).
@@ -121,14 +119,7 @@ fn sentence(effect: &Effect, now_epoch: u32, lang: Lang) -> String {
     let mut what: Vec<String> = entry
         .changes
         .iter()
-        .map(|c| {
-            format!(
-                "{} {} → {}",
-                c.parameter,
-                value_text(&c.old),
-                value_text(&c.new)
-            )
-        })
+        .map(|c| crate::report::change_text(&c.parameter, &c.old, &c.new))
         .collect();
     what.extend(entry.actions.iter().map(|a| a.as_str().to_string()));
     let what = if what.is_empty() {

@@ -348,7 +348,7 @@ pub fn print_revert(plan: &crate::history::RevertPlan, format: OutputFormat) -> 
 
 /// Writes to stdout. A reader that closed the pipe early (`retune … | head`) is not an
 /// error worth a message: the output it wanted, it got.
-fn emit(text: &str) -> Result<()> {
+pub(crate) fn emit(text: &str) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -425,6 +425,11 @@ pub fn suggest_text(outcome: &Outcome) -> String {
 }
 
 /// A JSON value for a sentence: numbers without float noise, strings unquoted.
+/// `learning_rate 0.5 → 0.05`, as every summary writes a change.
+pub fn change_text(parameter: &str, old: &Value, new: &Value) -> String {
+    format!("{parameter} {} → {}", value_text(old), value_text(new))
+}
+
 pub fn value_text(value: &Value) -> String {
     match value {
         Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),

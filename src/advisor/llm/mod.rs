@@ -9,6 +9,7 @@
 //! tokio runtime inside `advise`, under an overall deadline.
 
 pub mod answer;
+pub mod budget;
 pub mod cache;
 pub mod prompt;
 pub mod schema;
@@ -68,6 +69,8 @@ pub struct LlmOptions {
     pub prompts: Option<PathBuf>,
     /// Show a spinner on stderr while waiting (only when it is a terminal).
     pub spinner: bool,
+    /// Limits shared with other runs' advisors (`retune review`); `None` for one run.
+    pub budget: Option<std::sync::Arc<budget::Budget>>,
 }
 
 pub struct LlmAdvisor {
@@ -82,6 +85,10 @@ struct Unusable {
 }
 
 impl Advisor for LlmAdvisor {
+    fn uses_llm(&self) -> bool {
+        true
+    }
+
     fn advise(&self, input: &AdviceInput) -> Result<Proposal> {
         let templates = Templates::load(self.options.prompts.as_deref())?;
         let messages = templates.messages(input.run, input.diagnosis, input.lang)?;
@@ -198,10 +205,31 @@ impl LlmAdvisor {
                     break hit;
                 }
                 all_cached = false;
-                match transport
+                let reservation = match &self.options.budget {
+                    Some(budget) => {
+                        let estimate =
+                            prompt::size(&messages).1 as u64 + u64::from(self.options.max_tokens);
+                        let reservation = budget.reserve(estimate).map_err(failed)?;
+                        budget.pace().await;
+                        Some((budget, reservation))
+                    }
+                    None => None,
+                };
+                let result = transport
                     .complete(&messages, mode, &schema, self.options.max_tokens)
-                    .await
-                {
+                    .await;
+                if let Some((budget, reservation)) = reservation {
+                    // A failed request is not billed; an answer without usage costs its
+                    // estimate.
+                    let cost = match &result {
+                        Ok(r) => r
+                            .prompt_tokens
+                            .map(|p| p + r.completion_tokens.unwrap_or(0)),
+                        Err(_) => Some(0),
+                    };
+                    budget.settle(reservation, cost);
+                }
+                match result {
                     Ok(reply) => {
                         cache.put(&key, &reply);
                         break reply;

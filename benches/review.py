@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Throughput of `retune review`, as a scheduled job runs it.
+
+Measures, in one run on this machine:
+  * the rules advisor over --runs generated runs (default 1,000): wall time (median of
+    --repeat), runs per second, and peak RSS, at --concurrency 1 and at the default (the
+    cores), so the ratio shows what the pool buys on CPU-bound work;
+  * a stand-in LLM server that answers after a fixed latency (--latency, default 200 ms),
+    over --llm-runs sick runs at --concurrency 1, 4 and 16: wall time, runs per second, and
+    the overlap, i.e. (calls x latency) / wall time — about 1 when calls wait one after the
+    other, about N when N waits overlap.
+
+The runs are copies of the real Keras runs in configs/examples/keras (config.json and the
+CSVLogger history.csv, byte for byte), each with its own seed in the config, laid out as a
+team's experiments folder: <tmp>/exp/<scenario>-<k>/.
+
+Usage: python3 benches/review.py [--binary target/release/retune] [--runs 1000]
+       [--llm-runs 64] [--latency 0.2] [--repeat 3]
+Prints Markdown tables (benches/README.md and the README quote them) and writes them to
+benches/results/review.md.
+"""
+
+import argparse
+import http.server
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KERAS = os.path.join(ROOT, "configs", "examples", "keras")
+# Scenarios whose runs have a warning or critical finding: the ones a review asks the LLM about.
+SICK = ["diverging", "diverging_from_start", "overfitting", "plateau", "oscillating", "lr_too_low"]
+
+
+def make_runs(root, count, scenarios):
+    """count runs cycling through the scenarios, each config with its own seed."""
+    for k in range(count):
+        scenario = scenarios[k % len(scenarios)]
+        run = os.path.join(root, f"{scenario}-{k:04d}")
+        os.makedirs(run)
+        with open(os.path.join(KERAS, scenario, "config.json")) as f:
+            config = json.load(f)
+        config["seed"] = k
+        with open(os.path.join(run, "config.json"), "w") as f:
+            json.dump(config, f, indent=2)
+        shutil.copyfile(os.path.join(KERAS, scenario, "history.csv"), os.path.join(run, "history.csv"))
+
+
+def review(binary, folder, extra, env=None):
+    """Wall seconds, peak RSS (KiB) and the parsed review of one `retune review`."""
+    reports = tempfile.mkdtemp(prefix="retune-review-reports-")
+    cmd = ["/usr/bin/time", "-f", "%M", binary, "review", folder, "--format", "json",
+           "--report-dir", reports, *extra]
+    start = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    shutil.rmtree(reports, ignore_errors=True)
+    if out.returncode not in (0, 1):
+        sys.exit(f"failed ({out.returncode}): {' '.join(cmd)}\n{out.stderr}")
+    rss = int(out.stderr.strip().splitlines()[-1])
+    return wall, rss, json.loads(out.stdout)
+
+
+class StandIn(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def stand_in_llm(latency):
+    """An OpenAI-compatible server that answers every chat completion after `latency`
+    seconds with a valid answer proposing no change (so each run costs exactly one call)."""
+    content = json.dumps({"diagnosis": "Stand-in: no change proposed.", "changes": []})
+    body = json.dumps({
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "stand-in",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 20, "total_tokens": 1020},
+    }).encode()
+    calls = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            calls.append(time.perf_counter())
+            time.sleep(latency)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = StandIn(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, calls
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "retune"))
+    p.add_argument("--runs", type=int, default=1000)
+    p.add_argument("--llm-runs", type=int, default=64)
+    p.add_argument("--latency", type=float, default=0.2)
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    if not os.path.exists(args.binary):
+        sys.exit(f"{args.binary} not found: run `cargo build --release` first")
+    cores = os.cpu_count() or 1
+    tmp = tempfile.mkdtemp(prefix="retune-review-bench-")
+    env = dict(os.environ, RETUNE_CACHE_DIR=os.path.join(tmp, "cache"))
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RETUNE_MODEL"):
+        env.pop(var, None)
+    lines = []
+    try:
+        every = sorted(os.listdir(KERAS))
+        every = [s for s in every if os.path.isdir(os.path.join(KERAS, s))]
+        rules_dir = os.path.join(tmp, "exp")
+        make_runs(rules_dir, args.runs, every)
+        lines += [f"### Rules advisor, {args.runs} runs ({len(every)} real Keras scenarios, cycled)", "",
+                  "| concurrency | median wall | runs/s | peak RSS | vs concurrency 1 |",
+                  "|---|---|---|---|---|"]
+        base = None
+        for conc in sorted({1, cores}):
+            walls, rss = [], 0
+            for _ in range(args.repeat):
+                wall, peak, result = review(args.binary, rules_dir,
+                                            ["--provider", "rules", "--concurrency", str(conc)], env)
+                assert result["totals"]["runs"] == args.runs, result["totals"]
+                walls.append(wall)
+                rss = max(rss, peak)
+            median = statistics.median(walls)
+            base = base or median
+            lines.append(f"| {conc} | {median * 1000:.0f} ms | {args.runs / median:.0f} | "
+                         f"{rss / 1024:.1f} MiB | {base / median:.2f}× |")
+        lines.append("")
+
+        llm_dir = os.path.join(tmp, "sick")
+        make_runs(llm_dir, args.llm_runs, SICK)
+        server, calls = stand_in_llm(args.latency)
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        lines += [f"### Stand-in LLM answering after {args.latency * 1000:.0f} ms, {args.llm_runs} sick runs", "",
+                  "| concurrency | wall | runs/s | LLM calls | overlap (calls × latency / wall) |",
+                  "|---|---|---|---|---|"]
+        for conc in (1, 4, 16):
+            calls.clear()
+            wall, _, result = review(args.binary, llm_dir,
+                                     ["--provider", "openai", "--base-url", url, "--no-cache",
+                                      "--concurrency", str(conc)], env)
+            providers = {r["provider"] for r in result["runs"]}
+            assert providers == {"openai"}, providers
+            n = len(calls)
+            lines.append(f"| {conc} | {wall:.2f} s | {args.llm_runs / wall:.1f} | {n} | "
+                         f"{n * args.latency / wall:.1f} |")
+        server.shutdown()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    lines += ["", f"{cores} cores; `python3 benches/review.py --runs {args.runs} --llm-runs {args.llm_runs} "
+              f"--latency {args.latency} --repeat {args.repeat}`"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    os.makedirs(os.path.join(ROOT, "benches", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "benches", "results", "review.md"), "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()

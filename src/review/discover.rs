@@ -1,0 +1,433 @@
+//! Finding runs under folders. A run is a folder whose files include a metrics file (by
+//! name, first pattern in the list wins), with a config JSON beside it when there is one.
+//! Once a folder is a run its subfolders are its own (checkpoints, TensorBoard splits) and
+//! are not searched. The rules are in `retune review --help` and the README; this module
+//! is their one implementation.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use globset::{Glob, GlobMatcher};
+
+use crate::error::{Error, Result};
+
+/// Metrics file names in order of preference: the specific names trainers write first.
+/// Deliberately no `*.csv` or `*.log`: a folder of data (`train.csv`) or of server logs
+/// would read as a broken run.
+pub const METRICS_NAMES: [&str; 12] = [
+    "metrics.csv",
+    "history.csv",
+    "training.csv",
+    "log.csv",
+    "metrics.jsonl",
+    "log.jsonl",
+    "trainer_state.json",
+    "history.json",
+    "training.log",
+    "train.log",
+    "events.out.tfevents.*",
+    "metrics.json",
+];
+
+pub const CONFIG_NAMES: [&str; 6] = [
+    "config.json",
+    "train_config.json",
+    "training_config.json",
+    "hparams.json",
+    "params.json",
+    "*config*.json",
+];
+
+/// Subfolders Keras' TensorBoard callback (and TF Estimator) write event files into; a
+/// folder holding them is one TensorBoard run, read as a folder.
+const TENSORBOARD_SPLITS: [&str; 4] = ["train", "validation", "val", "eval"];
+
+/// Folders that never hold runs and can be large.
+const SKIPPED: [&str; 5] = [
+    "node_modules",
+    "__pycache__",
+    "venv",
+    "site-packages",
+    "wandb",
+];
+
+/// Deeper than any experiment layout; stops a symlink loop or a whole disk being walked.
+const MAX_DEPTH: usize = 12;
+
+/// One run found on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// The folder as the user would type it (`experiments/lr0.5`).
+    pub name: String,
+    pub dir: PathBuf,
+    pub config: Option<PathBuf>,
+    /// A file, or the run folder itself for a TensorBoard run split into subfolders.
+    pub metrics: PathBuf,
+}
+
+/// The name patterns, in order of preference.
+pub struct Names {
+    config: Vec<GlobMatcher>,
+    metrics: Vec<GlobMatcher>,
+    /// Only with the built-in metrics names: the user's own list says exactly what counts.
+    tensorboard_splits: bool,
+}
+
+impl Names {
+    /// The built-in lists, or the user's (`--config-name`, `--metrics-name`).
+    pub fn new(config: &[String], metrics: &[String]) -> Result<Names> {
+        let compile = |patterns: Vec<&str>, flag: &str| -> Result<Vec<GlobMatcher>> {
+            patterns
+                .into_iter()
+                .map(|p| {
+                    Glob::new(p)
+                        .map(|g| g.compile_matcher())
+                        .map_err(|e| Error::Usage(format!("--{flag} {p:?}: {e}")))
+                })
+                .collect()
+        };
+        let or_default = |given: &[String], default: &[&'static str]| -> Vec<String> {
+            if given.is_empty() {
+                default.iter().map(|s| s.to_string()).collect()
+            } else {
+                given.to_vec()
+            }
+        };
+        let config = or_default(config, &CONFIG_NAMES);
+        let metrics_list = or_default(metrics, &METRICS_NAMES);
+        Ok(Names {
+            config: compile(config.iter().map(String::as_str).collect(), "config-name")?,
+            metrics: compile(
+                metrics_list.iter().map(String::as_str).collect(),
+                "metrics-name",
+            )?,
+            tensorboard_splits: metrics.is_empty(),
+        })
+    }
+
+    fn metrics_in(&self, files: &[String]) -> Option<String> {
+        first_match(&self.metrics, files, |_| true)
+    }
+
+    fn config_in(&self, files: &[String]) -> Option<String> {
+        first_match(&self.config, files, |name| {
+            !name.ends_with(".retuned.json") && !self.metrics.iter().any(|m| m.is_match(name))
+        })
+    }
+}
+
+/// The first pattern that matches a file wins; among files matching one pattern, the
+/// first by name.
+fn first_match(
+    patterns: &[GlobMatcher],
+    files: &[String],
+    allowed: impl Fn(&str) -> bool,
+) -> Option<String> {
+    patterns.iter().find_map(|p| {
+        files
+            .iter()
+            .find(|f| p.is_match(f.as_str()) && allowed(f))
+            .cloned()
+    })
+}
+
+/// Every run under `roots`, sorted by name. `skip` are folders never searched (the
+/// report folder, whose runs/ would otherwise be found as runs next time).
+pub fn discover(roots: &[PathBuf], names: &Names, skip: &[PathBuf]) -> Result<Vec<Found>> {
+    let skip: Vec<PathBuf> = skip.iter().filter_map(|p| p.canonicalize().ok()).collect();
+    let mut found = Vec::new();
+    for root in roots {
+        let meta = std::fs::metadata(root).map_err(|e| Error::read(root, &e))?;
+        if !meta.is_dir() {
+            return Err(Error::input(
+                root,
+                "is a file; review searches folders (for one run use `retune suggest` or `retune diagnose`)",
+            ));
+        }
+        walk(root, root, names, &skip, 0, &mut found)?;
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.dedup_by(|a, b| same_dir(&a.dir, &b.dir));
+    Ok(found)
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    names: &Names,
+    skip: &[PathBuf],
+    depth: usize,
+    found: &mut Vec<Found>,
+) -> Result<()> {
+    if depth > MAX_DEPTH || dir.canonicalize().is_ok_and(|c| skip.contains(&c)) {
+        return Ok(());
+    }
+    let (files, subdirs) = list(dir)?;
+    let metrics = names.metrics_in(&files).map(|f| dir.join(f)).or_else(|| {
+        (names.tensorboard_splits && has_tensorboard_splits(dir, &subdirs))
+            .then(|| dir.to_path_buf())
+    });
+    if let Some(metrics) = metrics {
+        found.push(Found {
+            name: display_name(root, dir),
+            dir: dir.to_path_buf(),
+            config: names.config_in(&files).map(|f| dir.join(f)),
+            metrics,
+        });
+        return Ok(());
+    }
+    for sub in latest_checkpoints_only(subdirs) {
+        walk(root, &dir.join(sub), names, skip, depth + 1, found)?;
+    }
+    Ok(())
+}
+
+/// File and folder names in `dir`, sorted; symlinked folders are not followed.
+fn list(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::read(dir, &e))? {
+        let entry = entry.map_err(|e| Error::read(dir, &e))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            if !name.starts_with('.') && !SKIPPED.contains(&name.as_str()) {
+                dirs.push(name);
+            }
+        } else if kind.is_file() || (kind.is_symlink() && entry.path().is_file()) {
+            files.push(name);
+        }
+    }
+    files.sort();
+    dirs.sort();
+    Ok((files, dirs))
+}
+
+fn has_tensorboard_splits(dir: &Path, subdirs: &[String]) -> bool {
+    subdirs
+        .iter()
+        .filter(|s| TENSORBOARD_SPLITS.contains(&s.as_str()))
+        .any(|s| {
+            list(&dir.join(s))
+                .is_ok_and(|(files, _)| files.iter().any(|f| f.starts_with("events.out.tfevents.")))
+        })
+}
+
+/// The Hugging Face Trainer saves `checkpoint-500/`, `checkpoint-1000/` … each with the
+/// whole `trainer_state.json` so far: the same run at several points. Only the latest
+/// is reviewed; other folders pass through.
+fn latest_checkpoints_only(subdirs: Vec<String>) -> Vec<String> {
+    let step = |name: &str| {
+        name.strip_prefix("checkpoint-")
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let latest = subdirs.iter().filter_map(|s| step(s)).max();
+    subdirs
+        .into_iter()
+        .filter(|s| step(s).is_none() || step(s) == latest)
+        .collect()
+}
+
+/// `root/a/b` as the user typed root; the root itself by its own name.
+fn display_name(root: &Path, dir: &Path) -> String {
+    let shown = if dir == root {
+        root.to_path_buf()
+    } else {
+        dir.to_path_buf()
+    };
+    let text = shown.display().to_string();
+    let trimmed = text.trim_end_matches('/');
+    if trimmed.is_empty() || trimmed == "." {
+        std::env::current_dir()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| ".".into())
+    } else {
+        trimmed.strip_prefix("./").unwrap_or(trimmed).to_string()
+    }
+}
+
+/// A relative folder for a run's reports under the report folder: its name with every
+/// `..`, root and prefix component dropped, so nothing lands outside.
+pub fn report_subdir(name: &str) -> PathBuf {
+    let clean: PathBuf = Path::new(name)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part),
+            _ => None,
+        })
+        .collect();
+    if clean.as_os_str().is_empty() {
+        PathBuf::from("run")
+    } else {
+        clean
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Runs grouped by report folder, to catch two runs that would write to one place.
+pub fn report_dir_clashes(found: &[Found]) -> Vec<(PathBuf, Vec<String>)> {
+    let mut by_dir: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    for f in found {
+        by_dir
+            .entry(report_subdir(&f.name))
+            .or_default()
+            .push(f.name.clone());
+    }
+    by_dir.into_iter().filter(|(_, v)| v.len() > 1).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(root: &Path, rel: &str) {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "x").unwrap();
+    }
+
+    fn names_of(found: &[Found], root: &Path) -> Vec<(String, Option<String>, String)> {
+        let rel = |p: &Path| p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        found
+            .iter()
+            .map(|f| (rel(&f.dir), f.config.as_deref().map(rel), rel(&f.metrics)))
+            .collect()
+    }
+
+    #[test]
+    fn finds_runs_by_their_metrics_and_pairs_the_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        touch(root, "sweep/lr0.1/config.json");
+        touch(root, "sweep/lr0.1/history.csv");
+        touch(root, "sweep/lr0.1/config.retuned.json");
+        // The specific name wins over a generic one, and a metrics file is never the config.
+        touch(root, "sweep/lr0.5/model_config.json");
+        touch(root, "sweep/lr0.5/metrics.json");
+        touch(root, "sweep/lr0.5/training.log");
+        // No config: still a run.
+        touch(root, "lightning_logs/version_0/metrics.csv");
+        touch(root, "lightning_logs/version_0/hparams.yaml");
+        // Data, not a run.
+        touch(root, "data/train.csv");
+        touch(root, ".git/metrics.csv");
+        let found = discover(&[root.to_path_buf()], &Names::new(&[], &[]).unwrap(), &[]).unwrap();
+        assert_eq!(
+            names_of(&found, root),
+            vec![
+                (
+                    "lightning_logs/version_0".into(),
+                    None,
+                    "lightning_logs/version_0/metrics.csv".into()
+                ),
+                (
+                    "sweep/lr0.1".into(),
+                    Some("sweep/lr0.1/config.json".into()),
+                    "sweep/lr0.1/history.csv".into()
+                ),
+                (
+                    "sweep/lr0.5".into(),
+                    Some("sweep/lr0.5/model_config.json".into()),
+                    "sweep/lr0.5/training.log".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_run_folder_is_not_searched_further_and_only_the_latest_checkpoint_counts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        touch(root, "done/trainer_state.json");
+        touch(root, "done/checkpoint-500/trainer_state.json");
+        touch(root, "running/checkpoint-500/trainer_state.json");
+        touch(root, "running/checkpoint-1500/trainer_state.json");
+        touch(root, "running/checkpoint-1000/trainer_state.json");
+        touch(root, "keras_tb/config.json");
+        touch(
+            root,
+            "keras_tb/train/events.out.tfevents.1700000000.host.1.v2",
+        );
+        touch(
+            root,
+            "keras_tb/validation/events.out.tfevents.1700000001.host.1.v2",
+        );
+        let found = discover(&[root.to_path_buf()], &Names::new(&[], &[]).unwrap(), &[]).unwrap();
+        assert_eq!(
+            names_of(&found, root),
+            vec![
+                ("done".into(), None, "done/trainer_state.json".into()),
+                (
+                    "keras_tb".into(),
+                    Some("keras_tb/config.json".into()),
+                    "keras_tb".into()
+                ),
+                (
+                    "running/checkpoint-1500".into(),
+                    None,
+                    "running/checkpoint-1500/trainer_state.json".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_users_names_replace_the_built_in_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        touch(root, "a/setup.json");
+        touch(root, "a/progress.txt");
+        touch(root, "a/metrics.csv");
+        let names = Names::new(&["setup.json".into()], &["progress.txt".into()]).unwrap();
+        let found = discover(&[root.to_path_buf()], &names, &[]).unwrap();
+        assert_eq!(
+            names_of(&found, root),
+            vec![(
+                "a".into(),
+                Some("a/setup.json".into()),
+                "a/progress.txt".into()
+            )]
+        );
+        let bad = Names::new(&["[".into()], &[]).err().unwrap().to_string();
+        assert!(bad.contains("--config-name"), "{bad}");
+    }
+
+    #[test]
+    fn the_report_folder_and_missing_roots() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        touch(root, "reports/runs/x/metrics.jsonl");
+        touch(root, "x/metrics.jsonl");
+        let found = discover(
+            &[root.to_path_buf()],
+            &Names::new(&[], &[]).unwrap(),
+            &[root.join("reports")],
+        )
+        .unwrap();
+        assert_eq!(found.len(), 1);
+        let missing =
+            discover(&[root.join("nope")], &Names::new(&[], &[]).unwrap(), &[]).unwrap_err();
+        assert!(
+            missing.to_string().contains("nope: no such file"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn report_folders_stay_inside() {
+        assert_eq!(report_subdir("../x/./y"), PathBuf::from("x/y"));
+        assert_eq!(report_subdir("/abs/run"), PathBuf::from("abs/run"));
+        assert_eq!(report_subdir(".."), PathBuf::from("run"));
+    }
+}

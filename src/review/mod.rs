@@ -1,0 +1,501 @@
+//! `retune review`: many runs, one summary. Runs come from folders (`discover`) or an
+//! MLflow experiment; each is loaded and diagnosed, siblings are compared
+//! (`siblings`), and then each is advised and validated exactly as `suggest` does it —
+//! the same `conclude` — writing its files only with `--suggest`. Runs are reviewed
+//! concurrently on a bounded pool; LLM calls share one budget. One run that cannot be
+//! read does not stop the others: it is reported, and the exit code says so.
+
+pub mod discover;
+pub mod siblings;
+mod summary;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::advisor::llm::LlmReport;
+use crate::advisor::llm::budget::{Budget, Limits, Usage};
+use crate::advisor::{Action, Advisor};
+use crate::cli::{OutputFormat, ReviewArgs};
+use crate::config::ConfigDoc;
+use crate::diagnose::{self, Diagnosis, Finding, Severity};
+use crate::error::{Error, Result};
+use crate::lang::Lang;
+use crate::run::Run;
+use crate::space::Space;
+use crate::validate::{Change, Rejected};
+use crate::{Finish, OutputPaths, history, metrics};
+
+/// Where a run came from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    Folder {
+        dir: PathBuf,
+        config: Option<PathBuf>,
+        metrics: PathBuf,
+    },
+}
+
+/// How a run stands: its worst finding, or that it could not be reviewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The metrics file is empty: the run has started and logged no epoch yet. Not an
+    /// error, so that a nightly review does not fail on every run that just began.
+    Pending,
+    Healthy,
+    Warning,
+    Critical,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Healthy => "healthy",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+            Status::Error => "error",
+        }
+    }
+
+    fn of(findings: &[Finding]) -> Status {
+        match findings.iter().map(|f| f.severity).max() {
+            Some(Severity::Critical) => Status::Critical,
+            Some(Severity::Warning) => Status::Warning,
+            _ => Status::Healthy,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Counts {
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
+}
+
+/// One run's line in the summary: what `suggest --format json` says, plus where the run
+/// came from and how it stands.
+#[derive(Debug, Serialize)]
+pub struct RunReview {
+    pub name: String,
+    pub source: Source,
+    pub status: Status,
+    pub counts: Counts,
+    pub epochs: u32,
+    pub findings: Vec<Finding>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub changes: Vec<Change>,
+    pub rejected: Vec<Rejected>,
+    pub actions: Vec<Action>,
+    pub advice: Vec<String>,
+    pub llm: Option<LlmReport>,
+    pub adjustment_id: Option<String>,
+    /// The run's report and adjusted config (with `--suggest`).
+    pub report: Option<PathBuf>,
+    pub config_out: Option<PathBuf>,
+    /// What the metrics readers skipped.
+    pub warnings: Vec<String>,
+    pub error: Option<String>,
+    /// The exit code the error would have had on its own.
+    #[serde(skip)]
+    error_code: Option<u8>,
+}
+
+/// The review as `--format json` prints it and `review-<time>.json` keeps it.
+#[derive(Debug, Serialize)]
+pub struct Review {
+    pub time: String,
+    pub runs: Vec<RunReview>,
+    pub totals: Totals,
+    /// LLM calls and tokens the review used, when an LLM was configured.
+    pub llm_usage: Option<Usage>,
+    pub summary_report: Option<PathBuf>,
+    pub exit_code: u8,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Totals {
+    pub runs: usize,
+    pub pending: usize,
+    pub healthy: usize,
+    pub warning: usize,
+    pub critical: usize,
+    pub error: usize,
+    pub changes: usize,
+}
+
+/// A run to review, before it is read.
+struct Item {
+    name: String,
+    source: Source,
+    /// Under `<report-dir>/runs/`.
+    subdir: PathBuf,
+}
+
+/// A run after load and diagnose.
+struct Loaded {
+    item: Item,
+    read: std::result::Result<(Run, Diagnosis), Error>,
+}
+
+/// Everything the review needs besides the runs.
+struct Context<'a> {
+    args: &'a ReviewArgs,
+    space: Space,
+    advisor: Box<dyn Advisor>,
+    finish: Finish,
+    progress: indicatif::ProgressBar,
+}
+
+pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
+    let items = folder_items(args)?;
+    let budget = Arc::new(Budget::new(Limits {
+        max_calls: args.max_llm_calls,
+        max_tokens: args.budget_tokens,
+        per_minute: args.llm_rate.and_then(std::num::NonZeroU32::new),
+    }));
+    let advisor = crate::select_advisor(&args.llm, args.format, Some(budget.clone()))?;
+    let uses_llm = advisor.uses_llm();
+    let context = Context {
+        args,
+        space: Space::load(args.space.as_deref())?,
+        advisor,
+        finish: Finish {
+            lang: args.lang,
+            time,
+            dry_run: !args.suggest,
+            in_place: false,
+        },
+        progress: progress_bar(args.format, items.len()),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(concurrency(args))
+        .thread_name(|i| format!("review-{i}"))
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {} threads: {e}", concurrency(args))))?;
+
+    context.progress.set_message("reading");
+    let mut loaded: Vec<Loaded> = pool.install(|| {
+        items
+            .into_par_iter()
+            .map(|item| {
+                let read = load(&context, &item);
+                context.progress.inc(1);
+                Loaded { item, read }
+            })
+            .collect()
+    });
+    compare_siblings(&mut loaded, args.lang);
+
+    context.progress.set_position(0);
+    context.progress.set_message("advising");
+    let runs: Vec<RunReview> = pool.install(|| {
+        loaded
+            .into_par_iter()
+            .map(|l| {
+                let review = conclude(&context, l);
+                context.progress.inc(1);
+                review
+            })
+            .collect()
+    });
+    context.progress.finish_and_clear();
+
+    let mut review = Review {
+        time: time.to_string(),
+        totals: totals(&runs),
+        exit_code: exit_code(&runs),
+        runs,
+        llm_usage: uses_llm.then(|| budget.usage()),
+        summary_report: None,
+    };
+    let written = summary::write(&mut review, &args.report_dir, &time, args.lang);
+    if let Err(err) = &written {
+        eprintln!("error: {err}");
+        review.exit_code = review.exit_code.max(EXIT_WRITE);
+    }
+    match args.format {
+        OutputFormat::Json => crate::report::print_json(&review)?,
+        OutputFormat::Text => crate::report::emit(&summary::table(&review, args.lang))?,
+    }
+    Ok(review.exit_code)
+}
+
+/// An output could not be written (1 is taken by "some runs need attention").
+pub const EXIT_WRITE: u8 = 4;
+pub const EXIT_ATTENTION: u8 = 1;
+
+fn folder_items(args: &ReviewArgs) -> Result<Vec<Item>> {
+    let names = discover::Names::new(&args.config_name, &args.metrics_name)?;
+    let found = discover::discover(&args.dirs, &names, std::slice::from_ref(&args.report_dir))?;
+    if found.is_empty() {
+        let dirs: Vec<String> = args.dirs.iter().map(|d| d.display().to_string()).collect();
+        return Err(Error::Usage(format!(
+            "no runs found under {} (a run is a folder with a metrics file such as metrics.csv, history.csv, trainer_state.json or training.log; --metrics-name names others)",
+            dirs.join(", ")
+        )));
+    }
+    Ok(found
+        .into_iter()
+        .map(|f| Item {
+            subdir: discover::report_subdir(&f.name),
+            name: f.name,
+            source: Source::Folder {
+                dir: f.dir,
+                config: f.config,
+                metrics: f.metrics,
+            },
+        })
+        .collect())
+}
+
+fn concurrency(args: &ReviewArgs) -> usize {
+    args.concurrency.map(|n| n as usize).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+/// A bar on a terminal's stderr; nothing in JSON mode or when stderr is not a terminal.
+fn progress_bar(format: OutputFormat, len: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if format == OutputFormat::Json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg:9} [{bar:30}] {pos}/{len} runs ({eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn run_paths(context: &Context, item: &Item) -> OutputPaths {
+    let report_dir = context.args.report_dir.join("runs").join(&item.subdir);
+    let config_out = match &item.source {
+        Source::Folder {
+            config: Some(config),
+            ..
+        } => crate::default_out(config),
+        Source::Folder { dir, .. } => dir.join("config.retuned.json"),
+    };
+    OutputPaths {
+        config_out,
+        history: report_dir.join("history.jsonl"),
+        report_dir,
+    }
+}
+
+fn load(context: &Context, item: &Item) -> std::result::Result<(Run, Diagnosis), Error> {
+    let paths = run_paths(context, item);
+    let run = match &item.source {
+        Source::Folder {
+            config, metrics, ..
+        } => {
+            let config = config.as_deref().map(ConfigDoc::load).transpose()?;
+            let metrics = metrics::load_metrics(metrics, context.args.metrics_format)?;
+            let history = history::read(&paths.history)?;
+            Run::new(config, metrics, context.space.clone(), history, None)
+        }
+    };
+    let diagnosis = diagnose::diagnose(&run, context.args.lang);
+    Ok((run, diagnosis))
+}
+
+fn compare_siblings(loaded: &mut [Loaded], lang: Lang) {
+    let notes = {
+        let members: Vec<siblings::Member> = loaded
+            .iter()
+            .filter_map(|l| {
+                let (run, diagnosis) = l.read.as_ref().ok()?;
+                Some(siblings::Member {
+                    name: &l.item.name,
+                    run,
+                    diagnosis,
+                })
+            })
+            .collect();
+        siblings::compare(&members, lang)
+    };
+    let mut diagnoses: Vec<&mut Diagnosis> = loaded
+        .iter_mut()
+        .filter_map(|l| l.read.as_mut().ok().map(|(_, d)| d))
+        .collect();
+    siblings::apply(notes, &mut diagnoses);
+}
+
+/// advise → validate (→ write with `--suggest`) for one run, as `suggest` does it.
+fn conclude(context: &Context, loaded: Loaded) -> RunReview {
+    let Loaded { item, read } = loaded;
+    let paths = run_paths(context, &item);
+    let (run, diagnosis) = match read {
+        Ok(read) => read,
+        Err(_) if not_started(&item) => {
+            let mut review = blank(item, Status::Pending);
+            review.advice.push(crate::say!(
+                context.args.lang,
+                "the metrics file is empty: no epoch logged yet",
+                "指标文件为空：尚未记录任何轮次"
+            ));
+            return review;
+        }
+        Err(err) => return failed(item, &err),
+    };
+    let mut review = RunReview {
+        status: Status::of(&diagnosis.findings),
+        counts: counts(&diagnosis.findings),
+        epochs: run.facts.epochs_done,
+        findings: diagnosis.findings.clone(),
+        warnings: run.metrics.warnings.clone(),
+        ..blank(item, Status::Healthy)
+    };
+    if run.config.is_none() {
+        review.advice.push(crate::say!(
+            context.args.lang,
+            "no config beside the metrics: diagnosed from the metrics alone, no changes proposed",
+            "指标旁没有配置文件：仅根据指标诊断，不提出变更"
+        ));
+        return review;
+    }
+    // A run with nothing wrong gains nothing from an LLM call but its cost.
+    let advisor: &dyn Advisor = if review.status == Status::Healthy {
+        &crate::advisor::rules::RulesAdvisor
+    } else {
+        context.advisor.as_ref()
+    };
+    match crate::conclude(run, diagnosis, advisor, paths, &context.finish) {
+        Ok(outcome) => {
+            review.provider = Some(outcome.proposal.provider);
+            review.model = outcome.proposal.model;
+            review.changes = outcome.decision.changes;
+            review.rejected = outcome.decision.rejected;
+            review.rejected.extend(outcome.proposal.discarded);
+            review.actions = outcome.decision.actions;
+            review.advice = outcome.proposal.advice;
+            review.llm = outcome.proposal.llm;
+            review.adjustment_id = Some(outcome.adjustment_id);
+            review.report = outcome.written.report;
+            review.config_out = outcome.written.config_out;
+            review
+        }
+        Err(err) => {
+            review.status = Status::Error;
+            review.error_code = Some(code_of(&err));
+            review.error = Some(err.to_string());
+            review
+        }
+    }
+}
+
+/// A run whose metrics file exists and is empty (Keras' CSVLogger opens its file when
+/// training begins and writes the first row after the first epoch).
+fn not_started(item: &Item) -> bool {
+    match &item.source {
+        Source::Folder { metrics, .. } => {
+            std::fs::metadata(metrics).is_ok_and(|m| m.is_file() && m.len() == 0)
+        }
+    }
+}
+
+fn failed(item: Item, err: &Error) -> RunReview {
+    RunReview {
+        error: Some(err.to_string()),
+        error_code: Some(code_of(err)),
+        ..blank(item, Status::Error)
+    }
+}
+
+/// A run's line with nothing read.
+fn blank(item: Item, status: Status) -> RunReview {
+    RunReview {
+        name: item.name,
+        source: item.source,
+        status,
+        counts: Counts::default(),
+        epochs: 0,
+        findings: Vec::new(),
+        provider: None,
+        model: None,
+        changes: Vec::new(),
+        rejected: Vec::new(),
+        actions: Vec::new(),
+        advice: Vec::new(),
+        llm: None,
+        adjustment_id: None,
+        report: None,
+        config_out: None,
+        warnings: Vec::new(),
+        error: None,
+        error_code: None,
+    }
+}
+
+/// A run's error as review's exit codes have it: a write failure is 4 here.
+fn code_of(err: &Error) -> u8 {
+    match err {
+        Error::Write { .. } => EXIT_WRITE,
+        other => other.exit_code(),
+    }
+}
+
+fn counts(findings: &[Finding]) -> Counts {
+    let mut c = Counts::default();
+    for f in findings {
+        match f.severity {
+            Severity::Critical => c.critical += 1,
+            Severity::Warning => c.warning += 1,
+            Severity::Info => c.info += 1,
+        }
+    }
+    c
+}
+
+fn totals(runs: &[RunReview]) -> Totals {
+    let mut t = Totals {
+        runs: runs.len(),
+        ..Totals::default()
+    };
+    for r in runs {
+        match r.status {
+            Status::Pending => t.pending += 1,
+            Status::Healthy => t.healthy += 1,
+            Status::Warning => t.warning += 1,
+            Status::Critical => t.critical += 1,
+            Status::Error => t.error += 1,
+        }
+        t.changes += r.changes.len();
+    }
+    t
+}
+
+/// Bad input first (2), then an LLM that was required and failed (3), then a failed
+/// write (4), then runs that need attention (1).
+fn exit_code(runs: &[RunReview]) -> u8 {
+    let errors: Vec<u8> = runs.iter().filter_map(|r| r.error_code).collect();
+    for code in [2, 3, EXIT_WRITE] {
+        if errors.contains(&code) {
+            return code;
+        }
+    }
+    if errors.contains(&1) {
+        return EXIT_WRITE;
+    }
+    if runs
+        .iter()
+        .any(|r| matches!(r.status, Status::Warning | Status::Critical))
+    {
+        EXIT_ATTENTION
+    } else {
+        0
+    }
+}
