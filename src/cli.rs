@@ -385,9 +385,9 @@ pub struct MlflowArgs {
     #[arg(long, value_name = "EXPR", requires = "mlflow")]
     pub filter: Option<String>,
 
-    /// Record the result on each run: tags retune.status and retune.findings, and the
-    /// report and adjusted config as artifacts under retune/. Nothing is written to the
-    /// server without it.
+    /// Record the result on each run (implies --suggest): the report and adjusted config
+    /// as artifacts under retune/, then the tags retune.status, retune.findings and
+    /// retune.proposed in one call. Nothing is written to the server without it.
     #[arg(long, requires = "mlflow")]
     pub write_back: bool,
 }

@@ -22,6 +22,7 @@ pub mod fsio;
 pub mod history;
 pub mod lang;
 pub mod metrics;
+pub mod mlflow;
 pub mod report;
 pub mod review;
 pub mod run;

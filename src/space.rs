@@ -169,6 +169,9 @@ impl Space {
             .filter_map(|(path, value)| {
                 let number = value.as_f64()?;
                 let spec = self.lookup(&path)?;
+                // A key with a dot in its name (`{"optimizer.lr": 0.1}`) reads as a path
+                // that leads nowhere, so it could not be changed: it is not tunable.
+                config.get(&path)?;
                 Some(Tunable {
                     path,
                     value: number,
@@ -210,6 +213,21 @@ mod tests {
 
     fn space() -> Space {
         Space::load(None).unwrap()
+    }
+
+    #[test]
+    fn a_key_with_a_dot_in_its_name_is_not_tunable() {
+        let config = ConfigDoc::parse(
+            Path::new("c.json"),
+            r#"{"optimizer.lr": 0.1, "optimizer": {"momentum": 0.9}}"#.into(),
+        )
+        .unwrap();
+        let paths: Vec<String> = space()
+            .tunables(&config)
+            .into_iter()
+            .map(|t| t.path)
+            .collect();
+        assert_eq!(paths, ["optimizer.momentum"]);
     }
 
     #[test]

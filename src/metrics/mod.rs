@@ -44,6 +44,10 @@ pub enum Format {
     JsonLines,
     /// TensorBoard event files (`events.out.tfevents.*`): one file, or a run folder.
     Tensorboard,
+    /// A run on an MLflow tracking server, read by `crate::mlflow`; never a file, so not
+    /// a `--metrics-format` choice.
+    #[value(skip)]
+    Mlflow,
 }
 
 impl Format {
@@ -57,6 +61,7 @@ impl Format {
             Format::HfTrainerState => "Hugging Face trainer_state.json",
             Format::JsonLines => "JSON Lines",
             Format::Tensorboard => "TensorBoard event file",
+            Format::Mlflow => "MLflow run",
         }
     }
 }
@@ -247,6 +252,12 @@ pub fn load_metrics(path: &Path, format: Option<Format>) -> Result<Metrics> {
         Format::HfTrainerState => hf_state::read(path, &mut builder)?,
         Format::JsonLines => jsonl::read(path, &mut builder)?,
         Format::Tensorboard => tensorboard::read(path, &mut builder)?,
+        Format::Mlflow => {
+            return Err(Error::input(
+                path,
+                "MLflow runs are read from a tracking server (`retune review --mlflow URL`), not from a file",
+            ));
+        }
     }
     builder.finish(path, format)
 }

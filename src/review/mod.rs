@@ -11,6 +11,7 @@ mod summary;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use rayon::prelude::*;
@@ -27,7 +28,7 @@ use crate::lang::Lang;
 use crate::run::Run;
 use crate::space::Space;
 use crate::validate::{Change, Rejected};
-use crate::{Finish, OutputPaths, history, metrics};
+use crate::{Finish, OutputPaths, history, metrics, mlflow};
 
 /// Where a run came from.
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +38,15 @@ pub enum Source {
         dir: PathBuf,
         config: Option<PathBuf>,
         metrics: PathBuf,
+    },
+    Mlflow {
+        /// The run's page on the server.
+        url: String,
+        experiment_id: String,
+        run_id: String,
+        run_name: String,
+        /// `RUNNING`, `FINISHED`, `FAILED` …
+        run_status: String,
     },
 }
 
@@ -107,6 +117,12 @@ pub struct RunReview {
     /// The exit code the error would have had on its own.
     #[serde(skip)]
     error_code: Option<u8>,
+    /// Tags and artifacts recorded on the MLflow run (`--write-back`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_back: Option<bool>,
+    /// The server's run, kept until it is written back.
+    #[serde(skip)]
+    mlflow_run: Option<Box<mlflow::MlflowRun>>,
 }
 
 /// The review as `--format json` prints it and `review-<time>.json` keeps it.
@@ -138,6 +154,8 @@ struct Item {
     source: Source,
     /// Under `<report-dir>/runs/`.
     subdir: PathBuf,
+    /// The run as the tracking server gave it, for an MLflow source.
+    mlflow: Option<Box<mlflow::MlflowRun>>,
 }
 
 /// A run after load and diagnose.
@@ -156,7 +174,13 @@ struct Context<'a> {
 }
 
 pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
-    let items = folder_items(args)?;
+    let (items, server) = match &args.mlflow.mlflow {
+        Some(url) => {
+            let (items, client) = mlflow_items(args, url)?;
+            (items, Some(client))
+        }
+        None => (folder_items(args)?, None),
+    };
     let budget = Arc::new(Budget::new(Limits {
         max_calls: args.max_llm_calls,
         max_tokens: args.budget_tokens,
@@ -171,7 +195,8 @@ pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
         finish: Finish {
             lang: args.lang,
             time,
-            dry_run: !args.suggest,
+            // Writing back needs the reports and adjusted configs it uploads.
+            dry_run: !(args.suggest || args.mlflow.write_back),
             in_place: false,
         },
         progress: progress_bar(args.format, items.len()),
@@ -197,7 +222,7 @@ pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
 
     context.progress.set_position(0);
     context.progress.set_message("advising");
-    let runs: Vec<RunReview> = pool.install(|| {
+    let mut runs: Vec<RunReview> = pool.install(|| {
         loaded
             .into_par_iter()
             .map(|l| {
@@ -207,6 +232,12 @@ pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
             })
             .collect()
     });
+    let mut written_back = Ok(());
+    if let (Some(client), true) = (&server, args.mlflow.write_back) {
+        context.progress.set_position(0);
+        context.progress.set_message("writing");
+        written_back = write_back(client, &mut runs, &context.progress);
+    }
     context.progress.finish_and_clear();
 
     let mut review = Review {
@@ -217,6 +248,10 @@ pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
         llm_usage: uses_llm.then(|| budget.usage()),
         summary_report: None,
     };
+    if let Err(err) = &written_back {
+        eprintln!("error: {err}");
+        review.exit_code = err.exit_code();
+    }
     let written = summary::write(&mut review, &args.report_dir, &time, args.lang);
     if let Err(err) = &written {
         eprintln!("error: {err}");
@@ -253,8 +288,123 @@ fn folder_items(args: &ReviewArgs) -> Result<Vec<Item>> {
                 config: f.config,
                 metrics: f.metrics,
             },
+            mlflow: None,
         })
         .collect())
+}
+
+/// Timeouts for the tracking server: its answers are small, but a busy server on a
+/// shared machine may take a while; the retries fit in the deadline.
+const MLFLOW_TIMEOUT: Duration = Duration::from_secs(30);
+const MLFLOW_RETRIES: u32 = 3;
+const MLFLOW_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Every run of the experiment, read in full before anything is reviewed.
+fn mlflow_items(args: &ReviewArgs, url: &str) -> Result<(Vec<Item>, mlflow::Client)> {
+    let experiment_arg = args
+        .mlflow
+        .experiment
+        .as_deref()
+        .ok_or_else(|| Error::Usage("--mlflow needs --experiment NAME|ID".into()))?;
+    let client = mlflow::Client::new(url, MLFLOW_TIMEOUT, MLFLOW_RETRIES, MLFLOW_DEADLINE)?;
+    let experiment = client.experiment(experiment_arg)?;
+    let runs = client.runs(&experiment, args.mlflow.filter.as_deref())?;
+    if runs.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: experiment `{}` has no runs{}",
+            client.url(),
+            experiment.name,
+            args.mlflow
+                .filter
+                .as_deref()
+                .map(|f| format!(" matching `{f}`"))
+                .unwrap_or_default()
+        )));
+    }
+    // Run names repeat in MLflow (they are labels); the id settles a tie.
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for r in &runs {
+        *seen.entry(r.run_name.as_str()).or_default() += 1;
+    }
+    let names: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            let short = &r.run_id[..r.run_id.len().min(8)];
+            match r.run_name.as_str() {
+                "" => format!("{}/{short}", experiment.name),
+                name if seen[name] > 1 => format!("{}/{name}@{short}", experiment.name),
+                name => format!("{}/{name}", experiment.name),
+            }
+        })
+        .collect();
+    let items = runs
+        .into_iter()
+        .zip(names)
+        .map(|(r, name)| Item {
+            subdir: PathBuf::from("mlflow")
+                .join(discover::report_subdir(&experiment.name))
+                .join(discover::report_subdir(&r.run_id)),
+            source: Source::Mlflow {
+                url: r.location(client.url()),
+                experiment_id: r.experiment_id.clone(),
+                run_id: r.run_id.clone(),
+                run_name: r.run_name.clone(),
+                run_status: r.status.clone(),
+            },
+            name,
+            mlflow: Some(Box::new(r)),
+        })
+        .collect();
+    Ok((items, client))
+}
+
+/// Records each reviewed run's result on the server: its report, chart, JSON and adjusted
+/// config as artifacts, then the tags in one call (see `mlflow::Client::write_back`). Stops
+/// at the first failure: the server is then likely down, and every run written so far
+/// has all of its tags and files.
+fn write_back(
+    client: &mlflow::Client,
+    runs: &mut [RunReview],
+    progress: &indicatif::ProgressBar,
+) -> Result<()> {
+    for review in runs.iter_mut() {
+        let Source::Mlflow { .. } = &review.source else {
+            continue;
+        };
+        let Some(run) = review.mlflow_run.take() else {
+            continue;
+        };
+        review.written_back = Some(false);
+        let mut artifacts = Vec::new();
+        let mut files: Vec<(&str, &Option<PathBuf>)> =
+            vec![("config.retuned.json", &review.config_out)];
+        files.push(("report.md", &review.report));
+        let json = review.report.as_ref().map(|p| p.with_extension("json"));
+        let svg = review.report.as_ref().map(|p| p.with_extension("svg"));
+        files.push(("report.json", &json));
+        for (name, path) in files {
+            if let Some(path) = path {
+                let bytes = std::fs::read(path).map_err(|e| Error::read(path, &e))?;
+                artifacts.push((name.to_string(), bytes));
+            }
+        }
+        // The report shows its chart by the chart's own file name.
+        if let Some(svg) = svg.filter(|p| p.is_file()) {
+            let name = svg
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "chart.svg".into());
+            artifacts.push((
+                name,
+                std::fs::read(&svg).map_err(|e| Error::read(&svg, &e))?,
+            ));
+        }
+        let tags = summary::tags(review);
+        client.write_back(&run, &tags, &artifacts)?;
+        review.written_back = Some(true);
+        progress.inc(1);
+    }
+    Ok(())
 }
 
 fn concurrency(args: &ReviewArgs) -> usize {
@@ -288,6 +438,7 @@ fn run_paths(context: &Context, item: &Item) -> OutputPaths {
             ..
         } => crate::default_out(config),
         Source::Folder { dir, .. } => dir.join("config.retuned.json"),
+        Source::Mlflow { .. } => report_dir.join("config.retuned.json"),
     };
     OutputPaths {
         config_out,
@@ -306,6 +457,16 @@ fn load(context: &Context, item: &Item) -> std::result::Result<(Run, Diagnosis),
             let metrics = metrics::load_metrics(metrics, context.args.metrics_format)?;
             let history = history::read(&paths.history)?;
             Run::new(config, metrics, context.space.clone(), history, None)
+        }
+        Source::Mlflow { url, .. } => {
+            let server = item
+                .mlflow
+                .as_deref()
+                .ok_or_else(|| Error::Usage(format!("{url}: the run's data was not read")))?;
+            let base = context.args.mlflow.mlflow.as_deref().unwrap_or_default();
+            let mut run = server.to_run(base, context.space.clone())?;
+            run.history = history::read(&paths.history)?;
+            run
         }
     };
     let diagnosis = diagnose::diagnose(&run, context.args.lang);
@@ -404,6 +565,10 @@ fn not_started(item: &Item) -> bool {
         Source::Folder { metrics, .. } => {
             std::fs::metadata(metrics).is_ok_and(|m| m.is_file() && m.len() == 0)
         }
+        Source::Mlflow { .. } => item
+            .mlflow
+            .as_ref()
+            .is_some_and(|r| r.metrics.values().all(|points| points.is_empty())),
     }
 }
 
@@ -437,6 +602,8 @@ fn blank(item: Item, status: Status) -> RunReview {
         warnings: Vec::new(),
         error: None,
         error_code: None,
+        written_back: None,
+        mlflow_run: item.mlflow,
     }
 }
 
