@@ -17,7 +17,7 @@ team's experiments folder: <tmp>/exp/<scenario>-<k>/.
 Usage: python3 benches/review.py [--binary target/release/retune] [--runs 1000]
        [--llm-runs 64] [--latency 0.2] [--repeat 3]
 Prints Markdown tables (benches/README.md and the README quote them) and writes them to
-benches/results/review.md.
+--out (default benches/results/review.md).
 """
 
 import argparse
@@ -109,6 +109,8 @@ def main():
     p.add_argument("--llm-runs", type=int, default=64)
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--out", default=os.path.join(ROOT, "benches", "results", "review.md"),
+                   help="where the tables go (benches/results/ is git-ignored)")
     args = p.parse_args()
     if not os.path.exists(args.binary):
         sys.exit(f"{args.binary} not found: run `cargo build --release` first")
@@ -165,8 +167,8 @@ def main():
               f"--latency {args.latency} --repeat {args.repeat}`"]
     text = "\n".join(lines) + "\n"
     print(text)
-    os.makedirs(os.path.join(ROOT, "benches", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "benches", "results", "review.md"), "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
         f.write(text)
 
 

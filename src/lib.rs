@@ -20,6 +20,7 @@ pub mod diagnose;
 pub mod error;
 pub mod fsio;
 pub mod history;
+pub mod http;
 pub mod lang;
 pub mod metrics;
 pub mod mlflow;

@@ -52,7 +52,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Map, Value, json};
 
@@ -78,8 +78,6 @@ const SPARSE_STEP_FACTOR: i64 = 2;
 /// First retry delay and the cap on any delay, for servers that send no Retry-After.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
-/// A Retry-After longer than this is not waited for: the deadline decides.
-const RETRY_AFTER_MAX: Duration = Duration::from_secs(60);
 /// Connecting takes at most this long whatever the request timeout: a server that does
 /// not accept a connection in 10 s is down, not slow.
 const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
@@ -538,7 +536,7 @@ impl Inner {
                             {
                                 return Err(failure);
                             }
-                            (retry_after(&headers), failure)
+                            (crate::http::retry_after(&headers), failure)
                         }
                         Err(e) => (None, self.unreachable(&e, attempts, started)),
                     }
@@ -1069,19 +1067,6 @@ fn quote(text: &str) -> String {
         cut.push('…');
         cut
     }
-}
-
-/// `Retry-After` in seconds (the form rate limiters send), capped.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: f64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (seconds.is_finite() && seconds >= 0.0)
-        .then(|| Duration::from_secs_f64(seconds).min(RETRY_AFTER_MAX))
 }
 
 fn source_chain(err: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {

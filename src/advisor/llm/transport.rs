@@ -25,8 +25,6 @@ pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 /// First retry delay and the cap on any delay, for servers that send no Retry-After.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
-/// A Retry-After longer than this is not waited for: the overall deadline decides.
-const RETRY_AFTER_MAX: Duration = Duration::from_secs(60);
 
 /// Where to send requests. `base_url` is normalised (ends in `/v1` for OpenAI-style
 /// servers, no trailing slash).
@@ -329,7 +327,7 @@ async fn send_with_retries(
                     record(&observed, status.as_u16(), "");
                     return Ok(response);
                 }
-                let wait = retry_after(response.headers());
+                let wait = crate::http::retry_after(response.headers());
                 let headers = response.headers().clone();
                 let body = response.text().await.unwrap_or_default();
                 record(&observed, status.as_u16(), &body);
@@ -368,19 +366,6 @@ fn rebuild(
         .body(body)
         .map(reqwest::Response::from)
         .unwrap_or_else(|_| reqwest::Response::from(http::Response::new(String::new())))
-}
-
-/// `Retry-After` in seconds (the form rate limiters send), capped.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let seconds: f64 = headers
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (seconds.is_finite() && seconds >= 0.0)
-        .then(|| Duration::from_secs_f64(seconds).min(RETRY_AFTER_MAX))
 }
 
 /// An error for a person: timeouts and refused connections in plain words.
@@ -473,17 +458,5 @@ mod tests {
         assert!(about_the_format(
             "response_format type json_schema is not supported"
         ));
-    }
-
-    #[test]
-    fn retry_after_is_read_in_seconds() {
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert("retry-after", "2".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert(
-            "retry-after",
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&h), None);
     }
 }
