@@ -235,7 +235,7 @@ impl Client {
         let unusable = |what: &str, e: &dyn std::fmt::Display| {
             Error::input(Path::new(&shown), format!("cannot set up {what}: {e}"))
         };
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder(base.as_str())
             .timeout(timeout)
             .connect_timeout(timeout.min(CONNECT_TIMEOUT_MAX))
             .user_agent(concat!("retune/", env!("CARGO_PKG_VERSION")))

@@ -46,8 +46,7 @@ static COUNT: LazyLock<Regex> =
 /// Keras ≤ 2.3 verbose 2: ` - 207s - loss: 0.6935 - acc: 0.5032`, no step count.
 static COUNTLESS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^- \d+s(?:\s|$)").expect("constant pattern"));
-static VALUE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:^|\s)- ([A-Za-z_][^\s:]*): (\S+)").expect("constant pattern"));
+
 /// A value as Keras prints it (`%.4f`, `%.4e`, nan, inf): a state cut off by the end of
 /// the file ends in something shorter.
 static WHOLE_VALUE: LazyLock<Regex> = LazyLock::new(|| {
@@ -127,8 +126,18 @@ fn read_segment(reader: &mut impl BufRead, segment: &mut Vec<u8>) -> io::Result<
 /// the state as it was drawn.
 fn clean(raw: &[u8], out: &mut String) {
     let text = String::from_utf8_lossy(raw);
-    let text = ANSI.replace_all(&text, "");
+    // Most segments (every line of a redirected log) hold no escape and no backspace:
+    // the regex and the character loop are skipped for them.
+    let text = if raw.contains(&0x1b) {
+        ANSI.replace_all(&text, "")
+    } else {
+        std::borrow::Cow::Borrowed(text.as_ref())
+    };
     out.clear();
+    if !raw.contains(&0x08) {
+        out.push_str(&text);
+        return;
+    }
     for ch in text.trim_end_matches('\u{8}').chars() {
         if ch == '\u{8}' {
             out.pop();
@@ -181,13 +190,22 @@ impl Bar {
 
 fn parse_state(text: &str) -> State {
     let text = text.trim();
-    if let Some(c) = HEADER.captures(text) {
+    // The prefix checks spare most lines the regexes: every line is a header or a bar.
+    if let Some(c) = text
+        .starts_with("Epoch ")
+        .then(|| HEADER.captures(text))
+        .flatten()
+    {
         if let (Ok(epoch), Ok(planned)) = (c[1].parse(), c[2].parse()) {
             return State::Header { epoch, planned };
         }
         return State::Other;
     }
-    let (step, total, rest) = if let Some(c) = COUNT.captures(text) {
+    let (step, total, rest) = if let Some(c) = text
+        .starts_with(|c: char| c.is_ascii_digit())
+        .then(|| COUNT.captures(text))
+        .flatten()
+    {
         let Ok(step) = c[1].parse::<u64>() else {
             return State::Other;
         };
@@ -199,8 +217,7 @@ fn parse_state(text: &str) -> State {
     };
     let mut values = Vec::new();
     let mut ends_whole = true;
-    for c in VALUE.captures_iter(rest) {
-        let (name, raw) = (&c[1], &c[2]);
+    for (name, raw) in named_values(rest) {
         if name == "ETA" {
             continue;
         }
@@ -215,6 +232,51 @@ fn parse_state(text: &str) -> State {
         per_sample: rest.contains("/sample"),
         values,
         ends_whole,
+    })
+}
+
+/// The `- name: value` pairs of a progress line, in order: a `- ` at the start or after
+/// whitespace, a name that starts with a letter or `_` and runs to the first `:` or
+/// whitespace, then `: ` and the value up to the next whitespace. Written out rather than
+/// as a regex because it runs on every line of logs with millions of them, where the
+/// regex was a third of the time.
+fn named_values(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while at + 1 < bytes.len() {
+            let start = at;
+            at += 1;
+            if bytes[start] != b'-'
+                || bytes[start + 1] != b' '
+                || (start > 0 && !bytes[start - 1].is_ascii_whitespace())
+            {
+                continue;
+            }
+            let name_start = start + 2;
+            let name_len = text[name_start..]
+                .find(|c: char| c == ':' || c.is_whitespace())
+                .unwrap_or(text.len() - name_start);
+            let name = &text[name_start..name_start + name_len];
+            let starts_well = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+            let after = &text[name_start + name_len..];
+            if !starts_well || !after.starts_with(": ") {
+                continue;
+            }
+            let value_start = name_start + name_len + 2;
+            let value_len = text[value_start..]
+                .find(char::is_whitespace)
+                .unwrap_or(text.len() - value_start);
+            if value_len == 0 {
+                continue;
+            }
+            at = value_start + value_len;
+            return Some((name, &text[value_start..at]));
+        }
+        None
     })
 }
 
@@ -334,6 +396,28 @@ impl Tracker {
 #[allow(clippy::approx_constant)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_values_read_as_the_pattern_they_replace_did() {
+        // The regex the hand-written reader replaced, as the oracle.
+        let pattern = Regex::new(r"(?:^|\s)- ([A-Za-z_][^\s:]*): (\S+)").unwrap();
+        for line in [
+            "100/100 - 1s - 13ms/step - accuracy: 0.1151 - loss: 2.3007 - val_loss: nan",
+            "- 207s - loss: 0.6935 - acc: 0.5032",
+            " 3/10 [===>......] - ETA: 2s - loss: 1.2e-05 - lr: 1.0000e-04",
+            "x- loss: 1 -loss: 2 - 9bad: 3 - ok:4 - fine: 5 - end: ",
+            "- a: b- c: d - _x.y/z: -0.5  - \u{e9}t\u{e9}: 1",
+            "",
+            "-",
+            "- ",
+        ] {
+            let expected: Vec<(&str, &str)> = pattern
+                .captures_iter(line)
+                .map(|c| (c.get(1).unwrap().as_str(), c.get(2).unwrap().as_str()))
+                .collect();
+            assert_eq!(named_values(line).collect::<Vec<_>>(), expected, "{line:?}");
+        }
+    }
     use crate::metrics::testing::{ScratchFile, example, values};
     use crate::metrics::{Canonical, Format, Metrics, load_metrics};
 

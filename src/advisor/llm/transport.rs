@@ -167,7 +167,7 @@ impl Transport {
                     .with_api_key(key),
             ),
         };
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder(&endpoint.base_url)
             .timeout(resilience.timeout)
             .connect_timeout(resilience.timeout.min(Duration::from_secs(10)))
             .build()
