@@ -375,29 +375,30 @@ fn write_back(
             continue;
         };
         review.written_back = Some(false);
+        // The report shows its chart by the chart's own file name, so it keeps it.
+        let chart = review.report.as_ref().map(|p| p.with_extension("svg"));
+        let chart_name = chart
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        let files = [
+            ("config.retuned.json".to_string(), review.config_out.clone()),
+            ("report.md".to_string(), review.report.clone()),
+            (
+                "report.json".to_string(),
+                review.report.as_ref().map(|p| p.with_extension("json")),
+            ),
+            (
+                chart_name.unwrap_or_default(),
+                chart.filter(|p| p.is_file()),
+            ),
+        ];
         let mut artifacts = Vec::new();
-        let mut files: Vec<(&str, &Option<PathBuf>)> =
-            vec![("config.retuned.json", &review.config_out)];
-        files.push(("report.md", &review.report));
-        let json = review.report.as_ref().map(|p| p.with_extension("json"));
-        let svg = review.report.as_ref().map(|p| p.with_extension("svg"));
-        files.push(("report.json", &json));
         for (name, path) in files {
             if let Some(path) = path {
-                let bytes = std::fs::read(path).map_err(|e| Error::read(path, &e))?;
-                artifacts.push((name.to_string(), bytes));
+                let bytes = std::fs::read(&path).map_err(|e| Error::read(&path, &e))?;
+                artifacts.push((name, bytes));
             }
-        }
-        // The report shows its chart by the chart's own file name.
-        if let Some(svg) = svg.filter(|p| p.is_file()) {
-            let name = svg
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "chart.svg".into());
-            artifacts.push((
-                name,
-                std::fs::read(&svg).map_err(|e| Error::read(&svg, &e))?,
-            ));
         }
         let tags = summary::tags(review);
         client.write_back(&run, &tags, &artifacts)?;
