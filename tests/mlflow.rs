@@ -1066,6 +1066,8 @@ fn against_a_real_mlflow_server() {
         "{back:#}"
     );
     assert_eq!(back["tags"]["retune.provider"], "rules");
+    // Every key is sent, empty where it does not apply, so an old review's does not linger.
+    assert_eq!(back["tags"]["retune.error"], "");
     let report = back["artifacts"]["retune/report.md"].as_str().unwrap();
     assert!(report.contains("learning_rate"), "{report}");
     let adjusted: Value = serde_json::from_str(

@@ -174,13 +174,7 @@ struct Context<'a> {
 }
 
 pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
-    let (items, server) = match &args.mlflow.mlflow {
-        Some(url) => {
-            let (items, client) = mlflow_items(args, url)?;
-            (items, Some(client))
-        }
-        None => (folder_items(args)?, None),
-    };
+    // Flags and files that are wrong fail before a tracking server is read in full.
     let budget = Arc::new(Budget::new(Limits {
         max_calls: args.max_llm_calls,
         max_tokens: args.budget_tokens,
@@ -188,9 +182,17 @@ pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
     }));
     let advisor = crate::select_advisor(&args.llm, args.format, Some(budget.clone()))?;
     let uses_llm = advisor.uses_llm();
+    let space = Space::load(args.space.as_deref())?;
+    let (items, server) = match &args.mlflow.mlflow {
+        Some(url) => {
+            let (items, client) = mlflow_items(args, url)?;
+            (items, Some(client))
+        }
+        None => (folder_items(args)?, None),
+    };
     let context = Context {
         args,
-        space: Space::load(args.space.as_deref())?,
+        space,
         advisor,
         finish: Finish {
             lang: args.lang,

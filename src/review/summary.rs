@@ -296,7 +296,9 @@ fn markdown(review: &Review, dir: &Path, lang: Lang) -> String {
 }
 
 /// What `--write-back` records on an MLflow run: how it stands, what was found, what was
-/// proposed. Values are cut to the server's limit on a character boundary.
+/// proposed. Every key is sent every time, empty when it does not apply, so that a tag
+/// from an earlier review (an error since fixed) does not outlive it. Values are cut to
+/// the server's limit on a character boundary.
 pub fn tags(run: &RunReview) -> Vec<(String, String)> {
     let none = |text: String| {
         if text == "-" {
@@ -305,24 +307,21 @@ pub fn tags(run: &RunReview) -> Vec<(String, String)> {
             text
         }
     };
-    let mut tags = vec![
+    [
         ("retune.status", run.status.as_str().to_string()),
         ("retune.findings", none(finding_ids(run))),
         ("retune.proposed", none(proposed(run))),
-    ];
-    if let Some(provider) = &run.provider {
-        tags.push(("retune.provider", provider.clone()));
-    }
-    if let Some(id) = &run.adjustment_id {
-        tags.push(("retune.adjustment_id", id.clone()));
-    }
-    if let Some(error) = &run.error {
-        tags.push(("retune.error", error.clone()));
-    }
-    tags.into_iter()
-        .map(|(k, v)| {
-            let v: String = v.chars().take(crate::mlflow::MAX_TAG_VALUE_CHARS).collect();
-            (k.to_string(), v)
-        })
-        .collect()
+        ("retune.provider", run.provider.clone().unwrap_or_default()),
+        (
+            "retune.adjustment_id",
+            run.adjustment_id.clone().unwrap_or_default(),
+        ),
+        ("retune.error", run.error.clone().unwrap_or_default()),
+    ]
+    .into_iter()
+    .map(|(k, v)| {
+        let v: String = v.chars().take(crate::mlflow::MAX_TAG_VALUE_CHARS).collect();
+        (k.to_string(), v)
+    })
+    .collect()
 }
