@@ -135,3 +135,71 @@ fn a_diverging_run_through_the_real_model() {
         }
     }
 }
+
+/// A nightly review of a learning-rate sweep with the real model: the sick run goes to
+/// the model with its siblings' evidence, the healthy ones do not, the call cap holds,
+/// and whatever the model says, the diverged run is not given a higher learning rate.
+#[test]
+fn a_review_of_a_sweep_through_the_real_model() {
+    let Some(url) = endpoint() else { return };
+    let s = Scratch::new();
+    for lr in ["0.0001", "0.0003", "0.001", "0.01", "0.5"] {
+        for file in ["config.json", "history.csv"] {
+            s.copy_example(
+                &format!("sweep/lr_{lr}/{file}"),
+                &format!("sweep/lr_{lr}/{file}"),
+            );
+        }
+    }
+    let out = s
+        .command()
+        .args(["review", "sweep", "--suggest", "--format", "json"])
+        .args([
+            "--provider",
+            "openai",
+            "--base-url",
+            &url,
+            "--model",
+            "gemma-3-270m",
+        ])
+        .args([
+            "--timeout",
+            "120",
+            "--deadline",
+            "600",
+            "--max-llm-calls",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 1);
+    let review = json(&out);
+    eprintln!("llm usage {}", review["llm_usage"]);
+    assert!(review["llm_usage"]["calls"].as_u64().unwrap() <= 3);
+    for run in review["runs"].as_array().unwrap() {
+        let name = run["name"].as_str().unwrap();
+        eprintln!(
+            "{name}: {} {} {}",
+            run["status"], run["provider"], run["changes"]
+        );
+        if name == "sweep/lr_0.5" {
+            assert_eq!(run["status"], "critical");
+            assert!(
+                run["provider"].as_str().unwrap().starts_with("openai"),
+                "{run:#}"
+            );
+            for change in run["changes"].as_array().unwrap() {
+                if change["canonical"] == "learning_rate" {
+                    assert!(change["new"].as_f64() < change["old"].as_f64(), "{change}");
+                }
+            }
+            let adjusted: Value =
+                serde_json::from_str(&s.read("sweep/lr_0.5/config.retuned.json")).unwrap();
+            let before: Value = serde_json::from_str(&s.read("sweep/lr_0.5/config.json")).unwrap();
+            assert_eq!(keys(&before), keys(&adjusted), "keys were added or removed");
+        } else {
+            assert_eq!(run["status"], "healthy", "{run:#}");
+            assert_eq!(run["provider"], "rules", "healthy runs are not sent");
+        }
+    }
+}

@@ -383,3 +383,23 @@ async fn siblings_set_the_diverged_run_apart_in_the_finding_and_the_prompt() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_request_rate_is_shared_and_evenly_spaced() {
+    let server = llm().await;
+    let s = three_diverging();
+    // 600 a minute is one request every 100 ms, whatever the concurrency.
+    let out = review_with(&s, &server, &["--llm-rate", "600", "--concurrency", "3"]).await;
+    assert_code(&out, 1);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 3);
+    let review = json(&out);
+    let mut started: Vec<u64> = ["exp/a", "exp/b", "exp/c"]
+        .iter()
+        .map(|n| run(&review, n)["llm"]["latency_ms"].as_u64().unwrap())
+        .collect();
+    started.sort();
+    // Each run's exchange includes its wait for a slot: the last waited two slots. This
+    // asserts the pacing, a lower bound, not a speed.
+    assert!(started[2] >= 190, "{started:?}");
+}
