@@ -374,6 +374,18 @@ async fn siblings_set_the_diverged_run_apart_in_the_finding_and_the_prompt() {
     for lr in ["0.0001", "0.0003", "0.001", "0.01"] {
         assert_eq!(run(&review, &format!("exp/lr_{lr}"))["status"], "healthy");
     }
+    // The stand-in's answer is unusable here, so the rules decide, and their cut rests on
+    // the siblings too.
+    assert_eq!(diverged["provider"], "openai→rules");
+    let cut = &diverged["changes"][0];
+    assert_eq!(cut["parameter"], "learning_rate");
+    assert!(
+        cut["rationale"]
+            .as_str()
+            .unwrap()
+            .ends_with("; the 4 sibling runs with learning_rate ≤ 0.01 show no divergence"),
+        "{cut:#}"
+    );
     // Only the sick run was sent, and its prompt carries the comparison.
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 1);

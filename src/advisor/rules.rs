@@ -726,12 +726,44 @@ impl Plan<'_> {
         if self.changes.iter().any(|c| c.parameter == tunable.path) {
             return;
         }
+        let rationale = match self.siblings_agree(tunable, new) {
+            Some(evidence) => format!("{rationale}; {evidence}"),
+            None => rationale,
+        };
         self.changes.push(ProposedChange {
             parameter: tunable.path.clone(),
             new_value: crate::config::number_like(new, &tunable.raw),
             rationale,
             confidence,
         });
+    }
+
+    /// What a review's sibling runs say for a change that moves `tunable` toward their
+    /// values (`review` puts it in a finding's `siblings` evidence): the rationale then
+    /// rests on the team's other runs as well as on this one's curve.
+    fn siblings_agree(&self, tunable: &Tunable, new: f64) -> Option<String> {
+        self.diagnosis.findings.iter().find_map(|f| {
+            let s = f.evidence.get("siblings")?;
+            if s["parameter"].as_str()? != tunable.path {
+                return None;
+            }
+            let count = s["siblings_without_finding"].as_u64()?;
+            let range = s["their_range"].as_array()?;
+            let (lo, hi) = (range.first()?.as_f64()?, range.get(1)?.as_f64()?);
+            let (toward, bound) = match s["outside"].as_str()? {
+                "max" => (new < tunable.value, format!("≤ {}", num(hi))),
+                _ => (new > tunable.value, format!("≥ {}", num(lo))),
+            };
+            toward.then(|| {
+                say!(
+                    self.lang,
+                    "the {count} sibling runs with {} {bound} show no {}",
+                    "{} {bound} 的 {count} 个同组运行没有出现 {}",
+                    tunable.path,
+                    f.id
+                )
+            })
+        })
     }
 
     /// True (and says why) when moving `tunable` in `direction` would undo the last change
@@ -891,6 +923,34 @@ mod tests {
 
     const ADAM: &str =
         r#"{"optimizer": "adam", "learning_rate": 0.3, "dropout": 0.1, "epochs": 20}"#;
+
+    #[test]
+    fn a_cut_toward_the_siblings_says_so_and_a_move_away_does_not() {
+        let r = run(Some(ADAM), &[("loss", &[2.0, 1.5, f64::NAN])]);
+        let siblings = |outside: &str| {
+            let mut f = finding(
+                "divergence",
+                evidence!["series" => "loss", "epoch" => 3u32, "value" => f64::NAN, "last_sane_epoch" => 2u32, "last_sane_value" => 1.5],
+            );
+            f.evidence.insert(
+                "siblings".into(),
+                json!({"parameter": "learning_rate", "value": 0.3, "siblings_without_finding": 3,
+                       "their_range": [0.001, 0.01], "outside": outside}),
+            );
+            f
+        };
+        let p = advise(&r, vec![siblings("max")]);
+        assert!(
+            p.changes[0]
+                .rationale
+                .ends_with("; the 3 sibling runs with learning_rate ≤ 0.01 show no divergence"),
+            "{}",
+            p.changes[0].rationale
+        );
+        // Evidence that the fine runs sit above this one does not support a cut.
+        let p = advise(&r, vec![siblings("min")]);
+        assert!(!p.changes[0].rationale.contains("sibling"));
+    }
 
     #[test]
     fn a_healthy_run_is_left_alone() {
