@@ -191,6 +191,12 @@ pub struct SuggestArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// When to write the report (Markdown, JSON twin, chart): every time, or only when the
+    /// decision changes the config or asks for an action. A trainer calling every epoch
+    /// gets three files an epoch with `always`. The history line is always written.
+    #[arg(long, value_enum, default_value_t = ReportOn::Always)]
+    pub report_on: ReportOn,
+
     #[command(flatten)]
     pub llm: LlmArgs,
 }
@@ -390,6 +396,14 @@ pub struct MlflowArgs {
     /// retune.proposed in one call. Nothing is written to the server without it.
     #[arg(long, requires = "mlflow")]
     pub write_back: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportOn {
+    /// Every call writes a report.
+    Always,
+    /// Only a decision with a change or an action writes one.
+    Change,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -204,6 +204,7 @@ pub fn suggest(args: &SuggestArgs, time: Timestamp) -> Result<Outcome> {
             time,
             dry_run: args.dry_run,
             in_place: args.in_place,
+            report_on: args.report_on,
         },
     )
 }
@@ -216,6 +217,7 @@ pub struct Finish {
     pub time: Timestamp,
     pub dry_run: bool,
     pub in_place: bool,
+    pub report_on: cli::ReportOn,
 }
 
 /// advise → validate → write, for a run already loaded and diagnosed: the second half of
@@ -258,7 +260,10 @@ pub fn conclude(
         written: report::Written::default(),
     };
     if !finish.dry_run {
-        report::write(&mut outcome, finish.in_place)?;
+        let reports = finish.report_on == cli::ReportOn::Always
+            || !outcome.decision.changes.is_empty()
+            || !outcome.decision.actions.is_empty();
+        report::write(&mut outcome, finish.in_place, reports)?;
     }
     Ok(outcome)
 }

@@ -250,3 +250,24 @@ fn the_report_is_written_in_chinese_on_request() {
         "{report}"
     );
 }
+
+#[test]
+fn report_on_change_skips_the_report_of_a_decision_that_changes_nothing() {
+    // The healthy run: no change, no action. The config copy and the history line are
+    // still written; the report, its JSON twin and its chart are not.
+    let (s, d) = common::suggest("keras/healthy", "history.csv", &["--report-on", "change"]);
+    assert!(d["changes"].as_array().unwrap().is_empty(), "{d:#}");
+    assert!(d["report"].is_null(), "{d:#}");
+    assert_eq!(
+        s.files(),
+        [
+            "reports/history.jsonl",
+            "run/config.json",
+            "run/config.retuned.json",
+            "run/history.csv"
+        ]
+    );
+    // A decision that changes something still gets its report.
+    let (s, d) = common::suggest("keras/diverging", "history.csv", &["--report-on", "change"]);
+    assert!(s.path(d["report"].as_str().unwrap()).is_file(), "{d:#}");
+}

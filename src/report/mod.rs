@@ -79,33 +79,38 @@ pub fn decision_json(outcome: &Outcome) -> DecisionJson<'_> {
     }
 }
 
-/// Writes the chart, the reports, the adjusted config and the history line, in that
+/// Writes the chart, the reports (unless `reports` is false: `--report-on change` on a
+/// decision that changes nothing), the adjusted config and the history line, in that
 /// order: the history line is last so it only records adjustments whose files exist.
 /// `outcome.written` is filled in first, because the report and its JSON twin name the
 /// files.
-pub fn write(outcome: &mut Outcome, in_place: bool) -> Result<()> {
+pub fn write(outcome: &mut Outcome, in_place: bool, reports: bool) -> Result<()> {
     let dir = outcome.paths.report_dir.clone();
     let id = outcome.adjustment_id.clone();
     let report = dir.join(format!("{id}.md"));
     let report_json = dir.join(format!("{id}.json"));
     let chart_name = format!("{id}.svg");
-    let svg = chart::render(&outcome.run, outcome.lang);
+    let svg = reports
+        .then(|| chart::render(&outcome.run, outcome.lang))
+        .flatten();
     outcome.written = Written {
         config_out: Some(outcome.paths.config_out.clone()),
-        report: Some(report.clone()),
-        report_json: Some(report_json.clone()),
+        report: reports.then(|| report.clone()),
+        report_json: reports.then(|| report_json.clone()),
         chart: svg.as_ref().map(|_| dir.join(&chart_name)),
         history: Some(outcome.paths.history.clone()),
     };
     if let (Some(svg), Some(path)) = (&svg, &outcome.written.chart) {
         write_atomic(path, svg.as_bytes())?;
     }
-    let chart_href = svg.as_ref().map(|_| chart_name.as_str());
-    let markdown = markdown::render(outcome, chart_href);
-    let json = serde_json::to_string_pretty(&decision_json(outcome))
-        .map_err(|e| Error::write(&dir, std::io::Error::other(e)))?;
-    write_atomic(&report, markdown.as_bytes())?;
-    write_atomic(&report_json, format!("{json}\n").as_bytes())?;
+    if reports {
+        let chart_href = svg.as_ref().map(|_| chart_name.as_str());
+        let markdown = markdown::render(outcome, chart_href);
+        let json = serde_json::to_string_pretty(&decision_json(outcome))
+            .map_err(|e| Error::write(&dir, std::io::Error::other(e)))?;
+        write_atomic(&report, markdown.as_bytes())?;
+        write_atomic(&report_json, format!("{json}\n").as_bytes())?;
+    }
 
     let config = outcome
         .run
@@ -413,6 +418,13 @@ pub fn suggest_text(outcome: &Outcome) -> String {
             "已写入 {} 和 {}（{} 顾问）\n",
             config.display(),
             report.display(),
+            outcome.proposal.provider
+        )),
+        (Some(config), None) => out.push_str(&say!(
+            lang,
+            "wrote {} (no report: nothing changed, --report-on change) ({} advisor)\n",
+            "已写入 {}（无变更，未写报告：--report-on change）（{} 顾问）\n",
+            config.display(),
             outcome.proposal.provider
         )),
         _ => out.push_str(&say!(

@@ -200,6 +200,8 @@ pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
             // Writing back needs the reports and adjusted configs it uploads.
             dry_run: !(args.suggest || args.mlflow.write_back),
             in_place: false,
+            // A review's per-run report is what its summary links and write-back uploads.
+            report_on: crate::cli::ReportOn::Always,
         },
         progress: progress_bar(args.format, items.len()),
     };
