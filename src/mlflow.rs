@@ -488,6 +488,26 @@ impl Inner {
             .unwrap_or_else(|_| self.base.clone())
     }
 
+    /// The page token to ask for next, or `None` on the last page. A token handed out
+    /// twice would page forever: that is not a server to trust.
+    fn next_page(
+        &self,
+        context: &str,
+        page: &Value,
+        seen: &mut HashSet<String>,
+    ) -> Result<Option<String>> {
+        match page["next_page_token"].as_str().filter(|t| !t.is_empty()) {
+            Some(next) if !seen.insert(next.to_string()) => Err(self.error(
+                context,
+                &Failure::NotMlflow {
+                    status: 200,
+                    detail: "the server handed out the same page token twice".into(),
+                },
+            )),
+            next => Ok(next.map(str::to_string)),
+        }
+    }
+
     fn error(&self, context: &str, failure: &Failure) -> Error {
         Error::input(
             Path::new(&self.shown),
@@ -708,17 +728,8 @@ impl Inner {
                 }
                 runs.push(run);
             }
-            match page["next_page_token"].as_str().filter(|t| !t.is_empty()) {
-                Some(next) if !seen_tokens.insert(next.to_string()) => {
-                    return Err(self.error(
-                        &context,
-                        &Failure::NotMlflow {
-                            status: 200,
-                            detail: "the server handed out the same page token twice".into(),
-                        },
-                    ));
-                }
-                Some(next) => token = Some(next.to_string()),
+            match self.next_page(&context, &page, &mut seen_tokens)? {
+                Some(next) => token = Some(next),
                 None => break,
             }
         }
@@ -818,17 +829,8 @@ impl Inner {
                 })?;
                 points.push(point);
             }
-            match page["next_page_token"].as_str().filter(|t| !t.is_empty()) {
-                Some(next) if !seen_tokens.insert(next.to_string()) => {
-                    return Err(self.error(
-                        &context,
-                        &Failure::NotMlflow {
-                            status: 200,
-                            detail: "the server handed out the same page token twice".into(),
-                        },
-                    ));
-                }
-                Some(next) => token = Some(next.to_string()),
+            match self.next_page(&context, &page, &mut seen_tokens)? {
+                Some(next) => token = Some(next),
                 None => break,
             }
         }

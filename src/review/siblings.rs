@@ -229,29 +229,31 @@ mod tests {
         assert_eq!(f.evidence["siblings"]["parameter"], "learning_rate");
     }
 
+    /// The notes for runs at these learning rates with these findings.
+    fn notes(lrs: &[f64], findings: &[&[&'static str]]) -> Vec<Note> {
+        let runs: Vec<Run> = lrs.iter().copied().map(run_with_lr).collect();
+        let diagnoses: Vec<Diagnosis> = findings.iter().map(|f| diagnosis(f)).collect();
+        let members: Vec<Member> = runs
+            .iter()
+            .zip(&diagnoses)
+            .map(|(run, diagnosis)| Member {
+                name: "r",
+                run,
+                diagnosis,
+            })
+            .collect();
+        compare(&members, Lang::En)
+    }
+
     #[test]
     fn no_note_without_enough_siblings_or_a_separating_value() {
-        let runs = [0.5, 0.1].map(run_with_lr);
-        let diagnoses = [diagnosis(&["divergence"]), diagnosis(&[])];
-        let members: Vec<Member> = (0..2)
-            .map(|i| Member {
-                name: "r",
-                run: &runs[i],
-                diagnosis: &diagnoses[i],
-            })
-            .collect();
-        assert!(compare(&members, Lang::En).is_empty());
-
+        assert!(notes(&[0.5, 0.1], &[&["divergence"], &[]]).is_empty());
         // The sick run's value lies inside the fine ones' range: nothing sets it apart.
-        let runs = [0.01, 0.1, 0.001].map(run_with_lr);
-        let diagnoses = [diagnosis(&["divergence"]), diagnosis(&[]), diagnosis(&[])];
-        let members: Vec<Member> = (0..3)
-            .map(|i| Member {
-                name: "r",
-                run: &runs[i],
-                diagnosis: &diagnoses[i],
-            })
-            .collect();
-        assert!(compare(&members, Lang::En).is_empty());
+        assert!(notes(&[0.01, 0.1, 0.001], &[&["divergence"], &[], &[]]).is_empty());
+        // Three runs, two fine above it: enough.
+        assert_eq!(
+            notes(&[0.5, 0.1, 0.01], &[&["divergence"], &[], &[]]).len(),
+            1
+        );
     }
 }
