@@ -415,3 +415,53 @@ async fn the_request_rate_is_shared_and_evenly_spaced() {
     // asserts the pacing, a lower bound, not a speed.
     assert!(started[2] >= 190, "{started:?}");
 }
+
+/// Copies a folder of configs/examples, recursively, to `to` in the scratch directory.
+fn copy_tree(s: &Scratch, from: &str, to: &str) {
+    let root = common::example(from);
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(&root).unwrap().display().to_string();
+                s.write(&format!("{to}/{rel}"), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+}
+
+#[test]
+fn runs_are_found_as_each_framework_lays_them_out() {
+    // Real files: TensorBoard run folders written by Keras (train/ and validation/),
+    // PyTorch, TF2 and Lightning; a Hugging Face trainer_state.json; a Lightning CSV.
+    let s = Scratch::new();
+    copy_tree(&s, "formats/tensorboard", "team/tensorboard");
+    copy_tree(&s, "formats/hf", "team/hf");
+    copy_tree(&s, "formats/lightning", "team/lightning_logs");
+    let out = s.retune(&["review", "team", "--format", "json"]);
+    let review = json(&out);
+    let names: Vec<&str> = review["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "team/hf",
+            "team/lightning_logs/version_0",
+            "team/tensorboard/keras",
+            "team/tensorboard/lightning/version_0",
+            "team/tensorboard/pytorch",
+            "team/tensorboard/tf2",
+        ]
+    );
+    assert_eq!(review["totals"]["error"], 0, "{review:#}");
+    let keras = run(&review, "team/tensorboard/keras");
+    assert_eq!(keras["source"]["metrics"], "team/tensorboard/keras");
+    assert!(keras["epochs"].as_u64().unwrap() > 0);
+}
