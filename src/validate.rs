@@ -235,7 +235,7 @@ fn check_change(
         ));
     }
     if let Some(epoch) = in_cooldown(run, &tunable.path)
-        && !diverged_since(run, diagnosis, epoch)
+        && !diverged_since(diagnosis, epoch)
     {
         return Err(say!(
             lang,
@@ -404,8 +404,12 @@ fn against_the_findings(diagnosis: &Diagnosis, decision: &mut Decision, lang: La
 
 /// A divergence overrides a cooldown, but only one seen in epochs after the change: the
 /// same log read twice is no new evidence, and cutting twice for it would compound.
-pub fn diverged_since(run: &Run, diagnosis: &Diagnosis, change_epoch: u32) -> bool {
-    diagnosis.has("divergence") && run.facts.epochs_done > change_epoch
+pub fn diverged_since(diagnosis: &Diagnosis, change_epoch: u32) -> bool {
+    diagnosis
+        .get("divergence")
+        .and_then(|f| f.evidence.get("epoch"))
+        .and_then(serde_json::Value::as_u64)
+        .is_some_and(|epoch| epoch > u64::from(change_epoch))
 }
 
 /// The epoch of the latest change to `path` if it is still within the cooldown.
@@ -828,15 +832,22 @@ mod tests {
         let p = propose(&[("optimizer.lr", json!(0.0005))]);
         let d = validate(&r, &Diagnosis::default(), &p, Lang::En);
         assert!(reason(&d, "optimizer.lr").starts_with("cooldown"));
-        let mut diag = Diagnosis::default();
-        diag.findings.push(Finding {
-            id: "divergence",
-            severity: Severity::Critical,
-            summary: String::new(),
-            evidence: Default::default(),
-        });
-        let d = validate(&r, &diag, &p, Lang::En);
+        let diverged_at = |epoch: u32| {
+            let mut diag = Diagnosis::default();
+            diag.findings.push(Finding {
+                id: "divergence",
+                severity: Severity::Critical,
+                summary: String::new(),
+                evidence: crate::evidence!["epoch" => epoch],
+            });
+            diag
+        };
+        // A divergence after the change is new evidence: the cooldown gives way.
+        let d = validate(&r, &diverged_at(3), &p, Lang::En);
         assert_eq!(d.changes.len(), 1);
+        // The divergence the change answered is not.
+        let d = validate(&r, &diverged_at(2), &p, Lang::En);
+        assert!(reason(&d, "optimizer.lr").starts_with("cooldown"));
     }
 
     #[test]

@@ -271,3 +271,67 @@ fn report_on_change_skips_the_report_of_a_decision_that_changes_nothing() {
     let (s, d) = common::suggest("keras/diverging", "history.csv", &["--report-on", "change"]);
     assert!(s.path(d["report"].as_str().unwrap()).is_file(), "{d:#}");
 }
+
+#[test]
+fn a_blow_up_the_trainer_rolled_back_from_is_not_acted_on_again() {
+    // A trainer calling suggest after every epoch, CSVLogger(append=True): NaN at epoch 4,
+    // restored; the restored run trains on; then blows up again.
+    let s = Scratch::new();
+    s.write(
+        "config.json",
+        r#"{"optimizer": "adam", "learning_rate": 0.3, "batch_size": 32, "epochs": 30, "num_classes": 10}"#,
+    );
+    let mut csv = String::from(
+        "epoch,accuracy,loss,val_accuracy,val_loss\r\n0,0.2,2.0,0.2,2.1\r\n1,0.3,1.5,0.3,1.6\r\n2,0.4,1.2,0.4,1.3\r\n3,0.1,nan,0.1,nan\r\n",
+    );
+    let mut step = |row: Option<&str>| {
+        if let Some(row) = row {
+            csv.push_str(row);
+            csv.push_str("\r\n");
+        }
+        s.write("history.csv", &csv);
+        let out = s.retune(&[
+            "suggest",
+            "-c",
+            "config.json",
+            "-m",
+            "history.csv",
+            "--in-place",
+            "--history",
+            "h.jsonl",
+            "--format",
+            "json",
+            "--provider",
+            "rules",
+        ]);
+        assert_code(&out, 0);
+        let d = json(&out);
+        let lr: Vec<f64> = d["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["canonical"] == "learning_rate")
+            .map(|c| c["new"].as_f64().unwrap())
+            .collect();
+        (finding_ids(&d), lr, d["actions"].clone())
+    };
+    let (ids, lr, actions) = step(None);
+    assert!(ids.contains(&"divergence".to_string()));
+    assert_eq!(
+        (lr, actions),
+        (vec![0.03], serde_json::json!(["restore_checkpoint"]))
+    );
+    // The epoch after the restore: the old NaN is not judged again, and the cut is
+    // cooling down: no second cut, no second restore.
+    let (ids, lr, actions) = step(Some("4,0.42,1.15,0.41,1.25"));
+    assert!(!ids.contains(&"divergence".to_string()), "{ids:?}");
+    assert!(lr.is_empty(), "{lr:?}");
+    assert_eq!(actions, serde_json::json!([]));
+    // A new blow-up after the restore is a new divergence, acted on at once.
+    let (ids, lr, actions) = step(Some("5,0.1,nan,0.1,nan"));
+    assert!(ids.contains(&"divergence".to_string()));
+    assert_eq!(
+        (lr, actions),
+        (vec![0.003], serde_json::json!(["restore_checkpoint"]))
+    );
+}

@@ -712,7 +712,7 @@ impl Plan<'_> {
     /// validator would reject it; saying so here explains why nothing moved).
     fn propose(&mut self, tunable: &Tunable, new: f64, rationale: String, confidence: f64) {
         let cooling = in_cooldown(self.run, &tunable.path)
-            .filter(|&epoch| !diverged_since(self.run, self.diagnosis, epoch));
+            .filter(|&epoch| !diverged_since(self.diagnosis, epoch));
         if let Some(epoch) = cooling {
             self.advice.push(say!(
                 self.lang,

@@ -12,6 +12,7 @@
 //! count as sane: restoring one of them would restore weights already on their way out.
 
 use super::{Diagnosis, Finding, Severity, num, series, series_label};
+use crate::advisor::Action;
 use crate::evidence;
 use crate::lang::Lang;
 use crate::metrics::series::RECENT_CAPACITY;
@@ -103,8 +104,26 @@ impl Sanity {
     }
 }
 
+/// The latest epoch the trainer rolled back from: a history line whose decision asked to
+/// restore a checkpoint or restart. The epochs up to it were undone, so a blow-up in them
+/// has been dealt with; judging it again would cut the rate and roll back once more at
+/// every epoch that follows (0.3 → 0.03 → 0.003 … while the run trains fine).
+fn rolled_back_through(run: &Run) -> u32 {
+    run.history
+        .iter()
+        .filter(|e| {
+            e.actions
+                .iter()
+                .any(|a| matches!(a, Action::RestoreCheckpoint | Action::Restart))
+        })
+        .filter_map(|e| e.epoch)
+        .max()
+        .unwrap_or(0)
+}
+
 pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
     let sanity = Sanity::of(run);
+    let since = rolled_back_through(run);
     let mut worst: Option<(&Series, Event)> = None;
     for canonical in WATCHED {
         let Some(s) = series(run, canonical) else {
@@ -116,7 +135,7 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
             let above = (canonical == Canonical::Loss)
                 .then(|| above_chance(s, &sanity))
                 .flatten();
-            [first_bad_epoch(s, &sanity), above]
+            [first_bad_epoch(s, &sanity, since), above]
                 .into_iter()
                 .flatten()
                 .min_by_key(|e| (e.epoch, e.reason))
@@ -193,24 +212,41 @@ fn candidates_before(series: &Series, epoch: u32) -> Vec<Point> {
 /// The first epoch of a divergence of a loss series that the run has not recovered from.
 /// A non-finite loss counts at once; a spike or a backstop value counts while the latest
 /// value has not come back to a sane value below the mean before it.
-fn first_bad_epoch(series: &Series, sanity: &Sanity) -> Option<Event> {
+fn first_bad_epoch(series: &Series, sanity: &Sanity, since: u32) -> Option<Event> {
     let points = series.tail(RECENT_CAPACITY);
-    let nonfinite = series.first_nonfinite().map(|p| Event {
+    // The first non-finite epoch after the rollback: the series keeps the very first one,
+    // and the recent window holds what came after it.
+    let first_nonfinite = match series.first_nonfinite() {
+        Some(p) if p.epoch > since => Some(p),
+        Some(_) => points
+            .iter()
+            .find(|p| p.epoch > since && !p.value.is_finite())
+            .copied(),
+        None => None,
+    };
+    let nonfinite = first_nonfinite.map(|p| Event {
         epoch: p.epoch,
         value: p.value,
         reason: Reason::NonFinite,
         window: None,
         climb_start: climb_start(&points, p.epoch),
     });
-    let first = series.first()?;
+    // The run's start, or where it started again after a rollback.
+    let first = series
+        .first()
+        .filter(|p| p.epoch > since)
+        .or_else(|| points.iter().find(|p| p.epoch > since).copied())?;
     let last = series.last()?;
     let mut finite_event = None;
     for (i, point) in points.iter().enumerate() {
-        if !point.value.is_finite() {
+        if !point.value.is_finite() || point.epoch <= since {
             continue;
         }
+        // Epochs rolled back are not what the run's weights came from: a blow-up there
+        // would hide a spike now in its mean.
         let window: Vec<f64> = points[i.saturating_sub(SPIKE_WINDOW)..i]
             .iter()
+            .filter(|p| p.epoch > since)
             .map(|p| p.value)
             .filter(|v| v.is_finite())
             .collect();
@@ -409,6 +445,37 @@ mod tests {
         assert_eq!(e["last_sane_value"], 0.6);
         assert_eq!(e["first_value"], 2.3);
         assert_eq!(e["series"], "loss");
+    }
+
+    #[test]
+    fn epochs_rolled_back_are_not_judged_again_and_a_new_blow_up_is() {
+        let restored_at = |epoch: u32| {
+            let mut e = crate::history::entry(Some(epoch), &[], &["divergence"], &[]);
+            e.actions = vec![Action::RestoreCheckpoint];
+            e
+        };
+        // NaN at epoch 4, restored there; the epochs since train on.
+        let mut run = Fixture::new()
+            .series("loss", &[2.0, 1.5, 1.2, f64::NAN, 1.15, 1.05])
+            .run();
+        let judge = |run: &Run| {
+            let mut out = Diagnosis::default();
+            check(run, Lang::En, &mut out);
+            out.get("divergence").map(|f| f.evidence["epoch"].clone())
+        };
+        assert_eq!(
+            judge(&run),
+            Some(json!(4)),
+            "no rollback recorded: still judged"
+        );
+        run.history.push(restored_at(4));
+        assert_eq!(judge(&run), None);
+        // A blow-up after the rollback is a new divergence.
+        let mut again = Fixture::new()
+            .series("loss", &[2.0, 1.5, 1.2, f64::NAN, 1.15, f64::NAN])
+            .run();
+        again.history.push(restored_at(4));
+        assert_eq!(judge(&again), Some(json!(6)));
     }
 
     #[test]
