@@ -465,3 +465,48 @@ fn runs_are_found_as_each_framework_lays_them_out() {
     assert_eq!(keras["source"]["metrics"], "team/tensorboard/keras");
     assert!(keras["epochs"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn a_trainers_own_history_beside_the_run_is_read() {
+    // Two copies of a run that blew up at epoch 4; the trainer of `a` called retune
+    // (history.jsonl beside its files, as the callbacks keep it), restored, and trained
+    // on. `b` has no history: its NaN stands.
+    let s = Scratch::new();
+    let config = r#"{"optimizer": "adam", "learning_rate": 0.3, "batch_size": 32, "epochs": 30, "num_classes": 10}"#;
+    let before = "epoch,accuracy,loss,val_accuracy,val_loss\r\n0,0.2,2.0,0.2,2.1\r\n1,0.3,1.5,0.3,1.6\r\n2,0.4,1.2,0.4,1.3\r\n3,0.1,nan,0.1,nan\r\n";
+    for run in ["a", "b"] {
+        s.write(&format!("exp/{run}/config.json"), config);
+        s.write(&format!("exp/{run}/history.csv"), before);
+    }
+    let out = s.retune(&[
+        "suggest",
+        "-c",
+        "exp/a/config.json",
+        "-m",
+        "exp/a/history.csv",
+        "--in-place",
+        "--history",
+        "exp/a/history.jsonl",
+        "--report-dir",
+        "exp/a/reports",
+        "--format",
+        "json",
+    ]);
+    assert_code(&out, 0);
+    assert_eq!(json(&out)["actions"], json!(["restore_checkpoint"]));
+    let after = format!("{before}4,0.42,1.15,0.41,1.25\r\n5,0.45,1.05,0.44,1.15\r\n");
+    for run in ["a", "b"] {
+        s.write(&format!("exp/{run}/history.csv"), &after);
+    }
+    let out = s.retune(&["review", "exp", "--format", "json"]);
+    let review = json(&out);
+    let ids = |name: &str| common::finding_ids(run(&review, name));
+    assert!(
+        !ids("exp/a").contains(&"divergence".to_string()),
+        "{review:#}"
+    );
+    assert!(
+        ids("exp/b").contains(&"divergence".to_string()),
+        "{review:#}"
+    );
+}

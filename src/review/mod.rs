@@ -268,6 +268,9 @@ pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
     Ok(review.exit_code)
 }
 
+/// Where retune's trainer callbacks keep a run's history, in the run's folder.
+const TRAINER_HISTORY: &str = "history.jsonl";
+
 /// An output could not be written (1 is taken by "some runs need attention").
 pub const EXIT_WRITE: u8 = 4;
 pub const EXIT_ATTENTION: u8 = 1;
@@ -456,11 +459,26 @@ fn load(context: &Context, item: &Item) -> std::result::Result<(Run, Diagnosis),
     let paths = run_paths(context, item);
     let run = match &item.source {
         Source::Folder {
-            config, metrics, ..
+            dir,
+            config,
+            metrics,
         } => {
             let config = config.as_deref().map(ConfigDoc::load).transpose()?;
-            let metrics = metrics::load_metrics(metrics, context.args.metrics_format)?;
-            let history = history::read(&paths.history)?;
+            let mut metrics = metrics::load_metrics(metrics, context.args.metrics_format)?;
+            let mut history = history::read(&paths.history)?;
+            // A run trained with retune's callbacks keeps its own history beside its
+            // files: its restores and cuts are part of the run (a blow-up it rolled back
+            // from is not judged again, a cut it made is cooling down).
+            let trainers = dir.join(TRAINER_HISTORY);
+            if trainers.is_file() {
+                match history::read(&trainers) {
+                    Ok(entries) => history.extend(entries),
+                    Err(e) => metrics
+                        .warnings
+                        .push(format!("{e} (not read as the run's retune history)")),
+                }
+                history.sort_by(|a, b| a.time.cmp(&b.time));
+            }
             Run::new(config, metrics, context.space.clone(), history, None)
         }
         Source::Mlflow { url, .. } => {
