@@ -60,6 +60,7 @@ use crate::config::ConfigDoc;
 use crate::error::{Error, Result};
 use crate::metrics::{Format, MetricsBuilder};
 use crate::run::Run;
+use crate::settings::Secret;
 use crate::space::Space;
 
 /// Runs asked for per `runs/search` page: the server's default page size (its cap is
@@ -143,6 +144,32 @@ struct Inner {
     timeout: Duration,
     retries: u32,
     deadline: Duration,
+    auth: Option<Auth>,
+}
+
+/// Credentials for a tracking server, read from the environment variables MLflow's own
+/// client reads. They are sent in the `Authorization` header (marked sensitive, so it is
+/// never in a debug print) and appear in no message, report or file.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// `MLFLOW_TRACKING_TOKEN`: a bearer token.
+    Token(Secret),
+    /// `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`: HTTP basic auth.
+    Basic { username: String, password: Secret },
+}
+
+impl Auth {
+    /// The credentials `env` holds, the token first (as MLflow's client does).
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<Auth> {
+        let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        if let Some(token) = set("MLFLOW_TRACKING_TOKEN") {
+            return Some(Auth::Token(Secret::new(token)));
+        }
+        Some(Auth::Basic {
+            username: set("MLFLOW_TRACKING_USERNAME")?,
+            password: Secret::new(set("MLFLOW_TRACKING_PASSWORD")?),
+        })
+    }
 }
 
 /// Why a request got no usable answer.
@@ -192,7 +219,7 @@ impl Failure {
                 let code = code.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
                 let hint = match status {
                     401 | 403 => {
-                        " (the server wants credentials; retune does not send MLflow credentials)"
+                        " (the server wants credentials: set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
                     }
                     _ => "",
                 };
@@ -226,6 +253,18 @@ impl Client {
     /// `timeout` bounds each request, `retries` counts retries after the first attempt,
     /// and `deadline` bounds one API call with all its retries.
     pub fn new(url: &str, timeout: Duration, retries: u32, deadline: Duration) -> Result<Client> {
+        Client::with_auth(url, timeout, retries, deadline, None)
+    }
+
+    /// As `new`, sending `auth` with every request (a server behind MLflow's basic-auth
+    /// app, or a managed server that takes a token).
+    pub fn with_auth(
+        url: &str,
+        timeout: Duration,
+        retries: u32,
+        deadline: Duration,
+        auth: Option<Auth>,
+    ) -> Result<Client> {
         let (base, shown) = normalise_url(url)?;
         if timeout.is_zero() || deadline.is_zero() {
             return Err(Error::Usage(
@@ -253,6 +292,7 @@ impl Client {
                 timeout,
                 retries,
                 deadline,
+                auth,
             }),
             runtime: Some(runtime),
         })
@@ -535,6 +575,13 @@ impl Inner {
                 .http
                 .request(request.method.clone(), request.url.clone())
                 .timeout(self.timeout.min(remaining));
+            builder = match &self.auth {
+                Some(Auth::Token(token)) => builder.bearer_auth(token.expose()),
+                Some(Auth::Basic { username, password }) => {
+                    builder.basic_auth(username, Some(password.expose()))
+                }
+                None => builder,
+            };
             if let Some((body, content_type)) = &request.body {
                 builder = builder
                     .header(CONTENT_TYPE, *content_type)

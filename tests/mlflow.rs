@@ -726,6 +726,79 @@ fn review_of_a_server_that_is_down_names_it_and_writes_nothing() {
     assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
 }
 
+#[test]
+fn credentials_from_the_environment_are_sent_and_never_shown() {
+    use retune::mlflow::Auth;
+    use wiremock::matchers::header;
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    assert!(Auth::from_env(&env(&[])).is_none());
+    assert!(Auth::from_env(&env(&[("MLFLOW_TRACKING_USERNAME", "ann")])).is_none());
+    let both = Auth::from_env(&env(&[
+        ("MLFLOW_TRACKING_TOKEN", "tok-5e1f"),
+        ("MLFLOW_TRACKING_USERNAME", "ann"),
+        ("MLFLOW_TRACKING_PASSWORD", "pw"),
+    ]))
+    .unwrap();
+    assert!(
+        matches!(both, Auth::Token(_)),
+        "the token wins, as in MLflow's client"
+    );
+    assert!(!format!("{both:?}").contains("tok-5e1f"));
+
+    let stand = Stand::new();
+    stand
+        .mount(
+            Mock::given(method("GET"))
+                .and(path("/api/2.0/mlflow/experiments/get-by-name"))
+                .and(header("authorization", "Basic YW5uOnB3"))
+                .respond_with(ok(
+                    json!({"experiment": {"experiment_id": "1", "name": "mnist"}}),
+                )),
+        )
+        .mount(
+            Mock::given(method("GET")).respond_with(ResponseTemplate::new(401).set_body_json(
+                json!({"error_code": "UNAUTHENTICATED", "message": "You are not authenticated."}),
+            )),
+        );
+    let basic = Auth::from_env(&env(&[
+        ("MLFLOW_TRACKING_USERNAME", "ann"),
+        ("MLFLOW_TRACKING_PASSWORD", "pw"),
+    ]));
+    let with = |auth| {
+        Client::with_auth(
+            &stand.url(),
+            Duration::from_secs(5),
+            0,
+            Duration::from_secs(10),
+            auth,
+        )
+        .unwrap()
+    };
+    assert_eq!(with(basic).experiment("mnist").unwrap().id, "1");
+    let refused = with(Auth::from_env(&env(&[(
+        "MLFLOW_TRACKING_TOKEN",
+        "tok-5e1f",
+    )])))
+    .experiment("mnist")
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("HTTP 401 UNAUTHENTICATED"), "{refused}");
+    assert!(refused.contains("set MLFLOW_TRACKING_TOKEN"), "{refused}");
+    assert!(!refused.contains("tok-5e1f"), "{refused}");
+    let sent = stand.requests();
+    assert_eq!(
+        sent.last().unwrap().headers["authorization"],
+        "Bearer tok-5e1f"
+    );
+}
+
 // --- a real tracking server -----------------------------------------------------------------
 
 /// `mlflow server` on a loopback port, in its own process group so that its workers go

@@ -313,7 +313,9 @@ fn mlflow_items(args: &ReviewArgs, url: &str) -> Result<(Vec<Item>, mlflow::Clie
         .experiment
         .as_deref()
         .ok_or_else(|| Error::Usage("--mlflow needs --experiment NAME|ID".into()))?;
-    let client = mlflow::Client::new(url, MLFLOW_TIMEOUT, MLFLOW_RETRIES, MLFLOW_DEADLINE)?;
+    let auth = mlflow::Auth::from_env(&crate::settings::process_env);
+    let client =
+        mlflow::Client::with_auth(url, MLFLOW_TIMEOUT, MLFLOW_RETRIES, MLFLOW_DEADLINE, auth)?;
     let experiment = client.experiment(experiment_arg)?;
     let runs = client.runs(&experiment, args.mlflow.filter.as_deref())?;
     if runs.is_empty() {
