@@ -387,7 +387,8 @@ fn adjustment_id(time: &Timestamp, config_text: &str, run: &Run) -> String {
     format!("adj-{}-{short}", time.strftime("%Y%m%dT%H%M%SZ"))
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+/// One file or folder by two names (canonical paths), else the same path as given.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,

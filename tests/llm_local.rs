@@ -143,14 +143,7 @@ fn a_diverging_run_through_the_real_model() {
 fn a_review_of_a_sweep_through_the_real_model() {
     let Some(url) = endpoint() else { return };
     let s = Scratch::new();
-    for lr in ["0.0001", "0.0003", "0.001", "0.01", "0.5"] {
-        for file in ["config.json", "history.csv"] {
-            s.copy_example(
-                &format!("sweep/lr_{lr}/{file}"),
-                &format!("sweep/lr_{lr}/{file}"),
-            );
-        }
-    }
+    s.copy_example_dir("sweep", "sweep");
     let out = s
         .command()
         .args(["review", "sweep", "--suggest", "--format", "json"])

@@ -338,14 +338,7 @@ fn a_run_that_has_logged_nothing_yet_is_pending_not_an_error() {
 /// The real Keras learning-rate sweep (configs/examples/sweep), copied as `exp/`.
 fn sweep() -> Scratch {
     let s = Scratch::new();
-    for lr in ["0.0001", "0.0003", "0.001", "0.01", "0.5"] {
-        for file in ["config.json", "history.csv"] {
-            s.copy_example(
-                &format!("sweep/lr_{lr}/{file}"),
-                &format!("exp/lr_{lr}/{file}"),
-            );
-        }
-    }
+    s.copy_example_dir("sweep", "exp");
     s
 }
 
@@ -416,31 +409,14 @@ async fn the_request_rate_is_shared_and_evenly_spaced() {
     assert!(started[2] >= 190, "{started:?}");
 }
 
-/// Copies a folder of configs/examples, recursively, to `to` in the scratch directory.
-fn copy_tree(s: &Scratch, from: &str, to: &str) {
-    let root = common::example(from);
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(&root).unwrap().display().to_string();
-                s.write(&format!("{to}/{rel}"), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-}
-
 #[test]
 fn runs_are_found_as_each_framework_lays_them_out() {
     // Real files: TensorBoard run folders written by Keras (train/ and validation/),
     // PyTorch, TF2 and Lightning; a Hugging Face trainer_state.json; a Lightning CSV.
     let s = Scratch::new();
-    copy_tree(&s, "formats/tensorboard", "team/tensorboard");
-    copy_tree(&s, "formats/hf", "team/hf");
-    copy_tree(&s, "formats/lightning", "team/lightning_logs");
+    s.copy_example_dir("formats/tensorboard", "team/tensorboard");
+    s.copy_example_dir("formats/hf", "team/hf");
+    s.copy_example_dir("formats/lightning", "team/lightning_logs");
     let out = s.retune(&["review", "team", "--format", "json"]);
     let review = json(&out);
     let names: Vec<&str> = review["runs"]

@@ -4,7 +4,6 @@
 //! are not searched. The rules are in `retune review --help` and the README; this module
 //! is their one implementation.
 
-use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use globset::{Glob, GlobMatcher};
@@ -147,7 +146,7 @@ pub fn discover(roots: &[PathBuf], names: &Names, skip: &[PathBuf]) -> Result<Ve
         walk(root, root, names, &skip, 0, &mut found)?;
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
-    found.dedup_by(|a, b| same_dir(&a.dir, &b.dir));
+    found.dedup_by(|a, b| crate::same_file(&a.dir, &b.dir));
     Ok(found)
 }
 
@@ -266,25 +265,6 @@ pub fn report_subdir(name: &str) -> PathBuf {
     } else {
         clean
     }
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
-    }
-}
-
-/// Runs grouped by report folder, to catch two runs that would write to one place.
-pub fn report_dir_clashes(found: &[Found]) -> Vec<(PathBuf, Vec<String>)> {
-    let mut by_dir: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
-    for f in found {
-        by_dir
-            .entry(report_subdir(&f.name))
-            .or_default()
-            .push(f.name.clone());
-    }
-    by_dir.into_iter().filter(|(_, v)| v.len() > 1).collect()
 }
 
 #[cfg(test)]

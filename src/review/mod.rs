@@ -111,6 +111,11 @@ pub struct RunReview {
     /// The run's report and adjusted config (with `--suggest`).
     pub report: Option<PathBuf>,
     pub config_out: Option<PathBuf>,
+    /// The report's JSON twin and chart, which write-back uploads beside it.
+    #[serde(skip)]
+    report_json: Option<PathBuf>,
+    #[serde(skip)]
+    chart: Option<PathBuf>,
     /// What the metrics readers skipped.
     pub warnings: Vec<String>,
     pub error: Option<String>,
@@ -205,11 +210,12 @@ pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
         },
         progress: progress_bar(args.format, items.len()),
     };
+    let threads = concurrency(args);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(concurrency(args))
+        .num_threads(threads)
         .thread_name(|i| format!("review-{i}"))
         .build()
-        .map_err(|e| Error::Usage(format!("cannot start {} threads: {e}", concurrency(args))))?;
+        .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
 
     context.progress.set_message("reading");
     let mut loaded: Vec<Loaded> = pool.install(|| {
@@ -377,35 +383,30 @@ fn write_back(
     progress: &indicatif::ProgressBar,
 ) -> Result<()> {
     for review in runs.iter_mut() {
-        let Source::Mlflow { .. } = &review.source else {
-            continue;
-        };
+        // Only a run read from the server holds one.
         let Some(run) = review.mlflow_run.take() else {
             continue;
         };
         review.written_back = Some(false);
         // The report shows its chart by the chart's own file name, so it keeps it.
-        let chart = review.report.as_ref().map(|p| p.with_extension("svg"));
-        let chart_name = chart
+        let chart_name = review
+            .chart
             .as_ref()
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned());
         let files = [
-            ("config.retuned.json".to_string(), review.config_out.clone()),
-            ("report.md".to_string(), review.report.clone()),
             (
-                "report.json".to_string(),
-                review.report.as_ref().map(|p| p.with_extension("json")),
+                "config.retuned.json".to_string(),
+                review.config_out.as_ref(),
             ),
-            (
-                chart_name.unwrap_or_default(),
-                chart.filter(|p| p.is_file()),
-            ),
+            ("report.md".to_string(), review.report.as_ref()),
+            ("report.json".to_string(), review.report_json.as_ref()),
+            (chart_name.unwrap_or_default(), review.chart.as_ref()),
         ];
         let mut artifacts = Vec::new();
         for (name, path) in files {
             if let Some(path) = path {
-                let bytes = std::fs::read(&path).map_err(|e| Error::read(&path, &e))?;
+                let bytes = std::fs::read(path).map_err(|e| Error::read(path, &e))?;
                 artifacts.push((name, bytes));
             }
         }
@@ -572,6 +573,8 @@ fn conclude(context: &Context, loaded: Loaded) -> RunReview {
             review.adjustment_id = Some(outcome.adjustment_id);
             review.report = outcome.written.report;
             review.config_out = outcome.written.config_out;
+            review.report_json = outcome.written.report_json;
+            review.chart = outcome.written.chart;
             review
         }
         Err(err) => {
@@ -624,6 +627,8 @@ fn blank(item: Item, status: Status) -> RunReview {
         adjustment_id: None,
         report: None,
         config_out: None,
+        report_json: None,
+        chart: None,
         warnings: Vec::new(),
         error: None,
         error_code: None,
@@ -678,9 +683,6 @@ fn exit_code(runs: &[RunReview]) -> u8 {
         if errors.contains(&code) {
             return code;
         }
-    }
-    if errors.contains(&1) {
-        return EXIT_WRITE;
     }
     if runs
         .iter()

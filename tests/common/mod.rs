@@ -49,6 +49,16 @@ impl Scratch {
         self.write(to, bytes)
     }
 
+    /// Copies a folder of configs/examples, with everything under it, to `to`.
+    pub fn copy_example_dir(&self, from: &str, to: &str) {
+        let root = example(from);
+        let mut files = Vec::new();
+        walk(&root, &root, &mut files);
+        for rel in files {
+            self.copy_example(&format!("{from}/{rel}"), &format!("{to}/{rel}"));
+        }
+    }
+
     pub fn read(&self, relative: &str) -> String {
         std::fs::read_to_string(self.path(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
     }
