@@ -224,9 +224,7 @@ fn prompt_against_history(c: &mut Criterion) {
             b.iter(|| {
                 let run = load_run(options).expect("loads");
                 let diagnosis = diagnose(&run, Lang::En);
-                templates
-                    .messages(&run, &diagnosis, Lang::En)
-                    .expect("renders")
+                templates.messages(&run, &diagnosis).expect("renders")
             })
         });
     }

@@ -6,6 +6,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::lang::Lang;
 use crate::metrics::Format;
+use crate::pipeline::{AdvisorOptions, InputOptions, Provider, ReportOn, SuggestOptions};
+use crate::review::{MlflowOptions, ReviewOptions};
 
 /// Tunes a deep-learning training run between epochs.
 ///
@@ -26,9 +28,9 @@ OPENAI_API_KEY, RETUNE_MODEL, and AZURE_OPENAI_API_VERSION for Azure), then ./re
 retune.toml in the user's config directory (an [llm] table with base_url, api_key, model), first \
 found wins. The key is never printed or written anywhere.
 
-Exit codes: 0 done (with or without changes), 1 an output could not be written, 2 bad input or usage, 3 LLM unavailable with fallback disabled.";
+Exit codes: 0 done (with or without changes), 2 bad input or usage, 3 LLM unavailable with fallback disabled, 4 an output could not be written.";
 
-pub const EXIT_CODES: &str = "Exit codes: 0 done (with or without changes), 1 an output could not be written, 2 bad input or usage, 3 LLM unavailable with fallback disabled.";
+pub const EXIT_CODES: &str = "Exit codes: 0 done (with or without changes), 2 bad input or usage, 3 LLM unavailable with fallback disabled, 4 an output could not be written.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -246,7 +248,7 @@ pub struct LlmArgs {
     pub deadline: f64,
 
     /// Largest answer, in tokens.
-    #[arg(long, value_name = "N", default_value_t = crate::advisor::llm::DEFAULT_MAX_TOKENS)]
+    #[arg(long, value_name = "N", default_value_t = crate::settings::DEFAULT_MAX_TOKENS)]
     pub max_tokens: u32,
 
     /// Do not read or write the answer cache (kept in the user's cache directory, or
@@ -399,25 +401,85 @@ pub struct MlflowArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportOn {
-    /// Every call writes a report.
-    Always,
-    /// Only a decision with a change or an action writes one.
-    Change,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Text,
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Provider {
-    /// The LLM when one is configured, else the rules.
-    Auto,
-    /// The offline, deterministic rules advisor.
-    Rules,
-    /// An OpenAI-compatible LLM.
-    Openai,
+// The command line turns into the pipeline's plain options here, once, the way ripgrep
+// turns its low-level arguments into `HiArgs`: nothing below this module sees clap.
+
+impl InputArgs {
+    pub fn options(&self) -> InputOptions {
+        InputOptions {
+            metrics: self.metrics.clone(),
+            metrics_format: self.metrics_format,
+            space: self.space.clone(),
+            num_classes: self.num_classes,
+            lang: self.lang,
+        }
+    }
+}
+
+impl LlmArgs {
+    /// `spinner`: a person is watching stderr (text output).
+    pub fn options(&self, spinner: bool) -> AdvisorOptions {
+        AdvisorOptions {
+            provider: self.provider,
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            max_repairs: self.max_repairs,
+            fallback: !self.no_fallback,
+            timeout: self.timeout,
+            deadline: self.deadline,
+            retries: self.retries,
+            max_tokens: self.max_tokens,
+            cache: !self.no_cache,
+            prompts: self.prompts.clone(),
+            spinner,
+        }
+    }
+}
+
+impl SuggestArgs {
+    pub fn options(&self) -> SuggestOptions {
+        SuggestOptions {
+            config: self.config.clone(),
+            input: self.input.options(),
+            out: self.out.clone(),
+            in_place: self.in_place,
+            report_dir: self.report_dir.clone(),
+            history: self.history.clone(),
+            dry_run: self.dry_run,
+            report_on: self.report_on,
+            advisor: self.llm.options(self.input.format == OutputFormat::Text),
+        }
+    }
+}
+
+impl ReviewArgs {
+    pub fn options(&self) -> ReviewOptions {
+        ReviewOptions {
+            dirs: self.dirs.clone(),
+            config_name: self.config_name.clone(),
+            metrics_name: self.metrics_name.clone(),
+            metrics_format: self.metrics_format,
+            suggest: self.suggest,
+            concurrency: self.concurrency,
+            max_llm_calls: self.max_llm_calls,
+            budget_tokens: self.budget_tokens,
+            llm_rate: self.llm_rate,
+            report_dir: self.report_dir.clone(),
+            space: self.space.clone(),
+            progress: self.format == OutputFormat::Text,
+            lang: self.lang,
+            mlflow: MlflowOptions {
+                url: self.mlflow.mlflow.clone(),
+                experiment: self.mlflow.experiment.clone(),
+                filter: self.mlflow.filter.clone(),
+                write_back: self.mlflow.write_back,
+            },
+            advisor: self.llm.options(self.format == OutputFormat::Text),
+        }
+    }
 }

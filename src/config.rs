@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::num::kind_of;
 
 /// A loaded config: its text, and the same text parsed (key order kept).
 #[derive(Debug, Clone)]
@@ -164,39 +165,10 @@ fn collect_leaves<'a>(path: String, value: &'a Value, out: &mut Vec<(String, &'a
     }
 }
 
-/// "an array", "a string" … for messages.
-pub fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// A number as JSON, integer if `like` is an integer, else the shortest float that
-/// round-trips (serde_json prints 0.0002, never 0.00019999999999999998). Arithmetic
-/// such as 0.003 × 10 leaves noise in the last bits (0.030000000000000002); rounding to
-/// 12 significant digits first removes it, far below any meaningful hyperparameter step.
-pub fn number_like(value: f64, like: &Value) -> Value {
-    if like.is_i64() || like.is_u64() {
-        Value::from(value.round() as i64)
-    } else {
-        serde_json::Number::from_f64(without_noise(value))
-            .map(Value::Number)
-            .unwrap_or(Value::Null)
-    }
-}
-
-fn without_noise(value: f64) -> f64 {
-    format!("{value:.11e}").parse().unwrap_or(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::num::number_like;
 
     fn doc(text: &str) -> ConfigDoc {
         ConfigDoc::parse(Path::new("c.json"), text.to_string()).unwrap()
@@ -290,6 +262,7 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
+    use crate::num::number_like;
     use proptest::prelude::*;
 
     proptest! {

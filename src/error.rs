@@ -16,7 +16,7 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    /// An output could not be written; nothing was left half-written (exit 1).
+    /// An output could not be written; nothing was left half-written (exit 4).
     #[error("{}: could not write: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -92,13 +92,53 @@ impl Error {
         }
     }
 
+    /// How a command that failed with this error ends.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            Error::Input { .. } | Error::Usage(_) => ExitStatus::BadInput,
+            Error::Write { .. } => ExitStatus::WriteFailed,
+            Error::LlmUnavailable(_) => ExitStatus::LlmUnavailable,
+        }
+    }
+
     /// The process exit code the README documents for this error.
     pub fn exit_code(&self) -> u8 {
+        self.exit_status().code()
+    }
+}
+
+/// How a command ended. Every exit code retune uses is here, mapped in one place (the
+/// README's table is this one): a scheduler or a trainer can branch on the code alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ExitStatus {
+    /// Done: with or without changes; for `review`, every run healthy or pending.
+    Success,
+    /// `review` only: some runs need attention (a warning or critical finding).
+    Attention,
+    /// Bad input or usage; for `review`, also a run that could not be read.
+    BadInput,
+    /// The LLM gave no usable answer and falling back to the rules was not allowed.
+    LlmUnavailable,
+    /// An output could not be written; nothing was left half-written.
+    WriteFailed,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
         match self {
-            Error::Input { .. } | Error::Usage(_) => 2,
-            Error::Write { .. } => 1,
-            Error::LlmUnavailable(_) => 3,
+            ExitStatus::Success => 0,
+            ExitStatus::Attention => 1,
+            ExitStatus::BadInput => 2,
+            ExitStatus::LlmUnavailable => 3,
+            ExitStatus::WriteFailed => 4,
         }
+    }
+}
+
+/// In JSON (a review's `exit_code`), the code itself.
+impl serde::Serialize for ExitStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(self.code())
     }
 }
 

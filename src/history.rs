@@ -10,8 +10,10 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::advisor::Action;
 use crate::error::{Error, Result};
+use crate::num::number_from_json;
+use crate::types::Action;
+use crate::types::Diagnosis;
 
 /// One changed value, as recorded.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,6 +59,28 @@ impl HistoryEntry {
         number_from_json(self.metrics.get(name)?)
     }
 }
+
+/// A divergence overrides a cooldown, but only one seen in epochs after the change: the
+/// same log read twice is no new evidence, and cutting twice for it would compound.
+pub fn diverged_since(diagnosis: &Diagnosis, change_epoch: u32) -> bool {
+    diagnosis
+        .get("divergence")
+        .and_then(|f| f.evidence.get("epoch"))
+        .and_then(serde_json::Value::as_u64)
+        .is_some_and(|epoch| epoch > u64::from(change_epoch))
+}
+
+/// The epoch of the latest change to `path` if it is still within the cooldown at epoch
+/// `now` (the run's last complete epoch).
+pub fn in_cooldown(entries: &[HistoryEntry], path: &str, now: u32) -> Option<u32> {
+    last_change(entries, path)
+        .and_then(|(entry, _)| entry.epoch)
+        .filter(|&epoch| now < epoch + COOLDOWN_EPOCHS)
+}
+
+/// Epochs a changed parameter is left alone, so its effect can show before it moves
+/// again (a between-epoch loop otherwise flip-flops). Divergence overrides it.
+pub const COOLDOWN_EPOCHS: u32 = 2;
 
 /// The latest recorded change to `parameter`, with the history line it is on.
 pub fn last_change<'a>(
@@ -114,30 +138,6 @@ pub fn append(path: &Path, entry: &HistoryEntry) -> Result<()> {
     result.map_err(|e| Error::write(path, e))
 }
 
-/// A float as JSON: a number when finite, else the string Python and MLflow write.
-pub fn number_to_json(value: f64) -> Value {
-    if value.is_nan() {
-        Value::from("NaN")
-    } else if value.is_infinite() {
-        Value::from(if value > 0.0 { "Infinity" } else { "-Infinity" })
-    } else {
-        Value::from(value)
-    }
-}
-
-pub fn number_from_json(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => match s.as_str() {
-            "NaN" | "nan" => Some(f64::NAN),
-            "Infinity" | "inf" => Some(f64::INFINITY),
-            "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 /// A recorded adjustment for tests: made by the rules at `epoch` on `c.json`, each change
 /// `(parameter, canonical, old, new)`, each metric as `number_to_json` records it.
 #[cfg(test)]
@@ -167,7 +167,7 @@ pub fn entry(
         findings: findings.iter().map(|f| f.to_string()).collect(),
         metrics: metrics
             .iter()
-            .map(|&(name, value)| (name.to_string(), number_to_json(value)))
+            .map(|&(name, value)| (name.to_string(), crate::num::number_to_json(value)))
             .collect(),
         config_before: None,
         reverts: vec![],

@@ -13,7 +13,6 @@ pub enum Lang {
 }
 
 /// `say!(lang, "English {x}", "中文 {x}")`: formats only the chosen language.
-#[macro_export]
 macro_rules! say {
     ($lang:expr, $en:literal, $zh:literal $(,)?) => {
         match $lang {
@@ -28,3 +27,4 @@ macro_rules! say {
         }
     };
 }
+pub(crate) use say;

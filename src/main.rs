@@ -4,8 +4,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = retune::cli::Cli::parse();
-    match retune::run(cli) {
-        Ok(code) => ExitCode::from(code),
+    match retune::commands::run(cli) {
+        Ok(status) => ExitCode::from(status.code()),
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::from(err.exit_code())

@@ -84,6 +84,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(8);
 const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
 /// Characters of a server's answer quoted in an error message.
 const QUOTED_CHARS: usize = 300;
+
+/// Text on one line, cut to `QUOTED_CHARS`.
+fn quote_short(text: &str) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    crate::num::truncate(&one_line, QUOTED_CHARS)
+}
 /// The server's limits on `runs/log-batch` (mlflow/utils/validation.py): tags per batch,
 /// characters in a key and in a value. Checked before anything is written, so a refusal
 /// cannot come halfway through a write-back.
@@ -672,7 +678,7 @@ impl Inner {
                 &format!("experiment `{wanted}`"),
                 &Failure::NotMlflow {
                     status: 200,
-                    detail: format!("no experiment in `{}`", quote(&body.to_string())),
+                    detail: format!("no experiment in `{}`", quote_short(&body.to_string())),
                 },
             ));
         };
@@ -794,7 +800,10 @@ impl Inner {
                 context,
                 &Failure::NotMlflow {
                     status: 200,
-                    detail: format!("a run without a run_id: `{}`", quote(&raw.to_string())),
+                    detail: format!(
+                        "a run without a run_id: `{}`",
+                        quote_short(&raw.to_string())
+                    ),
                 },
             ));
         };
@@ -869,7 +878,7 @@ impl Inner {
                             status: 200,
                             detail: format!(
                                 "a metric value that is not a number: `{}`",
-                                quote(&raw.to_string())
+                                quote_short(&raw.to_string())
                             ),
                         },
                     )
@@ -1067,7 +1076,7 @@ fn error_answer(
     let message = parsed
         .as_ref()
         .and_then(|v| v["message"].as_str())
-        .map(quote);
+        .map(quote_short);
     match (code, message) {
         (code, Some(message)) => Failure::Status {
             status: status.as_u16(),
@@ -1102,19 +1111,7 @@ fn describe_body(headers: &HeaderMap, body: &[u8]) -> String {
     if text.trim().is_empty() {
         format!("{kind}, empty")
     } else {
-        format!("{kind}: `{}`", quote(&text))
-    }
-}
-
-/// Text on one line, cut to `QUOTED_CHARS`.
-fn quote(text: &str) -> String {
-    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= QUOTED_CHARS {
-        one_line
-    } else {
-        let mut cut: String = one_line.chars().take(QUOTED_CHARS).collect();
-        cut.push('…');
-        cut
+        format!("{kind}: `{}`", quote_short(&text))
     }
 }
 

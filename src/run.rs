@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::history::{self, HistoryEntry};
 use crate::metrics::{self, Format, Metrics};
 use crate::space::{Space, Tunable};
+use crate::types::Known;
 
 /// What to load.
 #[derive(Debug, Clone, Default)]
@@ -35,14 +36,6 @@ pub struct Run {
     /// Earlier adjustments of this run, oldest first.
     pub history: Vec<HistoryEntry>,
     pub facts: Facts,
-}
-
-/// A number and where it came from, so a finding can say "3038 steps per epoch (from the
-/// Keras log)".
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Known<T> {
-    pub value: T,
-    pub source: String,
 }
 
 fn known<T>(value: T, source: impl Into<String>) -> Known<T> {

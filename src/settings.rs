@@ -10,6 +10,10 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+/// Enough for a diagnosis and four changes within the schema's length bounds, with room;
+/// llama.cpp's Gemma 3 270M answers in 150–250 tokens.
+pub const DEFAULT_MAX_TOKENS: u32 = 800;
+
 /// An API key. Printing it in any form shows `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -4,63 +4,23 @@
 //! the rest of the config, and at most a handful at once. The result is a `Decision`:
 //! what is accepted, what was clamped, what was rejected and why.
 
-use serde::Serialize;
 use serde_json::Value;
 
-use crate::advisor::{Action, Proposal, ProposedChange};
-use crate::config::number_like;
-use crate::diagnose::{Diagnosis, num};
+use crate::history::{COOLDOWN_EPOCHS, diverged_since, in_cooldown};
 use crate::lang::Lang;
+use crate::lang::say;
+use crate::num::{kind_of, num, number_like, truncate};
 use crate::run::Run;
-use crate::say;
 use crate::space::{ParamType, Scale, Tunable};
+use crate::types::Diagnosis;
+use crate::types::{Action, Proposal, ProposedChange};
+use crate::types::{Change, Clamp, Decision, MAX_CHANGES, Rejected};
 
 /// A change smaller than this, relative to the current value, is float noise (seed 003
 /// "changed" weight_decay 0.0001 → 9.999999999999999e-05).
 pub const NOOP_RELATIVE: f64 = 0.02;
-/// More changes at once make it impossible to tell which one helped.
-pub const MAX_CHANGES: usize = 4;
-/// Epochs a changed parameter is left alone, so its effect can show before it moves
-/// again (a between-epoch loop otherwise flip-flops). Divergence overrides it.
-pub const COOLDOWN_EPOCHS: u32 = 2;
 /// Rationales are for reading; an advisor that writes an essay is cut here.
 pub const MAX_RATIONALE_CHARS: usize = 600;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Clamp {
-    pub proposed: Value,
-    pub reason: String,
-}
-
-/// An accepted change.
-#[derive(Debug, Clone, Serialize)]
-pub struct Change {
-    pub parameter: String,
-    /// Catalogue name (`learning_rate`) of the parameter at `parameter`.
-    pub canonical: String,
-    pub old: Value,
-    pub new: Value,
-    pub rationale: String,
-    pub confidence: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clamped: Option<Clamp>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Rejected {
-    pub parameter: String,
-    pub proposed: Value,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Decision {
-    pub changes: Vec<Change>,
-    pub rejected: Vec<Rejected>,
-    pub actions: Vec<Action>,
-    /// What validation did on its own account (a derived change, a dropped action).
-    pub notes: Vec<String>,
-}
 
 pub fn validate(run: &Run, diagnosis: &Diagnosis, proposal: &Proposal, lang: Lang) -> Decision {
     let mut decision = Decision::default();
@@ -163,7 +123,7 @@ fn resolve<'r>(run: &'r Run, parameter: &str, lang: Lang) -> Result<&'r Tunable,
                 lang,
                 "frozen: `{parameter}` is {}, not a number retune can tune",
                 "冻结：`{parameter}` 是{}，不是可调的数值",
-                crate::config::kind_of(value)
+                kind_of(value)
             ),
             None => say!(
                 lang,
@@ -202,7 +162,7 @@ fn check_change(
             lang,
             "not a number: {}",
             "不是数值：{}",
-            short(&change.new_value.to_string(), 60)
+            truncate(&change.new_value.to_string(), 60)
         )
     })?;
     if !proposed.is_finite() {
@@ -234,7 +194,7 @@ fn check_change(
             spec.name
         ));
     }
-    if let Some(epoch) = in_cooldown(run, &tunable.path)
+    if let Some(epoch) = in_cooldown(&run.history, &tunable.path, run.facts.epochs_done)
         && !diverged_since(diagnosis, epoch)
     {
         return Err(say!(
@@ -291,7 +251,7 @@ fn check_change(
         canonical: spec.name.clone(),
         old: tunable.raw.clone(),
         new: number_like(new, &tunable.raw),
-        rationale: short(change.rationale.trim(), MAX_RATIONALE_CHARS),
+        rationale: truncate(change.rationale.trim(), MAX_RATIONALE_CHARS),
         confidence,
         clamped: clamped.map(|reason| Clamp {
             proposed: change.new_value.clone(),
@@ -400,24 +360,6 @@ fn against_the_findings(diagnosis: &Diagnosis, decision: &mut Decision, lang: La
         }
     }
     decision.changes = keep;
-}
-
-/// A divergence overrides a cooldown, but only one seen in epochs after the change: the
-/// same log read twice is no new evidence, and cutting twice for it would compound.
-pub fn diverged_since(diagnosis: &Diagnosis, change_epoch: u32) -> bool {
-    diagnosis
-        .get("divergence")
-        .and_then(|f| f.evidence.get("epoch"))
-        .and_then(serde_json::Value::as_u64)
-        .is_some_and(|epoch| epoch > u64::from(change_epoch))
-}
-
-/// The epoch of the latest change to `path` if it is still within the cooldown.
-pub fn in_cooldown(run: &Run, path: &str) -> Option<u32> {
-    let now = run.facts.epochs_done;
-    crate::history::last_change(&run.history, path)
-        .and_then(|(entry, _)| entry.epoch)
-        .filter(|&epoch| now < epoch + COOLDOWN_EPOCHS)
 }
 
 /// Rules that involve more than one parameter, applied to the accepted set.
@@ -585,23 +527,14 @@ fn validate_actions(
     actions
 }
 
-fn short(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::diagnose::{Finding, Severity};
     use crate::history;
     use crate::run::testing::run;
+    use crate::types::{Finding, Severity};
 
     const CONFIG: &str = r#"{"optimizer": {"name": "adam", "lr": 0.001}, "batch_size": 32, "dropout": 0.1,
         "weight_decay": 0.0001, "epochs": 20, "seed": 42, "data_dir": "/data", "warmup_steps": 0, "min_lr": 1e-6}"#;
@@ -771,7 +704,7 @@ mod tests {
             id: "divergence",
             severity: Severity::Critical,
             summary: String::new(),
-            evidence: crate::evidence!["last_sane_epoch" => Value::Null],
+            evidence: crate::types::evidence!["last_sane_epoch" => Value::Null],
         });
         let d = validate(&r, &diag, &p, Lang::En);
         assert_eq!(d.actions, vec![Action::Restart]);
@@ -838,7 +771,7 @@ mod tests {
                 id: "divergence",
                 severity: Severity::Critical,
                 summary: String::new(),
-                evidence: crate::evidence!["epoch" => epoch],
+                evidence: crate::types::evidence!["epoch" => epoch],
             });
             diag
         };
@@ -880,7 +813,7 @@ mod tests {
             id: "learning_rate_extreme",
             severity: Severity::Warning,
             summary: String::new(),
-            evidence: crate::evidence!["direction" => "low"],
+            evidence: crate::types::evidence!["direction" => "low"],
         });
         let d = validate(
             &r,

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use retune::diagnose::{Severity, diagnose};
+use retune::diagnose::diagnose;
 use retune::lang::Lang;
 use retune::mlflow::{Client, Experiment, MlflowRun};
 use retune::space::Space;
+use retune::types::Severity;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};

@@ -10,15 +10,18 @@
 
 use serde_json::Value;
 
-use super::{Action, AdviceInput, Advisor, Proposal, ProposedChange};
-use crate::diagnose::{Diagnosis, Finding, Severity, num};
+use super::{AdviceInput, Advisor};
+
 use crate::error::Result;
+use crate::history::{diverged_since, in_cooldown};
 use crate::lang::Lang;
+use crate::lang::say;
 use crate::metrics::Canonical;
+use crate::num::{num, number_from_json, number_like, value_text};
 use crate::run::Run;
-use crate::say;
 use crate::space::Tunable;
-use crate::validate::{diverged_since, in_cooldown};
+use crate::types::{Action, Proposal, ProposedChange};
+use crate::types::{Diagnosis, Finding, Severity};
 
 /// Divergence: a 10× cut, the largest one step allows; halving rarely saves a run whose
 /// loss already went non-finite.
@@ -113,9 +116,10 @@ impl Plan<'_> {
         if let Some(f) = d.get("learning_rate_extreme") {
             self.still_too_high_after_divergence(f);
         }
-        if d.findings.iter().all(|f| {
-            f.severity == crate::diagnose::Severity::Info || f.id == "learning_rate_extreme"
-        }) {
+        if d.findings
+            .iter()
+            .all(|f| f.severity == crate::types::Severity::Info || f.id == "learning_rate_extreme")
+        {
             self.keep_raising_while_it_helps();
         }
         if let Some(f) = d.get("ema_horizon_too_long") {
@@ -462,10 +466,9 @@ impl Plan<'_> {
             })
         });
         // Judged once the cut has had its cooldown to show an effect.
-        let settled = self
-            .run
-            .tunable("learning_rate")
-            .is_some_and(|lr| in_cooldown(self.run, &lr.path).is_none());
+        let settled = self.run.tunable("learning_rate").is_some_and(|lr| {
+            in_cooldown(&self.run.history, &lr.path, self.run.facts.epochs_done).is_none()
+        });
         if let (Some(cut), Some(best)) = (unhelpful, best_epoch)
             && settled
             && cut.epoch.is_some_and(|e| u64::from(e) >= best)
@@ -479,7 +482,7 @@ impl Plan<'_> {
                 "{} 已在第 {1} 轮因平台期降低过学习率（{2}），此后最佳值没有改善（第 {3} 轮）：训练已收敛，请停止并保留最佳轮次。",
                 f.summary,
                 cut.epoch.map_or("?".into(), |e| e.to_string()),
-                change.map_or(String::new(), |c| format!("{} → {}", crate::report::value_text(&c.old), crate::report::value_text(&c.new))),
+                change.map_or(String::new(), |c| format!("{} → {}", value_text(&c.old), value_text(&c.new))),
                 best
             ));
             return;
@@ -633,8 +636,8 @@ impl Plan<'_> {
             "raising the learning rate at epoch {} ({} → {}) got the loss moving ({} → {} since), and {} is still well below the usual {} for {}: raise it 3× again, to {}",
             "第 {0} 轮提高学习率（{1} → {2}）后损失开始下降（此后 {3} → {4}），而 {5} 仍远低于 {7} 的常用值 {6}：再提高 3 倍，到 {8}",
             entry.epoch.map_or("?".into(), |e| e.to_string()),
-            crate::report::value_text(&change.old),
-            crate::report::value_text(&change.new),
+            value_text(&change.old),
+            value_text(&change.new),
             num(then),
             num(now),
             num(lr.value),
@@ -711,7 +714,7 @@ impl Plan<'_> {
     /// Adds a change unless the parameter is cooling down from an earlier adjustment (the
     /// validator would reject it; saying so here explains why nothing moved).
     fn propose(&mut self, tunable: &Tunable, new: f64, rationale: String, confidence: f64) {
-        let cooling = in_cooldown(self.run, &tunable.path)
+        let cooling = in_cooldown(&self.run.history, &tunable.path, self.run.facts.epochs_done)
             .filter(|&epoch| !diverged_since(self.diagnosis, epoch));
         if let Some(epoch) = cooling {
             self.advice.push(say!(
@@ -719,7 +722,7 @@ impl Plan<'_> {
                 "{} was changed at epoch {epoch}; leaving it alone while its effect shows ({} epochs of cooldown)",
                 "{} 已在第 {epoch} 轮修改；冷却期内（{} 轮）不再改动，以观察效果",
                 tunable.path,
-                crate::validate::COOLDOWN_EPOCHS
+                crate::history::COOLDOWN_EPOCHS
             ));
             return;
         }
@@ -732,7 +735,7 @@ impl Plan<'_> {
         };
         self.changes.push(ProposedChange {
             parameter: tunable.path.clone(),
-            new_value: crate::config::number_like(new, &tunable.raw),
+            new_value: number_like(new, &tunable.raw),
             rationale,
             confidence,
         });
@@ -798,8 +801,8 @@ impl Plan<'_> {
             "不撤销第 {1} 轮对 {0} 的修改（{2} → {3}）：此后 {series} 有所改善（{4} → {5}）",
             tunable.path,
             entry.epoch.map(|e| e.to_string()).unwrap_or_else(|| "?".into()),
-            crate::report::value_text(&change.old),
-            crate::report::value_text(&change.new),
+            value_text(&change.old),
+            value_text(&change.new),
             num(then),
             num(now)
         ));
@@ -872,7 +875,7 @@ fn epochs_text(lang: Lang, n: f64) -> String {
 fn ev_num(f: &Finding, key: &str) -> f64 {
     f.evidence
         .get(key)
-        .and_then(crate::history::number_from_json)
+        .and_then(number_from_json)
         .unwrap_or(f64::NAN)
 }
 
@@ -885,7 +888,7 @@ fn ev_text(f: &Finding, key: &str) -> String {
     match f.evidence.get(key) {
         None | Some(Value::Null) => "?".into(),
         Some(Value::String(s)) => s.clone(),
-        Some(v) => crate::report::value_text(v),
+        Some(v) => value_text(v),
     }
 }
 
@@ -894,9 +897,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::evidence;
     use crate::history;
     use crate::run::testing::run;
+    use crate::types::evidence;
 
     fn finding(id: &'static str, evidence: serde_json::Map<String, Value>) -> Finding {
         Finding {
@@ -917,6 +920,7 @@ mod tests {
                 run,
                 diagnosis: &diagnosis,
                 lang: Lang::En,
+                trial: &|_| crate::types::Decision::default(),
             })
             .unwrap()
     }

@@ -5,13 +5,17 @@
 //! them it is inferred from the metrics. This module also owns that reading of C, which
 //! the divergence check borrows to tell a sane loss from an absurd one.
 
-use super::{Diagnosis, Finding, Severity, Skipped, num, series, series_label};
-use crate::evidence;
+use super::{series, series_label};
+
 use crate::lang::Lang;
+use crate::lang::say;
 use crate::metrics::series::RECENT_CAPACITY;
 use crate::metrics::{Canonical, Series};
-use crate::run::{Known, Run};
-use crate::say;
+use crate::num::num;
+use crate::run::Run;
+use crate::types::Known;
+use crate::types::evidence;
+use crate::types::{Diagnosis, Finding, Severity, Skipped};
 
 /// A loss within this fraction of ln C is at chance (derived, DETECTORS.md). It takes
 /// seed 003's 1.693 (+5% over ln 5) and leaves out a fresh 10-class net at 2.7 (+17%).
@@ -308,7 +312,7 @@ fn summary(found: &AtChance, splits: &[&str], classes: &Known<u32>, lang: Lang) 
 mod tests {
     use super::*;
     use crate::diagnose::fixture::Fixture;
-    use crate::diagnose::round_sig;
+    use crate::num::round_sig;
     use serde_json::Value;
 
     #[test]

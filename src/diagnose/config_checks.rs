@@ -9,13 +9,14 @@
 
 use serde_json::{Map, Value};
 
-use super::{Diagnosis, Finding, Severity, Skipped, num};
 use crate::config::ConfigDoc;
-use crate::evidence;
 use crate::lang::Lang;
+use crate::lang::say;
+use crate::num::num;
 use crate::run::Run;
-use crate::say;
 use crate::space::Tunable;
+use crate::types::evidence;
+use crate::types::{Diagnosis, Finding, Severity, Skipped};
 
 /// Fewest optimizer steps per epoch before the effective batch is too large. Keskar et
 /// al. (2017, large-batch generalization gap) used 10% of the training set as their

@@ -11,14 +11,17 @@
 //! every epoch from epoch 3 and spiked at epoch 10), so the epochs of that climb do not
 //! count as sane: restoring one of them would restore weights already on their way out.
 
-use super::{Diagnosis, Finding, Severity, num, series, series_label};
-use crate::advisor::Action;
-use crate::evidence;
+use super::{series, series_label};
+
 use crate::lang::Lang;
+use crate::lang::say;
 use crate::metrics::series::RECENT_CAPACITY;
 use crate::metrics::{Canonical, Point, Series};
+use crate::num::num;
 use crate::run::Run;
-use crate::say;
+use crate::types::Action;
+use crate::types::evidence;
+use crate::types::{Diagnosis, Finding, Severity};
 
 /// A loss this many times the mean of the epochs before it is a spike: Lightning's
 /// SpikeDetection flags ≥ 2× the mean *away from* its running mean, that is ≈ 3× the mean.
@@ -577,7 +580,7 @@ mod tests {
         assert_eq!(e["last_sane_epoch"], Value::Null);
         assert_eq!(
             e["chance_loss"],
-            crate::diagnose::round_sig(std::f64::consts::LN_10)
+            crate::num::round_sig(std::f64::consts::LN_10)
         );
         // Unknown classes: nothing to measure against, so no verdict.
         assert!(finding(Fixture::new().series("loss", &loss)).is_none());

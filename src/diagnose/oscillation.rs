@@ -7,12 +7,15 @@
 //! a noisy but descending one. Validation accuracy is left out: on a validation set of a
 //! few hundred examples a handful of flipped predictions moves it by 0.03 on a healthy run.
 
-use super::{Diagnosis, Finding, Severity, num, series, series_label};
-use crate::evidence;
+use super::{series, series_label};
+
 use crate::lang::Lang;
+use crate::lang::say;
 use crate::metrics::{Canonical, Point, Series};
+use crate::num::num;
 use crate::run::Run;
-use crate::say;
+use crate::types::evidence;
+use crate::types::{Diagnosis, Finding, Severity};
 
 /// Smallest accuracy swing that counts (AUTOTRAINER's ζ = 0.03).
 pub const OSC_ACCURACY_AMPLITUDE: f64 = 0.03;

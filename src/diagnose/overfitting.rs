@@ -3,13 +3,16 @@
 //! flags it and fires on healthy runs), so the rise must last. SageMaker's train/validation
 //! gap ratio is reported beside it as context, not as the condition.
 
-use super::{Diagnosis, Finding, MIN_EPOCHS, Severity, Skipped, num, series, series_label};
-use crate::evidence;
+use super::{MIN_EPOCHS, series, series_label};
+
 use crate::lang::Lang;
+use crate::lang::say;
 use crate::metrics::Canonical;
 use crate::metrics::series::RECENT_CAPACITY;
+use crate::num::num;
 use crate::run::Run;
-use crate::say;
+use crate::types::evidence;
+use crate::types::{Diagnosis, Finding, Severity, Skipped};
 
 /// Consecutive epochs of rising validation loss that make a trend rather than noise
 /// (DETECTORS.md starting point; Lightning's EarlyStopping patience is also 3).

@@ -6,13 +6,16 @@
 //! convergence. A loss that rose clearly above its best is not flat either: that is
 //! overfitting's or oscillation's to report.
 
-use super::{Diagnosis, Finding, MIN_EPOCHS, Severity, num, series, series_label};
-use crate::evidence;
+use super::{MIN_EPOCHS, series, series_label};
+
 use crate::lang::Lang;
+use crate::lang::say;
 use crate::metrics::series::RECENT_CAPACITY;
 use crate::metrics::{Canonical, Point, Series};
+use crate::num::num;
 use crate::run::Run;
-use crate::say;
+use crate::types::evidence;
+use crate::types::{Diagnosis, Finding, Severity};
 
 /// An epoch improves on the best loss only by more than this, relative: PyTorch
 /// ReduceLROnPlateau's default threshold (mode "rel"). DETECTORS.md started at 1e-3;

@@ -17,11 +17,11 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::diagnose::num;
 use crate::lang::Lang;
+use crate::lang::say;
 use crate::metrics::{Canonical, Point};
+use crate::num::num;
 use crate::run::Run;
-use crate::say;
 
 const WIDTH: u32 = 760;
 const PANEL_HEIGHT: u32 = 300;

@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use similar::TextDiff;
 
-use super::{effects, value_text};
-use crate::advisor::Action;
-use crate::diagnose::{Finding, Severity, num};
-use crate::history::number_from_json;
 use crate::lang::Lang;
+use crate::lang::say;
 use crate::metrics::{Canonical, names};
-use crate::{Outcome, say};
+use crate::num::number_from_json;
+use crate::num::{num, value_text};
+use crate::outcome::Outcome;
+use crate::types::Action;
+use crate::types::{Finding, Severity};
 
 /// Epochs in the recent-epochs table: enough to see a trend, few enough to scan.
 pub const RECENT_EPOCHS: usize = 10;
@@ -56,7 +57,7 @@ pub fn render(outcome: &Outcome, chart_href: Option<&str>) -> String {
 }
 
 /// The LLM exchange in one line: what was asked, what it cost, and whether it was used.
-fn llm_line(md: &mut String, llm: &crate::advisor::llm::LlmReport, lang: Lang) {
+fn llm_line(md: &mut String, llm: &crate::types::LlmReport, lang: Lang) {
     let cached = if llm.cached {
         say!(lang, ", from the cache", "，来自缓存")
     } else {
@@ -567,7 +568,7 @@ fn earlier(md: &mut String, outcome: &Outcome) {
         "## Earlier adjustments of this run\n\n",
         "## 本次训练之前的调整\n\n"
     ));
-    let sentences = effects::effects(&outcome.run, lang);
+    let sentences = &outcome.diagnosis.effects;
     if sentences.is_empty() {
         md.push_str(&say!(
             lang,
@@ -576,8 +577,8 @@ fn earlier(md: &mut String, outcome: &Outcome) {
         ));
         return;
     }
-    for sentence in sentences {
-        md.push_str(&format!("- {}\n", escape_cell(&sentence)));
+    for sentence in sentences.iter() {
+        md.push_str(&format!("- {}\n", escape_cell(sentence)));
     }
     md.push('\n');
     let run = &outcome.run;
@@ -585,13 +586,13 @@ fn earlier(md: &mut String, outcome: &Outcome) {
         .tunables
         .iter()
         .filter_map(|t| {
-            let epoch = crate::validate::in_cooldown(run, &t.path)?;
+            let epoch = crate::history::in_cooldown(&run.history, &t.path, run.facts.epochs_done)?;
             Some(say!(
                 lang,
                 "{} (changed at epoch {epoch}; free to change again from epoch {})",
                 "{}（第 {epoch} 轮修改；从第 {} 轮起可再次修改）",
                 code(&t.path),
-                epoch + crate::validate::COOLDOWN_EPOCHS
+                epoch + crate::history::COOLDOWN_EPOCHS
             ))
         })
         .collect();
@@ -807,17 +808,17 @@ mod tests {
     use jiff::Timestamp;
 
     use super::*;
-    use crate::OutputPaths;
-    use crate::advisor::Proposal;
     use crate::config::ConfigDoc;
-    use crate::diagnose::{Diagnosis, Skipped};
-    use crate::evidence;
     use crate::history::{self, HistoryEntry};
     use crate::metrics::{Format, MetricsBuilder, PartialEpoch};
+    use crate::outcome::OutputPaths;
     use crate::report::Written;
     use crate::run::Run;
     use crate::space::Space;
-    use crate::validate::{Change, Clamp, Decision, Rejected};
+    use crate::types::Proposal;
+    use crate::types::evidence;
+    use crate::types::{Change, Clamp, Decision, Rejected};
+    use crate::types::{Diagnosis, Skipped};
 
     #[test]
     fn escape_cell_keeps_tables_and_html_intact() {
@@ -1004,6 +1005,7 @@ mod tests {
                 reason: say!(lang, "accuracy is far above 1/5", "准确率远高于 1/5"),
             }],
             classes: None,
+            effects: crate::diagnose::effects::effects(&run, lang),
         };
 
         let proposal = Proposal {
@@ -1129,6 +1131,7 @@ mod tests {
         o.proposal.diagnosis.clear();
         o.proposal.advice.clear();
         o.run.history.clear();
+        o.diagnosis.effects.clear();
         o.new_config = o.run.config.as_ref().unwrap().text.clone();
         o.written = Written::default();
         let md = render(&o, None);

@@ -146,7 +146,7 @@ pub fn discover(roots: &[PathBuf], names: &Names, skip: &[PathBuf]) -> Result<Ve
         walk(root, root, names, &skip, 0, &mut found)?;
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
-    found.dedup_by(|a, b| crate::same_file(&a.dir, &b.dir));
+    found.dedup_by(|a, b| crate::fsio::same_file(&a.dir, &b.dir));
     Ok(found)
 }
 

@@ -7,7 +7,7 @@
 
 pub mod discover;
 pub mod siblings;
-mod summary;
+pub mod summary;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,18 +17,54 @@ use jiff::Timestamp;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::advisor::llm::LlmReport;
+use crate::advisor::Advisor;
 use crate::advisor::llm::budget::{Budget, Limits, Usage};
-use crate::advisor::{Action, Advisor};
-use crate::cli::{OutputFormat, ReviewArgs};
 use crate::config::ConfigDoc;
-use crate::diagnose::{self, Diagnosis, Finding, Severity};
-use crate::error::{Error, Result};
+use crate::diagnose;
+use crate::error::{Error, ExitStatus, Result};
 use crate::lang::Lang;
+use crate::outcome::{OutputPaths, default_out};
+use crate::pipeline::{self, AdvisorOptions, Finish, ReportOn, select_advisor};
 use crate::run::Run;
 use crate::space::Space;
-use crate::validate::{Change, Rejected};
-use crate::{Finish, OutputPaths, history, metrics, mlflow};
+use crate::types::Action;
+use crate::types::LlmReport;
+use crate::types::{Change, Rejected};
+use crate::types::{Diagnosis, Finding, Severity};
+use crate::{history, metrics, mlflow};
+
+/// Everything a review needs, built once from the command line.
+#[derive(Debug, Clone)]
+pub struct ReviewOptions {
+    /// Folders to search for runs (empty when the runs come from MLflow).
+    pub dirs: Vec<PathBuf>,
+    /// File-name globs of a run's config and metrics, instead of the built-in lists.
+    pub config_name: Vec<String>,
+    pub metrics_name: Vec<String>,
+    pub metrics_format: Option<metrics::Format>,
+    /// Write each run's adjusted config, report and history line, as `suggest` would.
+    pub suggest: bool,
+    pub concurrency: Option<u32>,
+    pub max_llm_calls: Option<u64>,
+    pub budget_tokens: Option<u64>,
+    pub llm_rate: Option<u32>,
+    pub report_dir: PathBuf,
+    pub space: Option<PathBuf>,
+    /// Show a progress bar on a terminal's stderr.
+    pub progress: bool,
+    pub lang: Lang,
+    pub mlflow: MlflowOptions,
+    pub advisor: AdvisorOptions,
+}
+
+/// Where the runs come from when they live on an MLflow tracking server.
+#[derive(Debug, Clone, Default)]
+pub struct MlflowOptions {
+    pub url: Option<String>,
+    pub experiment: Option<String>,
+    pub filter: Option<String>,
+    pub write_back: bool,
+}
 
 /// Where a run came from.
 #[derive(Debug, Clone, Serialize)]
@@ -121,7 +157,7 @@ pub struct RunReview {
     pub error: Option<String>,
     /// The exit code the error would have had on its own.
     #[serde(skip)]
-    error_code: Option<u8>,
+    error_code: Option<ExitStatus>,
     /// Tags and artifacts recorded on the MLflow run (`--write-back`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written_back: Option<bool>,
@@ -139,7 +175,7 @@ pub struct Review {
     /// LLM calls and tokens the review used, when an LLM was configured.
     pub llm_usage: Option<Usage>,
     pub summary_report: Option<PathBuf>,
-    pub exit_code: u8,
+    pub exit_code: ExitStatus,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -171,24 +207,24 @@ struct Loaded {
 
 /// Everything the review needs besides the runs.
 struct Context<'a> {
-    args: &'a ReviewArgs,
+    args: &'a ReviewOptions,
     space: Space,
     advisor: Box<dyn Advisor>,
     finish: Finish,
     progress: indicatif::ProgressBar,
 }
 
-pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
+pub fn run(args: &ReviewOptions, time: Timestamp) -> Result<Review> {
     // Flags and files that are wrong fail before a tracking server is read in full.
     let budget = Arc::new(Budget::new(Limits {
         max_calls: args.max_llm_calls,
         max_tokens: args.budget_tokens,
         per_minute: args.llm_rate.and_then(std::num::NonZeroU32::new),
     }));
-    let advisor = crate::select_advisor(&args.llm, args.format, Some(budget.clone()))?;
+    let advisor = select_advisor(&args.advisor, Some(budget.clone()))?;
     let uses_llm = advisor.uses_llm();
     let space = Space::load(args.space.as_deref())?;
-    let (items, server) = match &args.mlflow.mlflow {
+    let (items, server) = match &args.mlflow.url {
         Some(url) => {
             let (items, client) = mlflow_items(args, url)?;
             (items, Some(client))
@@ -206,9 +242,9 @@ pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
             dry_run: !(args.suggest || args.mlflow.write_back),
             in_place: false,
             // A review's per-run report is what its summary links and write-back uploads.
-            report_on: crate::cli::ReportOn::Always,
+            report_on: ReportOn::Always,
         },
-        progress: progress_bar(args.format, items.len()),
+        progress: progress_bar(args.progress, items.len()),
     };
     let threads = concurrency(args);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -260,28 +296,20 @@ pub fn run(args: &ReviewArgs, time: Timestamp) -> Result<u8> {
     };
     if let Err(err) = &written_back {
         eprintln!("error: {err}");
-        review.exit_code = err.exit_code();
+        review.exit_code = err.exit_status();
     }
     let written = summary::write(&mut review, &args.report_dir, &time, args.lang);
     if let Err(err) = &written {
         eprintln!("error: {err}");
-        review.exit_code = review.exit_code.max(EXIT_WRITE);
+        review.exit_code = review.exit_code.max(ExitStatus::WriteFailed);
     }
-    match args.format {
-        OutputFormat::Json => crate::report::print_json(&review)?,
-        OutputFormat::Text => crate::report::emit(&summary::table(&review, args.lang))?,
-    }
-    Ok(review.exit_code)
+    Ok(review)
 }
 
 /// Where retune's trainer callbacks keep a run's history, in the run's folder.
 const TRAINER_HISTORY: &str = "history.jsonl";
 
-/// An output could not be written (1 is taken by "some runs need attention").
-pub const EXIT_WRITE: u8 = 4;
-pub const EXIT_ATTENTION: u8 = 1;
-
-fn folder_items(args: &ReviewArgs) -> Result<Vec<Item>> {
+fn folder_items(args: &ReviewOptions) -> Result<Vec<Item>> {
     let names = discover::Names::new(&args.config_name, &args.metrics_name)?;
     let found = discover::discover(&args.dirs, &names, std::slice::from_ref(&args.report_dir))?;
     if found.is_empty() {
@@ -313,7 +341,7 @@ const MLFLOW_RETRIES: u32 = 3;
 const MLFLOW_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Every run of the experiment, read in full before anything is reviewed.
-fn mlflow_items(args: &ReviewArgs, url: &str) -> Result<(Vec<Item>, mlflow::Client)> {
+fn mlflow_items(args: &ReviewOptions, url: &str) -> Result<(Vec<Item>, mlflow::Client)> {
     let experiment_arg = args
         .mlflow
         .experiment
@@ -418,7 +446,7 @@ fn write_back(
     Ok(())
 }
 
-fn concurrency(args: &ReviewArgs) -> usize {
+fn concurrency(args: &ReviewOptions) -> usize {
     args.concurrency.map(|n| n as usize).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -426,10 +454,11 @@ fn concurrency(args: &ReviewArgs) -> usize {
     })
 }
 
-/// A bar on a terminal's stderr; nothing in JSON mode or when stderr is not a terminal.
-fn progress_bar(format: OutputFormat, len: usize) -> indicatif::ProgressBar {
+/// A bar on a terminal's stderr; nothing when a program reads the output (`progress` is
+/// false) or when stderr is not a terminal.
+fn progress_bar(progress: bool, len: usize) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
-    if format == OutputFormat::Json || !std::io::stderr().is_terminal() {
+    if !progress || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len as u64);
@@ -447,7 +476,7 @@ fn run_paths(context: &Context, item: &Item) -> OutputPaths {
         Source::Folder {
             config: Some(config),
             ..
-        } => crate::default_out(config),
+        } => default_out(config),
         Source::Folder { dir, .. } => dir.join("config.retuned.json"),
         Source::Mlflow { .. } => report_dir.join("config.retuned.json"),
     };
@@ -489,7 +518,7 @@ fn load(context: &Context, item: &Item) -> std::result::Result<(Run, Diagnosis),
                 .mlflow
                 .as_deref()
                 .ok_or_else(|| Error::Usage(format!("{url}: the run's data was not read")))?;
-            let base = context.args.mlflow.mlflow.as_deref().unwrap_or_default();
+            let base = context.args.mlflow.url.as_deref().unwrap_or_default();
             let mut run = server.to_run(base, context.space.clone())?;
             run.history = history::read(&paths.history)?;
             run
@@ -529,7 +558,7 @@ fn conclude(context: &Context, loaded: Loaded) -> RunReview {
         Ok(read) => read,
         Err(_) if not_started(&item) => {
             let mut review = blank(item, Status::Pending);
-            review.advice.push(crate::say!(
+            review.advice.push(crate::lang::say!(
                 context.args.lang,
                 "the metrics file is empty: no epoch logged yet",
                 "指标文件为空：尚未记录任何轮次"
@@ -547,7 +576,7 @@ fn conclude(context: &Context, loaded: Loaded) -> RunReview {
         ..blank(item, Status::Healthy)
     };
     if run.config.is_none() {
-        review.advice.push(crate::say!(
+        review.advice.push(crate::lang::say!(
             context.args.lang,
             "no config beside the metrics: diagnosed from the metrics alone, no changes proposed",
             "指标旁没有配置文件：仅根据指标诊断，不提出变更"
@@ -560,7 +589,7 @@ fn conclude(context: &Context, loaded: Loaded) -> RunReview {
     } else {
         context.advisor.as_ref()
     };
-    match crate::conclude(run, diagnosis, advisor, paths, &context.finish) {
+    match pipeline::conclude(run, diagnosis, advisor, paths, &context.finish) {
         Ok(outcome) => {
             review.provider = Some(outcome.proposal.provider);
             review.model = outcome.proposal.model;
@@ -579,7 +608,7 @@ fn conclude(context: &Context, loaded: Loaded) -> RunReview {
         }
         Err(err) => {
             review.status = Status::Error;
-            review.error_code = Some(code_of(&err));
+            review.error_code = Some(err.exit_status());
             review.error = Some(err.to_string());
             review
         }
@@ -603,7 +632,7 @@ fn not_started(item: &Item) -> bool {
 fn failed(item: Item, err: &Error) -> RunReview {
     RunReview {
         error: Some(err.to_string()),
-        error_code: Some(code_of(err)),
+        error_code: Some(err.exit_status()),
         ..blank(item, Status::Error)
     }
 }
@@ -634,14 +663,6 @@ fn blank(item: Item, status: Status) -> RunReview {
         error_code: None,
         written_back: None,
         mlflow_run: item.mlflow,
-    }
-}
-
-/// A run's error as review's exit codes have it: a write failure is 4 here.
-fn code_of(err: &Error) -> u8 {
-    match err {
-        Error::Write { .. } => EXIT_WRITE,
-        other => other.exit_code(),
     }
 }
 
@@ -677,19 +698,23 @@ fn totals(runs: &[RunReview]) -> Totals {
 
 /// Bad input first (2), then an LLM that was required and failed (3), then a failed
 /// write (4), then runs that need attention (1).
-fn exit_code(runs: &[RunReview]) -> u8 {
-    let errors: Vec<u8> = runs.iter().filter_map(|r| r.error_code).collect();
-    for code in [2, 3, EXIT_WRITE] {
-        if errors.contains(&code) {
-            return code;
+fn exit_code(runs: &[RunReview]) -> ExitStatus {
+    let errors: Vec<ExitStatus> = runs.iter().filter_map(|r| r.error_code).collect();
+    for status in [
+        ExitStatus::BadInput,
+        ExitStatus::LlmUnavailable,
+        ExitStatus::WriteFailed,
+    ] {
+        if errors.contains(&status) {
+            return status;
         }
     }
     if runs
         .iter()
         .any(|r| matches!(r.status, Status::Warning | Status::Critical))
     {
-        EXIT_ATTENTION
+        ExitStatus::Attention
     } else {
-        0
+        ExitStatus::Success
     }
 }

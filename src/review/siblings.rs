@@ -8,10 +8,13 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::diagnose::{Diagnosis, Severity, TRAINING_FINDINGS, num};
+use crate::diagnose::TRAINING_FINDINGS;
+
 use crate::lang::Lang;
+use crate::lang::say;
+use crate::num::num;
 use crate::run::Run;
-use crate::say;
+use crate::types::{Diagnosis, Severity};
 
 /// Fewer siblings without the finding than this, and "they all had less" is anecdote.
 const MIN_FINE_SIBLINGS: usize = 2;
@@ -167,8 +170,8 @@ pub fn apply(notes: Vec<Note>, diagnoses: &mut [&mut Diagnosis]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnose::Finding;
     use crate::run::testing;
+    use crate::types::Finding;
 
     fn run_with_lr(lr: f64) -> Run {
         let config = format!(

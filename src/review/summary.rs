@@ -9,8 +9,8 @@ use super::{Review, RunReview, Status};
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::lang::Lang;
-use crate::report::value_text;
-use crate::say;
+use crate::lang::say;
+use crate::num::{change_text, value_text};
 
 /// Writes `review-<time>.md` and `review-<time>.json` and records the Markdown's path.
 pub fn write(review: &mut Review, dir: &Path, time: &Timestamp, lang: Lang) -> Result<()> {
@@ -31,7 +31,7 @@ fn proposed(run: &RunReview) -> String {
     let mut parts: Vec<String> = run
         .changes
         .iter()
-        .map(|c| crate::report::change_text(&c.parameter, &c.old, &c.new))
+        .map(|c| change_text(&c.parameter, &c.old, &c.new))
         .collect();
     parts.extend(run.actions.iter().map(|a| a.as_str().to_string()));
     if parts.is_empty() {

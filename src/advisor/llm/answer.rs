@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::advisor::ProposedChange;
+use crate::types::ProposedChange;
 
 /// The rationale of the example answer in prompts/system.j2.
 const PLACEHOLDER_RATIONALE: &str = "why, citing the run's numbers";

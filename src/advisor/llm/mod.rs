@@ -18,44 +18,19 @@ pub mod transport;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde_json::Value;
 
 use super::rules::RulesAdvisor;
-use super::{AdviceInput, Advisor, Proposal};
+use super::{AdviceInput, Advisor};
 use crate::error::{Error, Result};
-use crate::say;
-use crate::validate::{self, Rejected};
+use crate::lang::say;
+use crate::types::LlmReport;
+use crate::types::Message;
+use crate::types::Proposal;
+use crate::types::Rejected;
 use cache::Cache;
-use prompt::{Message, Templates};
+use prompt::Templates;
 use transport::{CallError, Endpoint, Mode, Resilience, Transport};
-
-/// Enough for a diagnosis and four changes within the schema's length bounds, with room;
-/// llama.cpp's Gemma 3 270M answers in 150–250 tokens.
-pub const DEFAULT_MAX_TOKENS: u32 = 800;
-
-/// How the exchange went: what the report and the JSON show.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct LlmReport {
-    pub endpoint: String,
-    pub model: String,
-    /// `json_schema`, or `json_object` after the server refused the schema.
-    pub response_format: &'static str,
-    /// Model answers read (the first and each repair).
-    pub answers: u32,
-    pub repairs: u32,
-    /// HTTP requests made, retries included.
-    pub http_attempts: u32,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub latency_ms: u64,
-    /// Every answer came from the cache: no request was sent.
-    pub cached: bool,
-    pub first_answer_parsed: bool,
-    pub first_answer_valid: bool,
-    /// Why the rules advisor decided instead, when it did.
-    pub fallback: Option<String>,
-}
 
 /// Everything the LLM advisor is configured with.
 #[derive(Debug, Clone)]
@@ -91,7 +66,7 @@ impl Advisor for LlmAdvisor {
 
     fn advise(&self, input: &AdviceInput) -> Result<Proposal> {
         let templates = Templates::load(self.options.prompts.as_deref())?;
-        let messages = templates.messages(input.run, input.diagnosis, input.lang)?;
+        let messages = templates.messages(input.run, input.diagnosis)?;
         let mut report = LlmReport {
             endpoint: self.options.endpoint.base_url.clone(),
             model: self.options.endpoint.model.clone(),
@@ -278,8 +253,7 @@ impl LlmAdvisor {
                     };
                     // The same validation the decision will apply, run now so the model can
                     // be told what to fix.
-                    let trial =
-                        validate::validate(input.run, input.diagnosis, &proposal, input.lang);
+                    let trial = (input.trial)(&proposal);
                     if trial.rejected.is_empty() {
                         if round == 0 {
                             report.first_answer_valid = true;
@@ -294,7 +268,7 @@ impl LlmAdvisor {
                             format!(
                                 "{} = {}: {}",
                                 r.parameter,
-                                crate::report::value_text(&r.proposed),
+                                crate::num::value_text(&r.proposed),
                                 r.reason
                             )
                         })

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::validate::MAX_CHANGES;
+use crate::types::MAX_CHANGES;
 
 /// Longest diagnosis the model may write (characters).
 pub const MAX_DIAGNOSIS_CHARS: u64 = 600;

@@ -17,8 +17,8 @@ use async_openai::middleware::HttpRequestFactory;
 use backon::BackoffBuilder;
 use serde_json::{Value, json};
 
-use super::prompt::Message;
 use crate::settings::Secret;
+use crate::types::Message;
 
 /// Azure OpenAI's REST API version when `AZURE_OPENAI_API_VERSION` is not set.
 pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
@@ -207,18 +207,18 @@ impl Transport {
                 CallError::Failed(format!(
                     "{} answered without a message: {}",
                     self.endpoint.base_url,
-                    short(&body.to_string(), 300)
+                    crate::num::truncate(&body.to_string(), 300)
                 ))
             }),
             Err(err) => match last {
                 Some((status @ (400 | 422), body)) => Err(CallError::Refused {
                     status,
-                    message: short(&body, 300),
+                    message: crate::num::truncate(&body, 300),
                 }),
                 Some((status, body)) if status >= 400 => Err(CallError::Failed(format!(
                     "{} answered HTTP {status}: {}",
                     self.endpoint.base_url,
-                    short(&body, 300)
+                    crate::num::truncate(&body, 300)
                 ))),
                 _ => Err(CallError::Failed(format!(
                     "{}: {}",
@@ -378,19 +378,12 @@ fn describe(err: &OpenAIError) -> String {
             "could not connect (is the server running, and the URL right?)".into()
         }
         OpenAIError::JSONDeserialize(e, body) => {
-            format!("answer is not JSON ({e}): {}", short(body, 200))
+            format!(
+                "answer is not JSON ({e}): {}",
+                crate::num::truncate(body, 200)
+            )
         }
-        other => short(&other.to_string(), 300),
-    }
-}
-
-fn short(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let mut s: String = text.chars().take(max).collect();
-        s.push('…');
-        s
+        other => crate::num::truncate(&other.to_string(), 300),
     }
 }
 

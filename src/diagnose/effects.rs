@@ -3,12 +3,12 @@
 //! the LLM prompt read the same `measure` result, so all three tell one story. This module
 //! only compares numbers; whether an adjustment should be undone is the advisor's call.
 
-use crate::diagnose::num;
 use crate::history::HistoryEntry;
 use crate::lang::Lang;
+use crate::lang::say;
 use crate::metrics::Canonical;
+use crate::num::{change_text, num};
 use crate::run::Run;
-use crate::say;
 
 /// A move smaller than this, relative to where the metric was, is epoch-to-epoch noise,
 /// not an effect (the plateau detector's 0.1% is for a best value; a last value wobbles
@@ -119,7 +119,7 @@ fn sentence(effect: &Effect, now_epoch: u32, lang: Lang) -> String {
     let mut what: Vec<String> = entry
         .changes
         .iter()
-        .map(|c| crate::report::change_text(&c.parameter, &c.old, &c.new))
+        .map(|c| change_text(&c.parameter, &c.old, &c.new))
         .collect();
     what.extend(entry.actions.iter().map(|a| a.as_str().to_string()));
     let what = if what.is_empty() {
@@ -209,8 +209,8 @@ fn signed(value: f64, unit: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::advisor::Action;
     use crate::history;
+    use crate::types::Action;
 
     fn entry(epoch: Option<u32>, metrics: &[(&str, f64)]) -> HistoryEntry {
         HistoryEntry {

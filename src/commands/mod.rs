@@ -1,0 +1,115 @@
+//! The commands: each takes its parsed arguments, runs the pipeline or a part of it, and
+//! prints the result. The stages return data; printing happens here and in `print`.
+
+pub mod print;
+
+use jiff::Timestamp;
+
+use crate::cli::{Cli, Command, OutputFormat};
+use crate::error::{Error, ExitStatus, Result};
+use crate::history;
+use crate::pipeline::{self, LoadOptions};
+use crate::{advisor, config, diagnose, fsio, review, space};
+
+/// Runs one command line and says how it ended.
+pub fn run(cli: Cli) -> Result<ExitStatus> {
+    let done = match cli.command {
+        Command::Review(args) => {
+            let format = args.format;
+            let lang = args.lang;
+            let review = review::run(&args.options(), now()?)?;
+            match format {
+                OutputFormat::Json => print::print_json(&review)?,
+                OutputFormat::Text => print::emit(&review::summary::table(&review, lang))?,
+            }
+            return Ok(review.exit_code);
+        }
+        Command::Suggest(args) => {
+            let outcome = pipeline::suggest(&args.options(), now()?)?;
+            print::print_suggest(&outcome, args.input.format)
+        }
+        Command::Diagnose(args) => {
+            let (run, diagnosis) =
+                pipeline::diagnose_only(&args.input.options(), args.config.clone())?;
+            print::print_diagnosis(&run, &diagnosis, args.input.format, args.input.lang)
+        }
+        Command::Prompt(args) => {
+            let input = args.input.options();
+            let run = pipeline::load(&input, Some(args.config.clone()), args.history.clone())?;
+            let diagnosis = diagnose::diagnose(&run, input.lang);
+            let templates = advisor::llm::prompt::Templates::load(args.prompts.as_deref())?;
+            let messages = templates.messages(&run, &diagnosis)?;
+            print::print_prompt(&messages, args.input.format)
+        }
+        Command::Schema(args) => {
+            let parameters: Vec<String> = match &args.config {
+                Some(path) => {
+                    let config = config::ConfigDoc::load(path)?;
+                    let space = space::Space::load(args.space.as_deref())?;
+                    space
+                        .tunables(&config)
+                        .into_iter()
+                        .map(|t| t.path)
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            print::print_json(&advisor::llm::schema_for(&parameters))
+        }
+        Command::History(args) => {
+            let entries = history::read(&args.history)?;
+            let run = match &args.metrics {
+                Some(metrics) => Some(pipeline::load_and_warn(&LoadOptions {
+                    metrics: metrics.clone(),
+                    metrics_format: args.metrics_format,
+                    history: Some(args.history.clone()),
+                    ..LoadOptions::default()
+                })?),
+                None => None,
+            };
+            print::print_history(&entries, run.as_ref(), args.format, args.lang)
+        }
+        Command::Revert(args) => {
+            let entries = history::read(&args.history)?;
+            let plan =
+                history::plan_revert(&args.history, &entries, args.to.as_deref(), args.force)?;
+            fsio::write_atomic(&plan.file, plan.text.as_bytes())?;
+            let time = now()?;
+            history::append(
+                &args.history,
+                &history::HistoryEntry {
+                    time: time.to_string(),
+                    adjustment_id: format!("rev-{}", time.strftime("%Y%m%dT%H%M%SZ")),
+                    epoch: plan.epoch,
+                    provider: "revert".into(),
+                    config: plan.file.display().to_string(),
+                    config_out: Some(plan.file.display().to_string()),
+                    changes: plan.restored.clone(),
+                    actions: Vec::new(),
+                    findings: Vec::new(),
+                    metrics: Default::default(),
+                    config_before: None,
+                    reverts: plan.undone.clone(),
+                },
+            )?;
+            print::print_revert(&plan, args.format)
+        }
+    };
+    done.map(|()| ExitStatus::Success)
+}
+
+/// The current time, or `SOURCE_DATE_EPOCH` (seconds) when set, so that reports can be
+/// reproduced byte for byte.
+fn now() -> Result<Timestamp> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) => s
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|secs| Timestamp::from_second(secs).ok())
+            .ok_or_else(|| {
+                Error::Usage(format!("SOURCE_DATE_EPOCH={s} is not a number of seconds"))
+            }),
+        Err(_) => Ok(Timestamp::now()),
+    }
+}

@@ -1,0 +1,308 @@
+//! The pipeline: load → diagnose → advise → validate → write, for one run (`suggest`) and
+//! for the second half that `review` runs on each of its runs (`conclude`). It takes plain
+//! options built once from the command line, never the command line's own types, so a
+//! program can drive it as the binary does.
+
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use crate::advisor::llm::{LlmAdvisor, LlmOptions, budget::Budget, transport};
+use crate::advisor::{AdviceInput, Advisor, rules::RulesAdvisor};
+use crate::error::{Error, Result};
+use crate::fsio::same_file;
+use crate::lang::Lang;
+use crate::metrics::Format;
+use crate::outcome::{Outcome, OutputPaths, Written, default_out};
+pub use crate::run::LoadOptions;
+use crate::run::Run;
+use crate::types::{Diagnosis, Proposal};
+use crate::{diagnose, report, settings, validate};
+
+/// What the load stage reads, shared by every command that reads a run.
+#[derive(Debug, Clone, Default)]
+pub struct InputOptions {
+    pub metrics: PathBuf,
+    pub metrics_format: Option<Format>,
+    pub space: Option<PathBuf>,
+    pub num_classes: Option<u32>,
+    pub lang: Lang,
+}
+
+/// Who proposes the changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Provider {
+    /// The LLM when one is configured, else the rules.
+    #[default]
+    Auto,
+    /// The offline, deterministic rules advisor.
+    Rules,
+    /// An OpenAI-compatible LLM.
+    Openai,
+}
+
+/// When `suggest` writes its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ReportOn {
+    /// Every call writes a report.
+    #[default]
+    Always,
+    /// Only a decision with a change or an action writes one.
+    Change,
+}
+
+/// How to reach an LLM, as the person asked for it; `select_advisor` resolves it against
+/// the environment and the config files.
+#[derive(Debug, Clone)]
+pub struct AdvisorOptions {
+    pub provider: Provider,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub max_repairs: u32,
+    /// Let the rules decide when the LLM gives no usable answer.
+    pub fallback: bool,
+    /// Seconds for one HTTP response, and for the whole exchange.
+    pub timeout: f64,
+    pub deadline: f64,
+    pub retries: u32,
+    pub max_tokens: u32,
+    pub cache: bool,
+    pub prompts: Option<PathBuf>,
+    /// Show a spinner on stderr while the model thinks (a person at a terminal).
+    pub spinner: bool,
+}
+
+/// Everything `suggest` needs.
+#[derive(Debug, Clone)]
+pub struct SuggestOptions {
+    pub config: PathBuf,
+    pub input: InputOptions,
+    pub out: Option<PathBuf>,
+    pub in_place: bool,
+    pub report_dir: PathBuf,
+    pub history: Option<PathBuf>,
+    pub dry_run: bool,
+    pub report_on: ReportOn,
+    pub advisor: AdvisorOptions,
+}
+
+impl SuggestOptions {
+    /// Where this `suggest` writes.
+    pub fn paths(&self) -> OutputPaths {
+        let config_out = if self.in_place {
+            self.config.clone()
+        } else {
+            self.out
+                .clone()
+                .unwrap_or_else(|| default_out(&self.config))
+        };
+        let history = self
+            .history
+            .clone()
+            .unwrap_or_else(|| self.report_dir.join("history.jsonl"));
+        OutputPaths {
+            config_out,
+            report_dir: self.report_dir.clone(),
+            history,
+        }
+    }
+}
+
+/// load → diagnose → advise → validate → write.
+pub fn suggest(options: &SuggestOptions, time: Timestamp) -> Result<Outcome> {
+    let paths = options.paths();
+    if !options.in_place && same_file(&paths.config_out, &options.config) {
+        return Err(Error::Usage(format!(
+            "--out {} is the input config; use --in-place to overwrite it",
+            paths.config_out.display()
+        )));
+    }
+    let lang = options.input.lang;
+    let run = load(
+        &options.input,
+        Some(options.config.clone()),
+        Some(paths.history.clone()),
+    )?;
+    let diagnosis = diagnose::diagnose(&run, lang);
+    let advisor = select_advisor(&options.advisor, None)?;
+    conclude(
+        run,
+        diagnosis,
+        advisor.as_ref(),
+        paths,
+        &Finish {
+            lang,
+            time,
+            dry_run: options.dry_run,
+            in_place: options.in_place,
+            report_on: options.report_on,
+        },
+    )
+}
+
+/// How `conclude` ends: in which language, stamped with which time, and whether it
+/// writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Finish {
+    pub lang: Lang,
+    pub time: Timestamp,
+    pub dry_run: bool,
+    pub in_place: bool,
+    pub report_on: ReportOn,
+}
+
+/// advise → validate → write, for a run already loaded and diagnosed: the second half of
+/// `suggest`, which `review` runs for each of its runs.
+pub fn conclude(
+    run: Run,
+    diagnosis: Diagnosis,
+    advisor: &dyn Advisor,
+    paths: OutputPaths,
+    finish: &Finish,
+) -> Result<Outcome> {
+    let lang = finish.lang;
+    let trial = |proposal: &Proposal| validate::validate(&run, &diagnosis, proposal, lang);
+    let proposal = advisor.advise(&AdviceInput {
+        run: &run,
+        diagnosis: &diagnosis,
+        lang,
+        trial: &trial,
+    })?;
+    let decision = validate::validate(&run, &diagnosis, &proposal, lang);
+
+    let config = run
+        .config
+        .as_ref()
+        .ok_or_else(|| Error::Usage("suggest needs --config".into()))?;
+    let changes: Vec<(String, serde_json::Value)> = decision
+        .changes
+        .iter()
+        .map(|c| (c.parameter.clone(), c.new.clone()))
+        .collect();
+    let new_config = config.with_changes(&changes)?;
+    let mut outcome = Outcome {
+        adjustment_id: adjustment_id(&finish.time, &config.text, &run),
+        time: finish.time,
+        lang,
+        run,
+        diagnosis,
+        proposal,
+        decision,
+        paths,
+        new_config,
+        written: Written::default(),
+    };
+    if !finish.dry_run {
+        let reports = finish.report_on == ReportOn::Always
+            || !outcome.decision.changes.is_empty()
+            || !outcome.decision.actions.is_empty();
+        report::write(&mut outcome, finish.in_place, reports)?;
+    }
+    Ok(outcome)
+}
+
+/// The load stage for any command: the input options plus a config and a history.
+pub fn load(
+    input: &InputOptions,
+    config: Option<PathBuf>,
+    history: Option<PathBuf>,
+) -> Result<Run> {
+    load_and_warn(&LoadOptions {
+        config,
+        metrics: input.metrics.clone(),
+        metrics_format: input.metrics_format,
+        space: input.space.clone(),
+        history,
+        num_classes: input.num_classes,
+    })
+}
+
+/// Loads, and tells the person on stderr what the readers skipped (a corrupt TensorBoard
+/// record, a series left out); stdout stays the result alone.
+pub fn load_and_warn(options: &LoadOptions) -> Result<Run> {
+    let run = crate::run::load_run(options)?;
+    for warning in &run.metrics.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(run)
+}
+
+/// load → diagnose, for `retune diagnose`.
+pub fn diagnose_only(input: &InputOptions, config: Option<PathBuf>) -> Result<(Run, Diagnosis)> {
+    let run = load(input, config, None)?;
+    let diagnosis = diagnose::diagnose(&run, input.lang);
+    Ok((run, diagnosis))
+}
+
+/// The advisor the options, environment and config files ask for; `budget` is shared by
+/// the runs of one review.
+pub fn select_advisor(
+    options: &AdvisorOptions,
+    budget: Option<std::sync::Arc<Budget>>,
+) -> Result<Box<dyn Advisor>> {
+    if options.provider == Provider::Rules {
+        return Ok(Box::new(RulesAdvisor));
+    }
+    let settings = settings::resolve(
+        options.base_url.as_deref(),
+        options.model.as_deref(),
+        &settings::process_env,
+        &settings::default_files(),
+    )?;
+    if !settings.configured() {
+        return match options.provider {
+            Provider::Openai => Err(Error::Usage(
+                "--provider openai needs an endpoint or a key: --base-url URL, OPENAI_BASE_URL, OPENAI_API_KEY, or an [llm] table in retune.toml".into(),
+            )),
+            _ => Ok(Box::new(RulesAdvisor)),
+        };
+    }
+    let seconds = |name: &str, value: f64| {
+        (value.is_finite() && value > 0.0)
+            .then(|| std::time::Duration::from_secs_f64(value))
+            .ok_or_else(|| Error::Usage(format!("--{name} must be a positive number of seconds")))
+    };
+    let base_url = settings
+        .base_url
+        .clone()
+        .unwrap_or_else(|| "https://api.openai.com/v1".to_string());
+    let model = settings
+        .model
+        .clone()
+        .unwrap_or_else(|| "gpt-4o-mini".to_string());
+    Ok(Box::new(LlmAdvisor {
+        options: LlmOptions {
+            endpoint: transport::Endpoint::new(
+                &base_url,
+                &model,
+                settings.api_key.clone(),
+                std::env::var("AZURE_OPENAI_API_VERSION").ok(),
+            ),
+            resilience: transport::Resilience {
+                timeout: seconds("timeout", options.timeout)?,
+                retries: options.retries,
+                deadline: seconds("deadline", options.deadline)?,
+            },
+            max_repairs: options.max_repairs,
+            max_tokens: options.max_tokens,
+            fallback: options.fallback,
+            cache: options.cache,
+            prompts: options.prompts.clone(),
+            spinner: options.spinner && budget.is_none(),
+            budget,
+        },
+    }))
+}
+
+/// `adj-20261123T003241Z-1a2b3c`: sortable by time, distinct for distinct inputs.
+fn adjustment_id(time: &Timestamp, config_text: &str, run: &Run) -> String {
+    let mut hash = Sha256::new();
+    hash.update(config_text.as_bytes());
+    hash.update(run.metrics.path.to_string_lossy().as_bytes());
+    hash.update(run.facts.epochs_done.to_le_bytes());
+    hash.update(time.as_nanosecond().to_le_bytes());
+    let digest = hash.finalize();
+    let short: String = digest[..3].iter().map(|b| format!("{b:02x}")).collect();
+    format!("adj-{}-{short}", time.strftime("%Y%m%dT%H%M%SZ"))
+}
