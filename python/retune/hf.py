@@ -26,7 +26,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from ._core import EpochTuner, Outcome, atomic_write, to_float
+from ._decision import Outcome
+from ._metrics_log import atomic_write, to_float
+from ._tuner import EpochTuner
 from .torch import TorchState, act_on
 
 # The TrainerState fields retune reads beside log_history (run length, batch size).

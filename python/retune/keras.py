@@ -29,19 +29,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from ._core import (
-    Applied,
-    Change,
-    Decision,
-    EpochTuner,
-    MetricsLog,
-    NotApplied,
-    Outcome,
-    carry_out,
-    scale_live,
-    to_float,
-    with_learning_rate,
-)
+from ._decision import Applied, Change, Decision, NotApplied, Outcome
+from ._metrics_log import MetricsLog, to_float
+from ._param_groups import scale_live, with_learning_rate
+from ._tuner import EpochTuner, carry_out
 
 # Keras optimizer attributes holding a canonical parameter. They are plain Python floats
 # read when the train step is traced, so after setting one the train function is

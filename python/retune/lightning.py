@@ -29,7 +29,8 @@ try:
 except ImportError:  # the standalone package
     import pytorch_lightning as pl
 
-from ._core import EpochTuner, MetricsLog
+from ._metrics_log import MetricsLog
+from ._tuner import EpochTuner
 from .torch import TorchState, act_on
 
 # Lightning names per-step values `<name>_step` when a metric is logged with both

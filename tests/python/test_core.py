@@ -1,5 +1,6 @@
-"""retune._core and retune._binary: the metrics file, the command, the call to the real
-binary and its decision, errors, and changes applied to parameter groups."""
+"""retune's shared modules (_decision, _metrics_log, _runner, _tuner, _param_groups) and
+retune._binary: the metrics file, the command, the call to the real binary and its
+decision, errors, and changes applied to parameter groups."""
 
 from __future__ import annotations
 
@@ -15,17 +16,11 @@ import pytest
 import retune
 from conftest import KERAS_FIXTURES, FakeOptimizer, FakeScheduler, read_config, write_config
 from retune._binary import find_binary
-from retune._core import (
-    BestTracker,
-    Change,
-    Decision,
-    MetricsLog,
-    NotApplied,
-    Outcome,
-    Retune,
-    RetuneError,
-    apply_to_param_groups,
-)
+from retune._decision import Change, Decision, NotApplied, Outcome, RetuneError
+from retune._metrics_log import MetricsLog
+from retune._param_groups import apply_to_param_groups
+from retune._runner import Retune
+from retune._tuner import BestTracker
 
 # -- the metrics file ---------------------------------------------------------------------
 
@@ -312,7 +307,7 @@ def test_outcome_describes_changes_in_shortest_form(tmp_path):
         },
         base=tmp_path,
     )
-    from retune._core import Applied
+    from retune._decision import Applied
 
     outcome = Outcome(
         0,
