@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal, cast
 
 # What the trainer should do besides loading the new config: the binary's `Action`
 # (src/advisor/mod.rs), written in snake_case.
 Action = Literal["restore_checkpoint", "restart", "stop_early"]
 
-RESTORE_CHECKPOINT = "restore_checkpoint"
-RESTART = "restart"
-STOP_EARLY = "stop_early"
+RESTORE_CHECKPOINT: Final = "restore_checkpoint"
+RESTART: Final = "restart"
+STOP_EARLY: Final = "stop_early"
 
 
 class RetuneError(RuntimeError):
@@ -73,7 +73,7 @@ class Decision:
     provider: str
     diagnosis: str
     changes: tuple[Change, ...]
-    actions: tuple[str, ...]
+    actions: tuple[Action, ...]
     findings: tuple[str, ...]
     report: Path | None
     config_out: Path | None
@@ -102,7 +102,9 @@ class Decision:
                 provider=str(data.get("provider", "")),
                 diagnosis=str(data.get("diagnosis", "")),
                 changes=changes,
-                actions=tuple(str(a) for a in data.get("actions", [])),
+                # Not checked: an action a newer binary adds is kept, and no callback
+                # acts on it.
+                actions=tuple(cast(Action, str(a)) for a in data.get("actions", [])),
                 findings=tuple(str(f["id"]) for f in data.get("findings", [])),
                 report=_path_or_none(data.get("report"), base),
                 config_out=_path_or_none(data.get("config_out"), base),

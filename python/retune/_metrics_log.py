@@ -11,10 +11,22 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
+
+# The binary's `--metrics-format` choices (`retune suggest --help`).
+MetricsFormat = Literal[
+    "snapshot",
+    "keras-history",
+    "keras-csv",
+    "keras-log",
+    "lightning-csv",
+    "hf-trainer-state",
+    "json-lines",
+    "tensorboard",
+]
 
 # `--metrics-format` of the file MetricsLog writes.
-KERAS_CSV = "keras-csv"
+KERAS_CSV: Final = "keras-csv"
 
 
 class MetricsLog:

@@ -11,13 +11,17 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from ._binary import find_binary
 from ._decision import Decision, RetuneError
+from ._metrics_log import MetricsFormat
 
 logger = logging.getLogger("retune")
 
-ON_ERROR_CHOICES = ("warn", "raise")
+# What a failed call does: log a warning and let training go on, or raise RetuneError.
+OnError = Literal["warn", "raise"]
+ON_ERROR_CHOICES: tuple[OnError, ...] = ("warn", "raise")
 
 
 class Retune:
@@ -44,7 +48,7 @@ class Retune:
         report_dir: str | os.PathLike[str] | None = None,
         extra_args: Sequence[str] = (),
         binary: str | os.PathLike[str] | None = None,
-        on_error: str = "warn",
+        on_error: OnError = "warn",
         timeout: float | None = None,
     ):
         if on_error not in ON_ERROR_CHOICES:
@@ -68,7 +72,7 @@ class Retune:
         return self._binary
 
     def command(
-        self, metrics: str | os.PathLike[str], metrics_format: str | None = None
+        self, metrics: str | os.PathLike[str], metrics_format: MetricsFormat | None = None
     ) -> list[str]:
         """The exact command line `suggest` runs."""
         cmd = [
@@ -94,7 +98,7 @@ class Retune:
         return cmd
 
     def suggest(
-        self, metrics: str | os.PathLike[str], metrics_format: str | None = None
+        self, metrics: str | os.PathLike[str], metrics_format: MetricsFormat | None = None
     ) -> Decision | None:
         """Run `retune suggest` on the metrics file and return its decision.
 
@@ -111,7 +115,9 @@ class Retune:
         self.last_error = None
         return decision
 
-    def _suggest(self, metrics, metrics_format) -> Decision:
+    def _suggest(
+        self, metrics: str | os.PathLike[str], metrics_format: MetricsFormat | None
+    ) -> Decision:
         try:
             cmd = self.command(metrics, metrics_format)
         except FileNotFoundError as e:

@@ -23,8 +23,8 @@ from ._decision import (
     NotApplied,
     Outcome,
 )
-from ._metrics_log import KERAS_CSV, to_float
-from ._runner import Retune
+from ._metrics_log import KERAS_CSV, MetricsFormat, to_float
+from ._runner import OnError, Retune
 
 logger = logging.getLogger("retune")
 
@@ -94,7 +94,7 @@ class EpochTuner:
         run_dir: str | os.PathLike[str] | None = None,
         monitor: str | None = None,
         extra_args: Sequence[str] = (),
-        on_error: str = "warn",
+        on_error: OnError = "warn",
         verbose: bool = True,
         history: str | os.PathLike[str] | None = None,
         report_dir: str | os.PathLike[str] | None = None,
@@ -124,7 +124,7 @@ class EpochTuner:
         keep_best: Callable[[], None] | None,
         write: Callable[[], Path],
         act: Callable[[Decision], Outcome],
-        metrics_format: str = KERAS_CSV,
+        metrics_format: MetricsFormat = KERAS_CSV,
         zero: bool = True,
         broadcast: Callable[[Any], Any] | None = None,
     ) -> Outcome:
@@ -178,6 +178,8 @@ def carry_out(
         taken.append(RESTART if how is None else f"{RESTART} ({how})")
     elif decision.restore_checkpoint:
         if restore_best():
+            # Weights are kept only for an epoch `best` marked, so it has one.
+            assert best.best_epoch is not None
             taken.append(f"{RESTORE_CHECKPOINT} (epoch {best.best_epoch + 1})")
         else:
             how = restart()
