@@ -4,6 +4,7 @@ decision, errors, and changes applied to parameter groups."""
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import math
@@ -333,3 +334,22 @@ def test_python_m_retune_runs_the_binary():
         [sys.executable, "-m", "retune", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("retune ")
+
+
+def test_shared_modules_import_one_way():
+    """Each of the modules the callbacks share imports only modules before it here, so
+    their import graph has no cycle (and `_core` is re-exports only)."""
+    order = ["_binary", "_decision", "_metrics_log", "_param_groups", "_runner", "_tuner"]
+    package = Path(retune.__file__).parent
+    for i, name in enumerate(order):
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1
+        }
+        assert imported <= set(order[:i]), (name, imported)
+    core = ast.parse((package / "_core.py").read_text(encoding="utf-8"))
+    assert all(isinstance(node, (ast.Expr, ast.ImportFrom, ast.Assign)) for node in core.body), (
+        "_core.py should only re-export"
+    )
