@@ -13,18 +13,11 @@ to the live optimizer. Each framework has its module, imported only when you use
 """
 
 from ._binary import find_binary
-from ._core import (
-    Applied,
-    BestTracker,
-    Change,
-    Decision,
-    MetricsLog,
-    NotApplied,
-    Outcome,
-    Retune,
-    RetuneError,
-    apply_to_param_groups,
-)
+from ._decision import Applied, Change, Decision, NotApplied, Outcome, RetuneError
+from ._metrics_log import MetricsLog
+from ._param_groups import apply_to_param_groups
+from ._runner import Retune
+from ._tuner import BestTracker
 
 __all__ = [
     "Applied",

@@ -26,7 +26,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from ._core import EpochTuner, Outcome, atomic_write, to_float
+from ._decision import Decision, Outcome
+from ._metrics_log import atomic_write, to_float
+from ._tuner import EpochTuner
 from .torch import TorchState, act_on
 
 # The TrainerState fields retune reads beside log_history (run length, batch size).
@@ -59,23 +61,27 @@ class RetuneTrainerCallback(EpochTuner, TrainerCallback):
 
     # -- Trainer events ----------------------------------------------------------------
 
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
+    def on_train_begin(
+        self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
+    ) -> Any:
         if model is not None:
             self.weights.keep_initial(model)
         self._training = True
         return control
 
-    def on_train_end(self, args, state, control, **kwargs):
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         # A `trainer.evaluate()` after training is no time to tune.
         self._training = False
         return control
 
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any
+    ) -> Any:
         if not self._training:
             return control
         return self._tune(state, control, dict(metrics or {}), kwargs)
 
-    def on_epoch_end(self, args, state, control, **kwargs):
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         # With evaluation on, on_evaluate (after this event: the Trainer evaluates when
         # the epoch's events are done) has the epoch's eval row; act there instead.
         if not self._training or _evaluates(args):
@@ -84,13 +90,15 @@ class RetuneTrainerCallback(EpochTuner, TrainerCallback):
 
     # -- what both events do -----------------------------------------------------------
 
-    def _tune(self, state, control, metrics: dict, kwargs: dict):
+    def _tune(
+        self, state: Any, control: Any, metrics: dict[str, Any], kwargs: dict[str, Any]
+    ) -> Any:
         model = kwargs.get("model")
         optimizer = kwargs.get("optimizer")
         scheduler = kwargs.get("lr_scheduler")
         epoch = _epoch_index(state.epoch)
 
-        def act(decision):
+        def act(decision: Decision) -> Outcome:
             if model is None or optimizer is None:
                 return Outcome(epoch, decision, error="the Trainer passed no model or optimizer")
             return act_on(
@@ -117,7 +125,7 @@ class RetuneTrainerCallback(EpochTuner, TrainerCallback):
             control.should_training_stop = True
         return control
 
-    def _write_state(self, state) -> Path:
+    def _write_state(self, state: Any) -> Path:
         """`trainer_state.json` as the Trainer saves it: indent 2, sorted keys, NaN
         written bare (json.dumps' default, which retune reads); returns its path."""
         data = {"log_history": list(state.log_history)}
@@ -142,13 +150,13 @@ def _broadcast_from_zero(obj: Any) -> Any:
     return box[0]
 
 
-def _evaluates(args) -> bool:
+def _evaluates(args: Any) -> bool:
     # `eval_strategy` since transformers 4.41; `evaluation_strategy` before.
     strategy = getattr(args, "eval_strategy", None) or getattr(args, "evaluation_strategy", "no")
     return str(getattr(strategy, "value", strategy)) != "no"
 
 
-def _last_train_row(log_history: list[dict]) -> dict:
+def _last_train_row(log_history: list[dict[str, Any]]) -> dict[str, Any]:
     for row in reversed(log_history):
         if "loss" in row:
             return dict(row)

@@ -29,19 +29,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from ._core import (
-    Applied,
-    Change,
-    Decision,
-    EpochTuner,
-    MetricsLog,
-    NotApplied,
-    Outcome,
-    carry_out,
-    scale_live,
-    to_float,
-    with_learning_rate,
-)
+from ._decision import Applied, Change, Decision, NotApplied, Outcome
+from ._metrics_log import MetricsLog, to_float
+from ._param_groups import scale_live, with_learning_rate
+from ._tuner import EpochTuner, carry_out
 
 # Keras optimizer attributes holding a canonical parameter. They are plain Python floats
 # read when the train step is traced, so after setting one the train function is
@@ -79,13 +70,13 @@ class RetuneCallback(EpochTuner, keras.callbacks.Callback):
 
     # -- Keras hooks -------------------------------------------------------------------
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # fit() builds the model and the optimizer before this hook, so these are the
         # weights and optimizer state a `restart` goes back to.
         self._initial_weights = _copy(self.model.get_weights())
         self._initial_optimizer = _copy([v.numpy() for v in self.model.optimizer.variables])
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = dict(logs or {})
         row = with_learning_rate(logs, "learning_rate", self._learning_rate_value)
         self._tune_epoch(
@@ -221,7 +212,7 @@ class RetuneCallback(EpochTuner, keras.callbacks.Callback):
         return to_float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
-def retrace_train_step(model) -> None:
+def retrace_train_step(model: Any) -> None:
     """Make the next train step read the optimizer's Python attributes again.
 
     They are constants in the traced step. A new train function is enough for the

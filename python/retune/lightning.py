@@ -29,7 +29,8 @@ try:
 except ImportError:  # the standalone package
     import pytorch_lightning as pl
 
-from ._core import EpochTuner, MetricsLog
+from ._metrics_log import MetricsLog
+from ._tuner import EpochTuner
 from .torch import TorchState, act_on
 
 # Lightning names per-step values `<name>_step` when a metric is logged with both
@@ -49,10 +50,10 @@ class RetuneCallback(EpochTuner, pl.Callback):
         self.metrics = MetricsLog(self.retune.run_dir / "metrics.csv")
         self.weights = TorchState()
 
-    def on_train_start(self, trainer, pl_module) -> None:
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self.weights.keep_initial(pl_module)
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         epoch = int(trainer.current_epoch)
         metrics = epoch_metrics(trainer.callback_metrics)
         outcome = self._tune_epoch(

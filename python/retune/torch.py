@@ -27,19 +27,10 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._core import (
-    Applied,
-    BestTracker,
-    Change,
-    Decision,
-    EpochTuner,
-    MetricsLog,
-    NotApplied,
-    Outcome,
-    apply_to_param_groups,
-    carry_out,
-    with_learning_rate,
-)
+from ._decision import Applied, Change, Decision, NotApplied, Outcome
+from ._metrics_log import MetricsLog
+from ._param_groups import apply_to_param_groups, with_learning_rate
+from ._tuner import BestTracker, EpochTuner, carry_out
 
 
 class TorchState:

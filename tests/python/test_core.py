@@ -1,8 +1,10 @@
-"""retune._core and retune._binary: the metrics file, the command, the call to the real
-binary and its decision, errors, and changes applied to parameter groups."""
+"""retune's shared modules (_decision, _metrics_log, _runner, _tuner, _param_groups) and
+retune._binary: the metrics file, the command, the call to the real binary and its
+decision, errors, and changes applied to parameter groups."""
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import math
@@ -15,17 +17,11 @@ import pytest
 import retune
 from conftest import KERAS_FIXTURES, FakeOptimizer, FakeScheduler, read_config, write_config
 from retune._binary import find_binary
-from retune._core import (
-    BestTracker,
-    Change,
-    Decision,
-    MetricsLog,
-    NotApplied,
-    Outcome,
-    Retune,
-    RetuneError,
-    apply_to_param_groups,
-)
+from retune._decision import Change, Decision, NotApplied, Outcome, RetuneError
+from retune._metrics_log import MetricsLog
+from retune._param_groups import apply_to_param_groups
+from retune._runner import Retune
+from retune._tuner import BestTracker
 
 # -- the metrics file ---------------------------------------------------------------------
 
@@ -312,7 +308,7 @@ def test_outcome_describes_changes_in_shortest_form(tmp_path):
         },
         base=tmp_path,
     )
-    from retune._core import Applied
+    from retune._decision import Applied
 
     outcome = Outcome(
         0,
@@ -338,3 +334,22 @@ def test_python_m_retune_runs_the_binary():
         [sys.executable, "-m", "retune", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("retune ")
+
+
+def test_shared_modules_import_one_way():
+    """Each of the modules the callbacks share imports only modules before it here, so
+    their import graph has no cycle (and `_core` is re-exports only)."""
+    order = ["_binary", "_decision", "_metrics_log", "_param_groups", "_runner", "_tuner"]
+    package = Path(retune.__file__).parent
+    for i, name in enumerate(order):
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1
+        }
+        assert imported <= set(order[:i]), (name, imported)
+    core = ast.parse((package / "_core.py").read_text(encoding="utf-8"))
+    assert all(isinstance(node, (ast.Expr, ast.ImportFrom, ast.Assign)) for node in core.body), (
+        "_core.py should only re-export"
+    )

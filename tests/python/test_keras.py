@@ -20,7 +20,7 @@ from conftest import import_or_skip, read_config, write_config
 
 keras = import_or_skip("keras")
 
-from retune._core import Decision  # noqa: E402
+from retune._decision import Decision  # noqa: E402
 from retune.keras import RetuneCallback  # noqa: E402
 
 CONFIG = {
