@@ -437,6 +437,10 @@ class Runner:
         return True, [(f["id"], f["level"]) for r in reports for f in r["findings"]], None, dt
 
     def training_doctor(self, path):
+        # Its format detection takes a .csv file or a folder of event files (its README:
+        # `doctor.load("lightning_logs/version_0/")`), not an event file itself.
+        if path.is_file() and path.name.startswith("events.out.tfevents"):
+            path = path.parent
         p, dt, err = run_proc([self.py, "-c", TRAINING_DOCTOR, str(path)], self.args.timeout, self.env)
         if err:
             return False, [], err, dt
