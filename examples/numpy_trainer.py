@@ -2,8 +2,8 @@
 """retune in a training loop with no framework: a numpy MLP trained by SGD with momentum.
 
 This is what the Keras, PyTorch, Hugging Face and Lightning callbacks do, written out
-with `retune._core` for a trainer of your own: append the epoch's metrics to a
-CSVLogger-format file, run `retune suggest --format json --in-place`, then act on the
+with `retune`'s building blocks (`BestTracker`, `MetricsLog`, `Retune`) for a trainer of
+your own: append the epoch's metrics to a CSVLogger-format file, run `retune suggest --format json --in-place`, then act on the
 decision (restore the best weights, or start again from fresh ones; use the new learning
 rate; stop).
 
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retune._core import BestTracker, MetricsLog, Retune, scale_live
+from retune import BestTracker, MetricsLog, Retune
+from retune._param_groups import scale_live
 
 CONFIG = {
     "model": "mlp",

@@ -24,7 +24,7 @@ class RetuneError(RuntimeError):
     """The binary could not be run, failed, or printed something that is not a decision.
 
     `returncode` is the binary's exit code (2 bad input or usage, 3 LLM unavailable with
-    fallback disabled, 1 an output could not be written), or None when it did not run.
+    fallback disabled, 4 an output could not be written), or None when it did not run.
     """
 
     def __init__(
