@@ -64,7 +64,7 @@ impl HistoryEntry {
 /// same log read twice is no new evidence, and cutting twice for it would compound.
 pub fn diverged_since(diagnosis: &Diagnosis, change_epoch: u32) -> bool {
     diagnosis
-        .get("divergence")
+        .get(crate::types::FindingId::Divergence)
         .and_then(|f| f.evidence.get("epoch"))
         .and_then(serde_json::Value::as_u64)
         .is_some_and(|epoch| epoch > u64::from(change_epoch))

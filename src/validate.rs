@@ -13,7 +13,7 @@ use crate::num::{kind_of, num, number_like, truncate};
 use crate::run::Run;
 use crate::space::{ParamType, Scale, Tunable};
 use crate::types::Diagnosis;
-use crate::types::{Action, Proposal, ProposedChange};
+use crate::types::{Action, FindingId, Proposal, ProposedChange};
 use crate::types::{Change, Clamp, Decision, MAX_CHANGES, Rejected};
 
 /// A change smaller than this, relative to the current value, is float noise (seed 003
@@ -310,11 +310,11 @@ fn step_limit(
 /// diverges or oscillates, less regularisation on a run that overfits. No advisor that
 /// read the findings proposes them; a confused model does (a weak one answers a
 /// diverging run with learning rate 0.001 → 1.001).
-const AGAINST: &[(&str, &str, f64)] = &[
-    ("divergence", "learning_rate", 1.0),
-    ("oscillation", "learning_rate", 1.0),
-    ("overfitting", "dropout", -1.0),
-    ("overfitting", "weight_decay", -1.0),
+const AGAINST: &[(FindingId, &str, f64)] = &[
+    (FindingId::Divergence, "learning_rate", 1.0),
+    (FindingId::Oscillation, "learning_rate", 1.0),
+    (FindingId::Overfitting, "dropout", -1.0),
+    (FindingId::Overfitting, "weight_decay", -1.0),
 ];
 
 fn against_the_findings(diagnosis: &Diagnosis, decision: &mut Decision, lang: Lang) {
@@ -325,10 +325,10 @@ fn against_the_findings(diagnosis: &Diagnosis, decision: &mut Decision, lang: La
             change.new.as_f64().unwrap_or(0.0),
         );
         // A learning rate the config check found out of range may only move back into it.
-        let range = diagnosis.get("learning_rate_extreme").and_then(|f| {
+        let range = diagnosis.get(FindingId::LearningRateExtreme).and_then(|f| {
             match f.evidence.get("direction").and_then(Value::as_str) {
-                Some("high") => Some(("learning_rate_extreme", "learning_rate", 1.0)),
-                Some("low") => Some(("learning_rate_extreme", "learning_rate", -1.0)),
+                Some("high") => Some((FindingId::LearningRateExtreme, "learning_rate", 1.0)),
+                Some("low") => Some((FindingId::LearningRateExtreme, "learning_rate", -1.0)),
                 _ => None,
             }
         });
@@ -337,7 +337,7 @@ fn against_the_findings(diagnosis: &Diagnosis, decision: &mut Decision, lang: La
             .chain(range.as_ref())
             .find(|(finding, canonical, direction)| {
                 change.canonical == *canonical
-                    && diagnosis.has(finding)
+                    && diagnosis.has(*finding)
                     && (new - old) * direction > 0.0
             });
         match wrong {
@@ -491,7 +491,7 @@ fn validate_actions(
     notes: &mut Vec<String>,
 ) -> Vec<Action> {
     let mut actions: Vec<Action> = Vec::new();
-    let divergence = diagnosis.get("divergence");
+    let divergence = diagnosis.get(FindingId::Divergence);
     let sane_epoch = divergence
         .and_then(|f| f.evidence.get("last_sane_epoch"))
         .is_some_and(|v| !v.is_null());
@@ -505,10 +505,12 @@ fn validate_actions(
             // its best epoch rather than its last.
             Action::RestoreCheckpoint => {
                 (divergence.is_some() && sane_epoch)
-                    || diagnosis.has("overfitting")
-                    || (diagnosis.has("plateau") && proposed.contains(&Action::StopEarly))
+                    || diagnosis.has(FindingId::Overfitting)
+                    || (diagnosis.has(FindingId::Plateau) && proposed.contains(&Action::StopEarly))
             }
-            Action::StopEarly => diagnosis.has("overfitting") || diagnosis.has("plateau"),
+            Action::StopEarly => {
+                diagnosis.has(FindingId::Overfitting) || diagnosis.has(FindingId::Plateau)
+            }
         };
         if supported {
             actions.push(action);
@@ -701,7 +703,7 @@ mod tests {
         let r = run(Some(CONFIG), &[("loss", &[f64::NAN])]);
         let mut diag = Diagnosis::default();
         diag.findings.push(Finding {
-            id: "divergence",
+            id: FindingId::Divergence,
             severity: Severity::Critical,
             summary: String::new(),
             evidence: crate::types::evidence!["last_sane_epoch" => Value::Null],
@@ -768,7 +770,7 @@ mod tests {
         let diverged_at = |epoch: u32| {
             let mut diag = Diagnosis::default();
             diag.findings.push(Finding {
-                id: "divergence",
+                id: FindingId::Divergence,
                 severity: Severity::Critical,
                 summary: String::new(),
                 evidence: crate::types::evidence!["epoch" => epoch],
@@ -788,7 +790,7 @@ mod tests {
         let r = run(Some(CONFIG), &[("loss", &[1.0, f64::NAN])]);
         let mut diag = Diagnosis::default();
         diag.findings.push(Finding {
-            id: "divergence",
+            id: FindingId::Divergence,
             severity: Severity::Critical,
             summary: String::new(),
             evidence: Default::default(),
@@ -810,7 +812,7 @@ mod tests {
         // A rate found far too low may only go up.
         let mut low = Diagnosis::default();
         low.findings.push(Finding {
-            id: "learning_rate_extreme",
+            id: FindingId::LearningRateExtreme,
             severity: Severity::Warning,
             summary: String::new(),
             evidence: crate::types::evidence!["direction" => "low"],

@@ -225,7 +225,11 @@ fn runs_and_histories_are_read_across_pages() {
         PathBuf::from(format!("{}/#/experiments/1/runs/a", stand.url()))
     );
     let diagnosis = diagnose(&run, Lang::En);
-    assert!(diagnosis.has("divergence"), "{:?}", diagnosis.findings);
+    assert!(
+        diagnosis.has(retune::types::FindingId::Divergence),
+        "{:?}",
+        diagnosis.findings
+    );
 }
 
 #[test]
@@ -1040,7 +1044,7 @@ fn against_a_real_mlflow_server() {
             .findings
             .iter()
             .filter(|f| f.severity >= Severity::Warning)
-            .map(|f| f.id)
+            .map(|f| f.id.as_str())
             .collect();
         eprintln!(
             "{name}: findings {:?}",
@@ -1056,7 +1060,7 @@ fn against_a_real_mlflow_server() {
             _ => assert!(serious.contains(&"overfitting"), "overfitting: {serious:?}"),
         }
 
-        let findings: Vec<&str> = diagnosis.findings.iter().map(|f| f.id).collect();
+        let findings: Vec<&str> = diagnosis.findings.iter().map(|f| f.id.as_str()).collect();
         let status = if serious.is_empty() {
             "healthy"
         } else {

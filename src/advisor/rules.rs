@@ -20,7 +20,7 @@ use crate::metrics::Canonical;
 use crate::num::{num, number_from_json, number_like, value_text};
 use crate::run::Run;
 use crate::space::Tunable;
-use crate::types::{Action, Proposal, ProposedChange};
+use crate::types::{Action, FindingId, Proposal, ProposedChange};
 use crate::types::{Diagnosis, Finding, Severity};
 
 /// Divergence: a 10× cut, the largest one step allows; halving rarely saves a run whose
@@ -97,38 +97,37 @@ struct Plan<'a> {
 impl Plan<'_> {
     fn decide(&mut self) {
         let d = self.diagnosis;
-        if let Some(f) = d.get("divergence") {
+        if let Some(f) = d.get(FindingId::Divergence) {
             self.divergence(f);
             return;
         }
-        let chance = d.get("chance_level");
-        let slow = d.get("slow_convergence");
+        let chance = d.get(FindingId::ChanceLevel);
+        let slow = d.get(FindingId::SlowConvergence);
         if let Some(f) = chance.or(slow) {
             self.barely_moving(f, chance.is_some());
         }
-        if let Some(f) = d.get("overfitting") {
+        if let Some(f) = d.get(FindingId::Overfitting) {
             self.overfitting(f);
-        } else if let Some(f) = d.get("oscillation") {
+        } else if let Some(f) = d.get(FindingId::Oscillation) {
             self.reduce_lr(f, OSCILLATION_LR_FACTOR, 0.6);
-        } else if let Some(f) = d.get("plateau") {
+        } else if let Some(f) = d.get(FindingId::Plateau) {
             self.plateau(f);
         }
-        if let Some(f) = d.get("learning_rate_extreme") {
+        if let Some(f) = d.get(FindingId::LearningRateExtreme) {
             self.still_too_high_after_divergence(f);
         }
-        if d.findings
-            .iter()
-            .all(|f| f.severity == crate::types::Severity::Info || f.id == "learning_rate_extreme")
-        {
+        if d.findings.iter().all(|f| {
+            f.severity == crate::types::Severity::Info || f.id == FindingId::LearningRateExtreme
+        }) {
             self.keep_raising_while_it_helps();
         }
-        if let Some(f) = d.get("ema_horizon_too_long") {
+        if let Some(f) = d.get(FindingId::EmaHorizonTooLong) {
             self.ema(f);
         }
-        if let Some(f) = d.get("effective_batch_too_large") {
+        if let Some(f) = d.get(FindingId::EffectiveBatchTooLarge) {
             self.effective_batch(f);
         }
-        if let Some(f) = d.get("warmup_exceeds_training") {
+        if let Some(f) = d.get(FindingId::WarmupExceedsTraining) {
             self.advice.push(say!(
                 self.lang,
                 "warmup does not fit in the run: {} The scheduler reads it only when training starts, so set it before the next run (for example a warmup of about 5% of the run's steps).",
@@ -139,9 +138,9 @@ impl Plan<'_> {
         // Config warnings that the curves do not (yet) confirm are advice, not changes:
         // a run that trains well is not retuned on a rule of thumb.
         for id in [
-            "learning_rate_extreme",
-            "dropout_too_high",
-            "class_imbalance",
+            FindingId::LearningRateExtreme,
+            FindingId::DropoutTooHigh,
+            FindingId::ClassImbalance,
         ] {
             let Some(f) = d.get(id) else { continue };
             let acted = self.changes.iter().any(|c| {
@@ -153,8 +152,8 @@ impl Plan<'_> {
                     .map(|t| t.spec.name.as_str());
                 matches!(
                     (id, name),
-                    ("learning_rate_extreme", Some("learning_rate"))
-                        | ("dropout_too_high", Some("dropout"))
+                    (FindingId::LearningRateExtreme, Some("learning_rate"))
+                        | (FindingId::DropoutTooHigh, Some("dropout"))
                 )
             });
             if !acted {
@@ -166,7 +165,11 @@ impl Plan<'_> {
                 ));
             }
         }
-        for f in d.findings.iter().filter(|f| f.id == "conflicting_settings") {
+        for f in d
+            .findings
+            .iter()
+            .filter(|f| f.id == FindingId::ConflictingSettings)
+        {
             self.advice.push(if f.severity == Severity::Info {
                 say!(self.lang, "note: {}", "提示：{}", f.summary)
             } else {
@@ -281,7 +284,7 @@ impl Plan<'_> {
         let far_too_low = far_below
             || self
                 .diagnosis
-                .get("learning_rate_extreme")
+                .get(FindingId::LearningRateExtreme)
                 .is_some_and(|f| ev_str(f, "direction") == Some("low"));
         match lr {
             // A rate orders of magnitude too small: the largest step one adjustment allows.
@@ -303,7 +306,7 @@ impl Plan<'_> {
         // A rate already above its optimizer's usual range is not raised, whatever the loss.
         if self
             .diagnosis
-            .get("learning_rate_extreme")
+            .get(FindingId::LearningRateExtreme)
             .is_some_and(|f| ev_str(f, "direction") == Some("high"))
         {
             self.advice.push(say!(
@@ -522,7 +525,7 @@ impl Plan<'_> {
         }
         let new = lr.value * factor;
         let why = match f.id {
-            "oscillation" => say!(
+            FindingId::Oscillation => say!(
                 lang,
                 "{} swung {} times over {} epochs (amplitude {}) with no net progress ({}): the step is too large for the valley, so halve the learning rate ({} → {})",
                 "{0} 在 {2} 轮内摆动 {1} 次（幅度 {3}），没有净进展（{4}）：步长对当前区域太大，学习率减半（{5} → {6}）",
@@ -872,7 +875,20 @@ fn epochs_text(lang: Lang, n: f64) -> String {
     }
 }
 
+/// The rules read evidence by key. A key its detector does not write (renamed, or never
+/// there) would read as NaN or "?" and quietly change what the rules do; in every test
+/// run, which drives the rules over the detectors' real output, that is a failure.
+fn written(f: &Finding, key: &str) {
+    debug_assert!(
+        f.evidence.contains_key(key),
+        "the rules read evidence `{key}` of {}, which its detector does not write (it writes {:?})",
+        f.id,
+        f.evidence.keys().collect::<Vec<_>>()
+    );
+}
+
 fn ev_num(f: &Finding, key: &str) -> f64 {
+    written(f, key);
     f.evidence
         .get(key)
         .and_then(number_from_json)
@@ -880,11 +896,13 @@ fn ev_num(f: &Finding, key: &str) -> f64 {
 }
 
 fn ev_str<'f>(f: &'f Finding, key: &str) -> Option<&'f str> {
+    written(f, key);
     f.evidence.get(key).and_then(Value::as_str)
 }
 
 /// An evidence value for a sentence ("?" when the detector did not record it).
 fn ev_text(f: &Finding, key: &str) -> String {
+    written(f, key);
     match f.evidence.get(key) {
         None | Some(Value::Null) => "?".into(),
         Some(Value::String(s)) => s.clone(),
@@ -903,7 +921,7 @@ mod tests {
 
     fn finding(id: &'static str, evidence: serde_json::Map<String, Value>) -> Finding {
         Finding {
-            id,
+            id: FindingId::parse(id).expect("a finding id"),
             severity: Severity::Warning,
             summary: format!("{id} seen"),
             evidence,
@@ -934,7 +952,7 @@ mod tests {
         let siblings = |outside: &str| {
             let mut f = finding(
                 "divergence",
-                evidence!["series" => "loss", "epoch" => 3u32, "value" => f64::NAN, "last_sane_epoch" => 2u32, "last_sane_value" => 1.5],
+                evidence!["series" => "loss", "original" => "loss", "epoch" => 3u32, "value" => f64::NAN, "last_sane_epoch" => 2u32, "last_sane_value" => 1.5],
             );
             f.evidence.insert(
                 "siblings".into(),
@@ -969,7 +987,7 @@ mod tests {
         let r = run(Some(ADAM), &[("loss", &[2.0, 1.5, f64::NAN])]);
         let sane = finding(
             "divergence",
-            evidence!["series" => "loss", "epoch" => 3u32, "value" => f64::NAN, "last_sane_epoch" => 2u32, "last_sane_value" => 1.5],
+            evidence!["series" => "loss", "original" => "loss", "epoch" => 3u32, "value" => f64::NAN, "last_sane_epoch" => 2u32, "last_sane_value" => 1.5],
         );
         let p = advise(&r, vec![sane]);
         assert_eq!(p.actions, vec![Action::RestoreCheckpoint]);
@@ -983,7 +1001,7 @@ mod tests {
 
         let never = finding(
             "divergence",
-            evidence!["series" => "loss", "epoch" => 1u32, "value" => f64::INFINITY, "last_sane_epoch" => Value::Null],
+            evidence!["series" => "loss", "original" => "loss", "epoch" => 1u32, "value" => f64::INFINITY, "last_sane_epoch" => Value::Null],
         );
         let p = advise(&r, vec![never]);
         assert_eq!(p.actions, vec![Action::Restart]);
@@ -1014,7 +1032,10 @@ mod tests {
     fn chance_level_with_a_tiny_rate_raises_it() {
         let cfg = r#"{"optimizer": "adam", "learning_rate": 1e-7}"#;
         let r = run(Some(cfg), &[("loss", &[2.30, 2.30, 2.30])]);
-        let f = finding("chance_level", evidence!["classes" => 10u32, "loss" => 2.3]);
+        let f = finding(
+            "chance_level",
+            evidence!["classes" => 10u32, "chance_loss" => std::f64::consts::LN_10, "loss" => 2.3, "accuracy" => 0.1, "epochs_at_chance" => 3u32],
+        );
         let p = advise(&r, vec![f]);
         assert_eq!(
             p.changes[0].new_value,
@@ -1027,7 +1048,10 @@ mod tests {
     fn chance_level_with_a_low_rate_raises_it_step_by_step() {
         let cfg = r#"{"optimizer": "adam", "learning_rate": 1e-4}"#;
         let r = run(Some(cfg), &[("loss", &[2.30, 2.30, 2.30])]);
-        let f = finding("chance_level", evidence!["classes" => 10u32, "loss" => 2.3]);
+        let f = finding(
+            "chance_level",
+            evidence!["classes" => 10u32, "chance_loss" => std::f64::consts::LN_10, "loss" => 2.3, "accuracy" => 0.1, "epochs_at_chance" => 3u32],
+        );
         let p = advise(&r, vec![f]);
         assert_eq!(
             p.changes[0].new_value,
@@ -1074,7 +1098,7 @@ mod tests {
         ));
         let f = finding(
             "plateau",
-            evidence!["series" => "loss", "best" => 0.5, "best_epoch" => 3u32, "epochs_since_best" => 6u32],
+            evidence!["series" => "loss", "first" => 2.0, "best" => 0.5, "best_epoch" => 3u32, "epochs_since_best" => 6u32],
         );
         let p = advise(&r, vec![f]);
         assert!(p.changes.is_empty(), "{:?}", p.changes);
@@ -1093,7 +1117,10 @@ mod tests {
     fn a_rate_already_too_high_is_never_raised() {
         let cfg = r#"{"optimizer": "sgd", "lr": 0.5, "momentum": 0.9}"#;
         let r = run(Some(cfg), &[("loss", &[2.3, 2.3, 2.3, 2.3, 2.3])]);
-        let slow = finding("slow_convergence", evidence!["series" => "loss"]);
+        let slow = finding(
+            "slow_convergence",
+            evidence!["series" => "loss", "first" => 2.3, "last" => 2.25, "mean_rel_drop_per_epoch" => 0.004, "epochs" => 5u32],
+        );
         let high = finding(
             "learning_rate_extreme",
             evidence!["parameter" => "lr", "direction" => "high", "high" => 0.125],
@@ -1139,7 +1166,7 @@ mod tests {
         let r = run(Some(cfg), &[("loss", &[2.3, 2.29, 2.28, 2.27, 2.26])]);
         let f = finding(
             "slow_convergence",
-            evidence!["series" => "loss", "mean_rel_drop_per_epoch" => 0.004, "epochs" => 5u32],
+            evidence!["series" => "loss", "first" => 2.3, "last" => 2.25, "mean_rel_drop_per_epoch" => 0.004, "epochs" => 5u32],
         );
         let p = advise(&r, vec![f]);
         assert_eq!(p.changes.len(), 1);
@@ -1152,7 +1179,7 @@ mod tests {
         let f = || {
             finding(
                 "overfitting",
-                evidence!["val_series" => "val_loss", "rising_epochs" => 3u32, "val_best_epoch" => 4u32],
+                evidence!["val_series" => "val_loss", "train_series" => "loss", "rising_epochs" => 3u32, "val_best" => 0.6, "val_best_epoch" => 4u32, "val_last" => 0.7, "train_last" => 0.2],
             )
         };
         let r = run(Some(ADAM), &[("loss", &[1.0, 0.5, 0.2])]);
@@ -1177,7 +1204,7 @@ mod tests {
         let plateau = || {
             finding(
                 "plateau",
-                evidence!["series" => "val_loss", "best" => 0.5, "best_epoch" => 3u32, "epochs_since_best" => 3u32],
+                evidence!["series" => "val_loss", "first" => 2.0, "best" => 0.5, "best_epoch" => 3u32, "epochs_since_best" => 3u32],
             )
         };
         let mut r = run(Some(ADAM), &[("loss", &[1.0, 0.6, 0.5, 0.5, 0.5, 0.5])]);
@@ -1209,7 +1236,10 @@ mod tests {
             &["oscillation"],
             &[("loss", 2.3)],
         ));
-        let slow = finding("slow_convergence", evidence!["series" => "loss"]);
+        let slow = finding(
+            "slow_convergence",
+            evidence!["series" => "loss", "first" => 2.3, "last" => 2.25, "mean_rel_drop_per_epoch" => 0.004, "epochs" => 5u32],
+        );
         let p = advise(&r, vec![slow]);
         assert!(p.changes.is_empty(), "{:?}", p.changes);
         assert!(p.advice[0].starts_with("not reversing"), "{:?}", p.advice);

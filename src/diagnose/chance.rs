@@ -15,7 +15,7 @@ use crate::num::num;
 use crate::run::Run;
 use crate::types::Known;
 use crate::types::evidence;
-use crate::types::{Diagnosis, Finding, Severity, Skipped};
+use crate::types::{Diagnosis, Finding, FindingId, Severity, Skipped};
 
 /// A loss within this fraction of ln C is at chance (derived, DETECTORS.md). It takes
 /// seed 003's 1.693 (+5% over ln 5) and leaves out a fresh 10-class net at 2.7 (+17%).
@@ -149,7 +149,7 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
     let chance_loss = f64::from(c).ln();
     let chance_accuracy = 1.0 / f64::from(c);
     out.findings.push(Finding {
-        id: "chance_level",
+        id: FindingId::ChanceLevel,
         severity: primary.severity,
         summary: summary(primary, &same_level, &classes, lang),
         evidence: evidence![
@@ -325,7 +325,9 @@ mod tests {
             .series("val_accuracy", &[0.5051, 0.5048])
             .series("val_loss", &[0.6931, 0.6931])
             .check(check);
-        let f = d.get("chance_level").expect("seed 000 is at chance");
+        let f = d
+            .get(FindingId::ChanceLevel)
+            .expect("seed 000 is at chance");
         assert_eq!(f.severity, Severity::Critical);
         let e = &f.evidence;
         assert_eq!(e["classes"], 2);
@@ -359,7 +361,9 @@ mod tests {
             .at("accuracy", 2, 0.16875)
             .config(config)
             .check(check);
-        let f = d.get("chance_level").expect("seed 003 is at chance");
+        let f = d
+            .get(FindingId::ChanceLevel)
+            .expect("seed 003 is at chance");
         assert_eq!(f.severity, Severity::Critical);
         let e = &f.evidence;
         assert_eq!(e["classes"], 5);
@@ -418,7 +422,7 @@ mod tests {
             .series("val_accuracy", &[0.33, 0.34, 0.32])
             .classes(3)
             .check(check);
-        let e = &d.get("chance_level").unwrap().evidence;
+        let e = &d.get(FindingId::ChanceLevel).unwrap().evidence;
         assert_eq!(e["series_loss"], "val_loss");
         assert_eq!(e["splits"], serde_json::json!(["val"]));
         assert_eq!(e["epochs_at_chance"], 3);
@@ -430,7 +434,7 @@ mod tests {
             .series("loss", &[2.35, 2.31, 2.30])
             .classes(10)
             .check(check);
-        let f = d.get("chance_level").unwrap();
+        let f = d.get(FindingId::ChanceLevel).unwrap();
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(f.evidence["accuracy"], Value::Null);
         assert_eq!(f.evidence["series_accuracy"], Value::Null);
@@ -455,7 +459,7 @@ mod tests {
             .series("loss", &[0.70, 0.69])
             .series("binary_accuracy", &[0.49, 0.51])
             .check(check);
-        let e = &d.get("chance_level").unwrap().evidence;
+        let e = &d.get(FindingId::ChanceLevel).unwrap().evidence;
         assert_eq!(e["classes_source"], "metric `binary_accuracy`");
     }
 

@@ -16,7 +16,7 @@ use crate::num::num;
 use crate::run::Run;
 use crate::space::Tunable;
 use crate::types::evidence;
-use crate::types::{Diagnosis, Finding, Severity, Skipped};
+use crate::types::{Diagnosis, Finding, FindingId, Severity, Skipped};
 
 /// Fewest optimizer steps per epoch before the effective batch is too large. Keskar et
 /// al. (2017, large-batch generalization gap) used 10% of the training set as their
@@ -247,7 +247,7 @@ fn effective_batch(run: &Run, lang: Lang, out: &mut Diagnosis) {
         .collect::<Vec<_>>()
         .join(say!(lang, ", ", "，").as_str());
     out.findings.push(Finding {
-        id: "effective_batch_too_large",
+        id: FindingId::EffectiveBatchTooLarge,
         severity: Severity::Warning,
         summary: say!(
             lang,
@@ -359,7 +359,7 @@ fn warmup(run: &Run, config: &ConfigDoc, lang: Lang, out: &mut Diagnosis) {
             )
         };
         out.findings.push(Finding {
-            id: "warmup_exceeds_training",
+            id: FindingId::WarmupExceedsTraining,
             severity,
             summary: say!(
                 lang,
@@ -454,7 +454,7 @@ fn ema(run: &Run, config: &ConfigDoc, lang: Lang, out: &mut Diagnosis) {
     );
     let share = num(initial_share * 100.0);
     out.findings.push(Finding {
-        id: "ema_horizon_too_long",
+        id: FindingId::EmaHorizonTooLong,
         severity: Severity::Warning,
         summary: say!(
             lang,
@@ -480,7 +480,7 @@ fn conflict(
     why: &str,
 ) {
     out.findings.push(Finding {
-        id: "conflicting_settings",
+        id: FindingId::ConflictingSettings,
         severity,
         summary,
         evidence: evidence![
@@ -667,7 +667,7 @@ fn dropout(run: &Run, lang: Lang, out: &mut Diagnosis) {
         .filter(|t| t.spec.name == "dropout" && t.value > DROPOUT_MAX)
     {
         out.findings.push(Finding {
-            id: "dropout_too_high",
+            id: FindingId::DropoutTooHigh,
             severity: Severity::Warning,
             summary: say!(
                 lang,
@@ -824,7 +824,7 @@ fn learning_rate(run: &Run, lang: Lang, out: &mut Diagnosis) {
             )
         };
         out.findings.push(Finding {
-            id: "learning_rate_extreme",
+            id: FindingId::LearningRateExtreme,
             severity: Severity::Warning,
             summary: say!(
                 lang,
@@ -923,7 +923,7 @@ fn class_imbalance(config: &ConfigDoc, lang: Lang, out: &mut Diagnosis) {
         )
     };
     out.findings.push(Finding {
-        id: "class_imbalance",
+        id: FindingId::ClassImbalance,
         severity,
         summary: say!(
             lang,
@@ -1004,7 +1004,7 @@ mod tests {
     }
 
     fn ids(d: &Diagnosis) -> Vec<&str> {
-        d.findings.iter().map(|f| f.id).collect()
+        d.findings.iter().map(|f| f.id.as_str()).collect()
     }
 
     fn skipped<'d>(d: &'d Diagnosis, check: &str) -> Option<&'d str> {
@@ -1053,7 +1053,7 @@ mod tests {
             r#"{"batch_size": 64, "gradient_accumulation_steps": 4, "num_train_samples": 2000}"#,
         );
         let e = &d
-            .get("effective_batch_too_large")
+            .get(FindingId::EffectiveBatchTooLarge)
             .expect("256 of 2000")
             .evidence;
         assert_eq!(e["effective_batch"], 256);
@@ -1076,11 +1076,11 @@ mod tests {
                 .check(check)
         };
         assert!(
-            plain(7).get("effective_batch_too_large").is_none(),
+            plain(7).get(FindingId::EffectiveBatchTooLarge).is_none(),
             "a small dataset"
         );
         let d = plain(3);
-        let e = &d.get("effective_batch_too_large").unwrap().evidence;
+        let e = &d.get(FindingId::EffectiveBatchTooLarge).unwrap().evidence;
         assert_eq!(e["steps_per_epoch"], 3);
         assert_eq!(e["dataset_size"], serde_json::Value::Null);
     }
@@ -1089,7 +1089,7 @@ mod tests {
     fn warmup_is_judged_against_the_runs_steps() {
         let run = r#""epochs": 2, "steps_per_epoch": 200"#;
         let d = with(&format!(r#"{{"warmup_steps": 500, {run}}}"#));
-        let f = d.get("warmup_exceeds_training").unwrap();
+        let f = d.get(FindingId::WarmupExceedsTraining).unwrap();
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(f.evidence["parameter"], "warmup_steps");
         assert_eq!(f.evidence["warmup"], 500.0);
@@ -1120,7 +1120,7 @@ mod tests {
     fn warmup_ratio_and_epochs_are_judged_too() {
         let d = with(r#"{"warmup_ratio": 1.0}"#);
         assert_eq!(
-            d.get("warmup_exceeds_training").unwrap().severity,
+            d.get(FindingId::WarmupExceedsTraining).unwrap().severity,
             Severity::Critical
         );
         assert!(
@@ -1129,7 +1129,7 @@ mod tests {
                 .is_empty()
         );
         let d = with(r#"{"scheduler": {"warmup_epochs": 5}, "epochs": 5}"#);
-        let f = d.get("warmup_exceeds_training").unwrap();
+        let f = d.get(FindingId::WarmupExceedsTraining).unwrap();
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(f.evidence["parameter"], "scheduler.warmup_epochs");
     }
@@ -1137,7 +1137,7 @@ mod tests {
     #[test]
     fn an_ema_longer_than_the_run_is_flagged_unless_it_is_off() {
         let d = with(r#"{"model_ema": true, "model_ema_decay": 0.9999, "max_steps": 2000}"#);
-        let f = d.get("ema_horizon_too_long").unwrap();
+        let f = d.get(FindingId::EmaHorizonTooLong).unwrap();
         assert_eq!(f.evidence["horizon_steps"], 10000.0);
         assert_eq!(f.evidence["total_steps"], 2000);
         assert_eq!(f.evidence["initial_weight_share"], 0.818723);
@@ -1161,7 +1161,7 @@ mod tests {
             with(config)
                 .findings
                 .iter()
-                .filter(|f| f.id == "conflicting_settings")
+                .filter(|f| f.id == FindingId::ConflictingSettings)
                 .map(|f| f.evidence["why"].as_str().unwrap().to_string())
                 .collect()
         };
@@ -1217,7 +1217,7 @@ mod tests {
     fn learning_rate_bounds_depend_on_the_optimizer() {
         let e = |config: &str| {
             with(config)
-                .get("learning_rate_extreme")
+                .get(FindingId::LearningRateExtreme)
                 .map(|f| f.evidence.clone())
         };
         let adam = e(r#"{"optimizer": "adam", "learning_rate": 0.05}"#).unwrap();
@@ -1249,13 +1249,13 @@ mod tests {
     #[test]
     fn class_imbalance_is_info_when_weighted_and_a_warning_when_not() {
         let d = with(r#"{"class_weights": {"ok": 1.0, "defect": 12.5}}"#);
-        let f = d.get("class_imbalance").unwrap();
+        let f = d.get(FindingId::ClassImbalance).unwrap();
         assert_eq!(f.severity, Severity::Info);
         assert_eq!(f.evidence["ratio"], 12.5);
         assert_eq!(f.evidence["max_class"], "defect");
         let d = with(r#"{"use_class_weights": false, "class_weights": [1.0, 12.5]}"#);
         assert_eq!(
-            d.get("class_imbalance").unwrap().severity,
+            d.get(FindingId::ClassImbalance).unwrap().severity,
             Severity::Warning
         );
         assert!(with(r#"{"class_weights": [1.0, 3.0]}"#).findings.is_empty());

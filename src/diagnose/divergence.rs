@@ -21,7 +21,7 @@ use crate::num::num;
 use crate::run::Run;
 use crate::types::Action;
 use crate::types::evidence;
-use crate::types::{Diagnosis, Finding, Severity};
+use crate::types::{Diagnosis, Finding, FindingId, Severity};
 
 /// A loss this many times the mean of the epochs before it is a spike: Lightning's
 /// SpikeDetection flags ≥ 2× the mean *away from* its running mean, that is ≈ 3× the mean.
@@ -175,7 +175,7 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
 
     let summary = summary(diverged, &event, last_sane, &sanity, lang);
     out.findings.push(Finding {
-        id: "divergence",
+        id: FindingId::Divergence,
         severity: Severity::Critical,
         summary,
         evidence: evidence![
@@ -435,7 +435,9 @@ mod tests {
     use serde_json::{Value, json};
 
     fn finding(f: Fixture) -> Option<serde_json::Map<String, Value>> {
-        f.check(check).get("divergence").map(|f| f.evidence.clone())
+        f.check(check)
+            .get(FindingId::Divergence)
+            .map(|f| f.evidence.clone())
     }
 
     #[test]
@@ -464,7 +466,8 @@ mod tests {
         let judge = |run: &Run| {
             let mut out = Diagnosis::default();
             check(run, Lang::En, &mut out);
-            out.get("divergence").map(|f| f.evidence["epoch"].clone())
+            out.get(FindingId::Divergence)
+                .map(|f| f.evidence["epoch"].clone())
         };
         assert_eq!(
             judge(&run),

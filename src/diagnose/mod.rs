@@ -15,7 +15,7 @@ use crate::lang::Lang;
 use crate::lang::say;
 use crate::metrics::{Canonical, Series};
 use crate::run::Run;
-use crate::types::{Diagnosis, Finding, Skipped};
+use crate::types::{Diagnosis, Finding, FindingId, Skipped};
 
 /// Epochs a trend detector waits for before judging: UMLAUT ignores epochs < 3, and
 /// fewer points cannot tell a trend from the first epoch's noise.
@@ -41,19 +41,23 @@ pub fn diagnose(run: &Run, lang: Lang) -> Diagnosis {
 /// make things worse. They move to `skipped`, saying why.
 /// Findings read from how training went, as opposed to the config checks, which compare a
 /// config with itself.
-pub const TRAINING_FINDINGS: [&str; 6] = [
-    "divergence",
-    "chance_level",
-    "plateau",
-    "slow_convergence",
-    "overfitting",
-    "oscillation",
+pub const TRAINING_FINDINGS: [FindingId; 6] = [
+    FindingId::Divergence,
+    FindingId::ChanceLevel,
+    FindingId::Plateau,
+    FindingId::SlowConvergence,
+    FindingId::Overfitting,
+    FindingId::Oscillation,
 ];
 
-const EXPLAINED_BY_DIVERGENCE: [&str; 3] = ["plateau", "slow_convergence", "oscillation"];
+const EXPLAINED_BY_DIVERGENCE: [FindingId; 3] = [
+    FindingId::Plateau,
+    FindingId::SlowConvergence,
+    FindingId::Oscillation,
+];
 
 fn set_aside_explained_by_divergence(out: &mut Diagnosis, lang: Lang) {
-    if !out.has("divergence") {
+    if !out.has(FindingId::Divergence) {
         return;
     }
     let (explained, kept): (Vec<Finding>, Vec<Finding>) = std::mem::take(&mut out.findings)
@@ -62,7 +66,7 @@ fn set_aside_explained_by_divergence(out: &mut Diagnosis, lang: Lang) {
     out.findings = kept;
     for f in explained {
         out.skipped.push(Skipped {
-            check: f.id,
+            check: f.id.as_str(),
             reason: say!(
                 lang,
                 "set aside: the run diverged, which explains it ({})",
@@ -193,7 +197,7 @@ mod tests {
             .series("accuracy", &[0.14, 0.144, 0.144, 0.144, 0.144, 0.144])
             .classes(10)
             .diagnose();
-        let ids: Vec<&str> = d.findings.iter().map(|f| f.id).collect();
+        let ids: Vec<&str> = d.findings.iter().map(|f| f.id.as_str()).collect();
         assert_eq!(ids, ["divergence"]);
         let aside = d.skipped.iter().find(|s| s.check == "slow_convergence");
         assert!(aside.unwrap().reason.contains("diverged"));
@@ -251,7 +255,7 @@ mod real_runs {
     fn comparable(f: &Finding) -> Value {
         let mut e = f.evidence.clone();
         e.retain(|k, _| !k.ends_with("_source"));
-        if f.id == "plateau" {
+        if f.id == FindingId::Plateau {
             e.remove("best_epoch");
             e.remove("epochs_since_best");
         }
@@ -289,10 +293,10 @@ mod real_runs {
     }
 
     fn ids(d: &Diagnosis) -> Vec<&'static str> {
-        d.findings.iter().map(|f| f.id).collect()
+        d.findings.iter().map(|f| f.id.as_str()).collect()
     }
 
-    const TRENDS: [&str; 6] = TRAINING_FINDINGS;
+    const TRENDS: [FindingId; 6] = TRAINING_FINDINGS;
 
     #[test]
     fn healthy_has_no_finding_at_all() {
@@ -305,7 +309,7 @@ mod real_runs {
     fn diverging_is_caught_at_its_spike_with_the_climb_before_it_not_sane() {
         let d = keras("diverging");
         assert_eq!(ids(&d), ["divergence", "learning_rate_extreme"]);
-        let e = &d.get("divergence").unwrap().evidence;
+        let e = &d.get(FindingId::Divergence).unwrap().evidence;
         assert_eq!(e["series"], "loss");
         assert_eq!(e["reason"], "spike");
         assert_eq!(e["epoch"], 10);
@@ -318,18 +322,18 @@ mod real_runs {
     #[test]
     fn diverging_from_start_leaves_no_sane_epoch() {
         let d = keras("diverging_from_start");
-        let e = &d.get("divergence").unwrap().evidence;
+        let e = &d.get(FindingId::Divergence).unwrap().evidence;
         assert_eq!(e["reason"], "backstop");
         assert_eq!(e["epoch"], 1);
         assert_eq!(e["last_sane_epoch"], Value::Null);
-        assert!(!TRENDS[2..].iter().any(|id| d.has(id)));
+        assert!(!TRENDS[2..].iter().any(|id| d.has(*id)));
     }
 
     #[test]
     fn a_saturated_softmax_is_a_divergence_from_the_first_epoch() {
         let d = keras("saturated_softmax");
         assert_eq!(ids(&d), ["divergence", "learning_rate_extreme"]);
-        let e = &d.get("divergence").unwrap().evidence;
+        let e = &d.get(FindingId::Divergence).unwrap().evidence;
         assert_eq!(e["reason"], "above_chance");
         assert_eq!(e["epoch"], 1);
         assert_eq!(e["last_sane_epoch"], Value::Null);
@@ -343,7 +347,7 @@ mod real_runs {
             ["chance_level", "slow_convergence", "learning_rate_extreme"]
         );
         assert_eq!(
-            d.get("learning_rate_extreme").unwrap().evidence["direction"],
+            d.get(FindingId::LearningRateExtreme).unwrap().evidence["direction"],
             "low"
         );
     }
@@ -351,9 +355,13 @@ mod real_runs {
     #[test]
     fn overfitting_is_overfitting_and_not_a_plateau() {
         let d = keras("overfitting");
-        assert!(d.has("overfitting"));
-        assert!(!d.has("plateau") && !d.has("oscillation") && !d.has("divergence"));
-        let e = &d.get("overfitting").unwrap().evidence;
+        assert!(d.has(FindingId::Overfitting));
+        assert!(
+            !d.has(FindingId::Plateau)
+                && !d.has(FindingId::Oscillation)
+                && !d.has(FindingId::Divergence)
+        );
+        let e = &d.get(FindingId::Overfitting).unwrap().evidence;
         assert_eq!(e["val_best_epoch"], 10);
         assert_eq!(e["rising_epochs"], 12);
     }
@@ -362,7 +370,7 @@ mod real_runs {
     fn chance_level_reads_the_classes_from_the_config() {
         let d = keras("chance_level");
         assert_eq!(ids(&d), ["chance_level", "slow_convergence"]);
-        let e = &d.get("chance_level").unwrap().evidence;
+        let e = &d.get(FindingId::ChanceLevel).unwrap().evidence;
         assert_eq!(e["classes_source"], "config `num_classes`");
         assert_eq!(e["epochs_at_chance"], 5);
     }
@@ -372,7 +380,7 @@ mod real_runs {
         // As seed 000: two complete epochs, the third still running when copied.
         let d = example("keras/chance_level", "training_partial.log");
         assert_eq!(ids(&d), ["chance_level"]);
-        let e = &d.get("chance_level").unwrap().evidence;
+        let e = &d.get(FindingId::ChanceLevel).unwrap().evidence;
         assert_eq!(e["epochs_at_chance"], 2);
         assert_eq!(e["last_epoch"], 2);
     }
@@ -381,7 +389,7 @@ mod real_runs {
     fn plateau_is_a_plateau_only() {
         let d = keras("plateau");
         assert_eq!(ids(&d), ["plateau"]);
-        let e = &d.get("plateau").unwrap().evidence;
+        let e = &d.get(FindingId::Plateau).unwrap().evidence;
         assert_eq!(e["series"], "val_loss");
         assert_eq!(e["best_epoch"], 8);
     }
@@ -396,7 +404,7 @@ mod real_runs {
     fn seed_000_console_log_is_at_chance() {
         let d = example("seed000", "training.log");
         assert_eq!(ids(&d), ["chance_level"]);
-        let e = &d.get("chance_level").unwrap().evidence;
+        let e = &d.get(FindingId::ChanceLevel).unwrap().evidence;
         assert_eq!(e["classes"], 2);
         assert_eq!(e["epochs_at_chance"], 2);
         assert_eq!(e["loss"], 0.6933);
@@ -406,7 +414,7 @@ mod real_runs {
     fn seed_003_snapshot_is_at_chance_and_its_config_is_read_honestly() {
         let d = example("seed003", "metrics.json");
         assert_eq!(ids(&d), ["chance_level", "conflicting_settings"]);
-        let e = &d.get("chance_level").unwrap().evidence;
+        let e = &d.get(FindingId::ChanceLevel).unwrap().evidence;
         assert_eq!(e["classes"], 5);
         assert_eq!(e["epochs_at_chance"], 1);
         let skipped: Vec<&str> = d.skipped.iter().map(|s| s.check).collect();

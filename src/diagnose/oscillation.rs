@@ -15,7 +15,7 @@ use crate::metrics::{Canonical, Point, Series};
 use crate::num::num;
 use crate::run::Run;
 use crate::types::evidence;
-use crate::types::{Diagnosis, Finding, Severity};
+use crate::types::{Diagnosis, Finding, FindingId, Severity};
 
 /// Smallest accuracy swing that counts (AUTOTRAINER's ζ = 0.03).
 pub const OSC_ACCURACY_AMPLITUDE: f64 = 0.03;
@@ -91,7 +91,7 @@ fn judge(series: &Series, is_loss: bool, lang: Lang) -> Option<Finding> {
     let net = num(net_change);
     let (fv, lv) = (num(first.value), num(last.value));
     Some(Finding {
-        id: "oscillation",
+        id: FindingId::Oscillation,
         severity: Severity::Warning,
         summary: say!(
             lang,
@@ -188,7 +188,7 @@ mod tests {
     fn accuracy_bouncing_with_no_progress_oscillates() {
         let acc = [0.62, 0.71, 0.58, 0.7, 0.6, 0.73, 0.57, 0.69, 0.61, 0.66];
         let d = on_accuracy(&acc);
-        let f = d.get("oscillation").expect("oscillation");
+        let f = d.get(FindingId::Oscillation).expect("oscillation");
         let e = &f.evidence;
         assert_eq!(e["series"], "accuracy");
         assert_eq!(e["window_epochs"], 10);
@@ -212,7 +212,7 @@ mod tests {
     fn a_loss_swinging_by_a_fifth_around_a_level_oscillates() {
         let loss = [1.2, 0.9, 1.25, 0.95, 1.3, 0.9, 1.2, 1.0, 1.22];
         let d = Fixture::new().series("loss", &loss).check(check);
-        let e = &d.get("oscillation").expect("oscillation").evidence;
+        let e = &d.get(FindingId::Oscillation).expect("oscillation").evidence;
         assert_eq!(e["relative"], true);
         assert_eq!(e["window_epochs"], 9);
     }
@@ -231,7 +231,7 @@ mod tests {
             .series("loss", &train)
             .series("val_loss", &val)
             .check(check);
-        let e = &d.get("oscillation").expect("oscillation").evidence;
+        let e = &d.get(FindingId::Oscillation).expect("oscillation").evidence;
         assert_eq!(e["series"], "val_loss");
         assert_eq!(e["swings"], 3);
         assert_eq!(e["net_change"], 0.394);

@@ -12,7 +12,7 @@ use crate::metrics::series::RECENT_CAPACITY;
 use crate::num::num;
 use crate::run::Run;
 use crate::types::evidence;
-use crate::types::{Diagnosis, Finding, Severity, Skipped};
+use crate::types::{Diagnosis, Finding, FindingId, Severity, Skipped};
 
 /// Consecutive epochs of rising validation loss that make a trend rather than noise
 /// (DETECTORS.md starting point; Lightning's EarlyStopping patience is also 3).
@@ -96,7 +96,7 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
         None => String::new(),
     };
     out.findings.push(Finding {
-        id: "overfitting",
+        id: FindingId::Overfitting,
         severity: Severity::Warning,
         summary: say!(
             lang,
@@ -132,7 +132,7 @@ mod tests {
             .series("loss", &TRAIN)
             .series("val_loss", &val)
             .check(check);
-        let f = d.get("overfitting").expect("overfitting");
+        let f = d.get(FindingId::Overfitting).expect("overfitting");
         let e = &f.evidence;
         assert_eq!(e["val_best"], 0.56);
         assert_eq!(e["val_best_epoch"], 5);

@@ -15,7 +15,7 @@ use crate::metrics::{Canonical, Point, Series};
 use crate::num::num;
 use crate::run::Run;
 use crate::types::evidence;
-use crate::types::{Diagnosis, Finding, Severity};
+use crate::types::{Diagnosis, Finding, FindingId, Severity};
 
 /// An epoch improves on the best loss only by more than this, relative: PyTorch
 /// ReduceLROnPlateau's default threshold (mode "rel"). DETECTORS.md started at 1e-3;
@@ -125,7 +125,7 @@ fn plateau(run: &Run, lang: Lang, out: &mut Diagnosis) {
         last.epoch,
     );
     out.findings.push(Finding {
-        id: "plateau",
+        id: FindingId::Plateau,
         severity: Severity::Warning,
         summary: say!(
             lang,
@@ -233,7 +233,7 @@ fn slow_convergence(run: &Run, lang: Lang, out: &mut Diagnosis) {
         _ => String::new(),
     };
     out.findings.push(Finding {
-        id: "slow_convergence",
+        id: FindingId::SlowConvergence,
         severity: Severity::Warning,
         summary: say!(
             lang,
@@ -280,7 +280,7 @@ mod tests {
             .series("loss", &[2.0, 1.2, 0.9, 0.75, 0.7, 0.66, 0.63])
             .series("val_loss", &val)
             .check(check);
-        let f = d.get("plateau").expect("plateau");
+        let f = d.get(FindingId::Plateau).expect("plateau");
         let e = &f.evidence;
         assert_eq!(e["series"], "val_loss");
         assert_eq!(e["best"], 0.7);
@@ -289,7 +289,7 @@ mod tests {
         assert_eq!(e["first"], 1.5);
         assert_eq!(e["last"], 0.7001);
         assert!(f.summary.contains("epoch 4"), "{}", f.summary);
-        assert!(!d.has("slow_convergence"), "it learned: not slow");
+        assert!(!d.has(FindingId::SlowConvergence), "it learned: not slow");
     }
 
     #[test]
@@ -297,7 +297,7 @@ mod tests {
         let d = Fixture::new()
             .series("val_loss", &[1.5, 1.0, 0.8, 0.7, 0.7005, 0.701])
             .check(check);
-        assert!(!d.has("plateau"));
+        assert!(!d.has(FindingId::Plateau));
     }
 
     #[test]
@@ -308,10 +308,10 @@ mod tests {
             .series("accuracy", &[0.33, 0.34, 0.33, 0.34, 0.35, 0.34])
             .check(check);
         assert!(
-            !d.has("plateau"),
+            !d.has(FindingId::Plateau),
             "no progress ever: nothing to plateau from"
         );
-        let e = &d.get("slow_convergence").expect("slow").evidence;
+        let e = &d.get(FindingId::SlowConvergence).expect("slow").evidence;
         assert_eq!(e["series"], "loss");
         assert_eq!(e["epochs"], 5);
         assert_eq!(e["first"], 1.1);
@@ -323,7 +323,7 @@ mod tests {
     fn a_crawling_loss_without_accuracy_is_slow_and_accuracy_can_clear_it() {
         let loss = [2.30, 2.29, 2.27, 2.26, 2.24, 2.23, 2.21];
         let d = Fixture::new().series("loss", &loss).check(check);
-        let e = &d.get("slow_convergence").expect("slow").evidence;
+        let e = &d.get(FindingId::SlowConvergence).expect("slow").evidence;
         assert_eq!(e["accuracy_gain_per_epoch"], Value::Null);
         assert!(e["mean_rel_drop_per_epoch"].as_f64().unwrap() < 0.01);
         // The same loss while accuracy climbs 3 points an epoch is learning.
@@ -331,7 +331,7 @@ mod tests {
             .series("loss", &loss)
             .series("accuracy", &[0.1, 0.13, 0.16, 0.19, 0.22, 0.25, 0.28])
             .check(check);
-        assert!(!d.has("slow_convergence"));
+        assert!(!d.has(FindingId::SlowConvergence));
     }
 
     #[test]
@@ -340,7 +340,7 @@ mod tests {
             .series("loss", &[2.0, 1.2, 0.9, 0.75, 0.7, 0.66, 0.63])
             .series("val_loss", &[1.5, 1.0, 0.8, 0.82, 0.85, 0.86, 0.9])
             .check(check);
-        assert!(!d.has("plateau"));
+        assert!(!d.has(FindingId::Plateau));
     }
 
     #[test]
@@ -349,7 +349,7 @@ mod tests {
             .series("loss", &[2.0, 1.2, 0.9, 0.75, 0.7, 0.66, 0.63])
             .series("val_loss", &[1.5, 1.51, 1.505, 1.51, 1.5, 1.505, 1.51])
             .check(check);
-        assert!(!d.has("plateau"));
+        assert!(!d.has(FindingId::Plateau));
     }
 
     #[test]
@@ -364,8 +364,8 @@ mod tests {
                 &[0.69656, 0.69575, 0.69614, 0.69588, 0.69689, 0.69776],
             )
             .check(check);
-        assert!(!d.has("plateau"));
-        assert!(d.has("slow_convergence"));
+        assert!(!d.has(FindingId::Plateau));
+        assert!(d.has(FindingId::SlowConvergence));
     }
 
     #[test]
@@ -373,7 +373,7 @@ mod tests {
         let d = Fixture::new()
             .series("loss", &[1.0, 1.0, 1.01, 1.02, 1.025, 1.03])
             .check(check);
-        let f = d.get("slow_convergence").unwrap();
+        let f = d.get(FindingId::SlowConvergence).unwrap();
         assert!(
             f.summary.contains("rose") && f.summary.contains("above"),
             "{}",
@@ -392,19 +392,23 @@ mod tests {
         let stuck = Fixture::new()
             .series("loss", &[2.786, 2.7847, 2.783, 2.7814])
             .check(check);
-        assert!(stuck.has("slow_convergence"), "{:?}", stuck.findings);
+        assert!(
+            stuck.has(FindingId::SlowConvergence),
+            "{:?}",
+            stuck.findings
+        );
         // Falling 1% an epoch in the first epochs is learning, however slowly.
         let slow = Fixture::new()
             .series("loss", &[2.0, 1.98, 1.96, 1.94])
             .check(check);
-        assert!(!slow.has("slow_convergence"));
+        assert!(!slow.has(FindingId::SlowConvergence));
     }
 
     #[test]
     fn a_run_that_learned_then_flattened_is_not_slow() {
         let loss = [2.0, 1.0, 0.6, 0.5, 0.49999, 0.49998, 0.49997, 0.49996];
         let d = Fixture::new().series("loss", &loss).check(check);
-        assert!(!d.has("slow_convergence"));
-        assert!(d.has("plateau"));
+        assert!(!d.has(FindingId::SlowConvergence));
+        assert!(d.has(FindingId::Plateau));
     }
 }

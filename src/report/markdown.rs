@@ -195,7 +195,7 @@ fn summary(md: &mut String, outcome: &Outcome) {
                             lang,
                             "{} ({})",
                             "{}（{}）",
-                            code(f.id),
+                            code(f.id.as_str()),
                             severity_word(f.severity, lang)
                         )
                     })
@@ -417,7 +417,7 @@ fn finding_item(finding: &Finding, lang: Lang) -> String {
         "- **{}** {}: {}\n",
         "- **{}** {}：{}\n",
         severity_label(finding.severity, lang),
-        code(finding.id),
+        code(finding.id.as_str()),
         escape_cell(&finding.summary)
     );
     if finding.evidence.values().any(|v| !v.is_null()) {
@@ -815,6 +815,7 @@ mod tests {
     use crate::report::Written;
     use crate::run::Run;
     use crate::space::Space;
+    use crate::types::FindingId;
     use crate::types::Proposal;
     use crate::types::evidence;
     use crate::types::{Change, Clamp, Decision, Rejected};
@@ -975,7 +976,7 @@ mod tests {
         let diagnosis = Diagnosis {
             findings: vec![
                 Finding {
-                    id: "overfitting",
+                    id: FindingId::Overfitting,
                     severity: Severity::Warning,
                     summary: say!(
                         lang,
@@ -990,7 +991,7 @@ mod tests {
                     ],
                 },
                 Finding {
-                    id: "ema_horizon_too_long",
+                    id: FindingId::EmaHorizonTooLong,
                     severity: Severity::Info,
                     summary: say!(
                         lang,

@@ -14,7 +14,7 @@ use crate::lang::Lang;
 use crate::lang::say;
 use crate::num::num;
 use crate::run::Run;
-use crate::types::{Diagnosis, Severity};
+use crate::types::{Diagnosis, FindingId, Severity};
 
 /// Fewer siblings without the finding than this, and "they all had less" is anecdote.
 const MIN_FINE_SIBLINGS: usize = 2;
@@ -30,7 +30,7 @@ pub struct Member<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Note {
     pub run: usize,
-    pub finding: &'static str,
+    pub finding: FindingId,
     pub sentence: String,
     pub evidence: Value,
 }
@@ -80,7 +80,7 @@ fn set_apart(
     members: &[Member],
     i: usize,
     fine: &[usize],
-    finding: &'static str,
+    finding: FindingId,
     lang: Lang,
 ) -> Option<Note> {
     let run = members[i].run;
@@ -185,7 +185,7 @@ mod tests {
             findings: ids
                 .iter()
                 .map(|id| Finding {
-                    id,
+                    id: FindingId::parse(id).expect("a finding id"),
                     severity: Severity::Critical,
                     summary: format!("{id} seen."),
                     evidence: Default::default(),
@@ -215,14 +215,20 @@ mod tests {
         let notes = compare(&members, Lang::En);
         // The plateau's siblings are the three runs without one (0.5 included): 0.001 is
         // below them all.
-        let divergence = notes.iter().find(|n| n.finding == "divergence").unwrap();
+        let divergence = notes
+            .iter()
+            .find(|n| n.finding == FindingId::Divergence)
+            .unwrap();
         assert_eq!(divergence.run, 0);
         assert_eq!(
             divergence.sentence,
             "Sibling runs: divergence here at learning_rate 0.5 while the 3 sibling runs at ≤ 0.1 show no divergence."
         );
         assert_eq!(divergence.evidence["their_range"], json!([0.001, 0.1]));
-        let plateau = notes.iter().find(|n| n.finding == "plateau").unwrap();
+        let plateau = notes
+            .iter()
+            .find(|n| n.finding == FindingId::Plateau)
+            .unwrap();
         assert_eq!(plateau.evidence["outside"], "min");
 
         let mut refs: Vec<&mut Diagnosis> = diagnoses.iter_mut().collect();

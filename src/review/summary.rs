@@ -46,7 +46,7 @@ fn finding_ids(run: &RunReview) -> String {
     if run.status == Status::Error {
         return "-".into();
     }
-    let ids: Vec<&str> = run.findings.iter().map(|f| f.id).collect();
+    let ids: Vec<&str> = run.findings.iter().map(|f| f.id.as_str()).collect();
     if ids.is_empty() {
         "-".into()
     } else {

@@ -32,10 +32,101 @@ impl Severity {
     }
 }
 
+/// A finding's id: a stable interface (README, "Finding ids"), written as the snake_case
+/// string it serialises to. Typed, so that a detector and a rule cannot disagree on a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingId {
+    Divergence,
+    ChanceLevel,
+    NotLearning,
+    ValAtChance,
+    Plateau,
+    SlowConvergence,
+    Overfitting,
+    Oscillation,
+    GradNormSpike,
+    GradNormRising,
+    DegenerateLoss,
+    AccuracyPinned,
+    MetricOutOfRange,
+    WarmupUnfinished,
+    WarmupExceedsTraining,
+    EmaHorizonTooLong,
+    EffectiveBatchTooLarge,
+    LearningRateExtreme,
+    DropoutTooHigh,
+    ClassImbalance,
+    ConflictingSettings,
+}
+
+impl FindingId {
+    pub const ALL: [FindingId; 21] = [
+        FindingId::Divergence,
+        FindingId::ChanceLevel,
+        FindingId::NotLearning,
+        FindingId::ValAtChance,
+        FindingId::Plateau,
+        FindingId::SlowConvergence,
+        FindingId::Overfitting,
+        FindingId::Oscillation,
+        FindingId::GradNormSpike,
+        FindingId::GradNormRising,
+        FindingId::DegenerateLoss,
+        FindingId::AccuracyPinned,
+        FindingId::MetricOutOfRange,
+        FindingId::WarmupUnfinished,
+        FindingId::WarmupExceedsTraining,
+        FindingId::EmaHorizonTooLong,
+        FindingId::EffectiveBatchTooLarge,
+        FindingId::LearningRateExtreme,
+        FindingId::DropoutTooHigh,
+        FindingId::ClassImbalance,
+        FindingId::ConflictingSettings,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingId::Divergence => "divergence",
+            FindingId::ChanceLevel => "chance_level",
+            FindingId::NotLearning => "not_learning",
+            FindingId::ValAtChance => "val_at_chance",
+            FindingId::Plateau => "plateau",
+            FindingId::SlowConvergence => "slow_convergence",
+            FindingId::Overfitting => "overfitting",
+            FindingId::Oscillation => "oscillation",
+            FindingId::GradNormSpike => "grad_norm_spike",
+            FindingId::GradNormRising => "grad_norm_rising",
+            FindingId::DegenerateLoss => "degenerate_loss",
+            FindingId::AccuracyPinned => "accuracy_pinned",
+            FindingId::MetricOutOfRange => "metric_out_of_range",
+            FindingId::WarmupUnfinished => "warmup_unfinished",
+            FindingId::WarmupExceedsTraining => "warmup_exceeds_training",
+            FindingId::EmaHorizonTooLong => "ema_horizon_too_long",
+            FindingId::EffectiveBatchTooLarge => "effective_batch_too_large",
+            FindingId::LearningRateExtreme => "learning_rate_extreme",
+            FindingId::DropoutTooHigh => "dropout_too_high",
+            FindingId::ClassImbalance => "class_imbalance",
+            FindingId::ConflictingSettings => "conflicting_settings",
+        }
+    }
+
+    /// The id a history line or another program wrote, if retune knows it.
+    pub fn parse(text: &str) -> Option<FindingId> {
+        FindingId::ALL.into_iter().find(|id| id.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for FindingId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One thing a detector saw. `id` is a stable interface (README, "Finding ids").
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    pub id: &'static str,
+    pub id: FindingId,
     pub severity: Severity,
     pub summary: String,
     pub evidence: Map<String, Value>,
@@ -62,11 +153,11 @@ pub struct Diagnosis {
 }
 
 impl Diagnosis {
-    pub fn has(&self, id: &str) -> bool {
+    pub fn has(&self, id: FindingId) -> bool {
         self.findings.iter().any(|f| f.id == id)
     }
 
-    pub fn get(&self, id: &str) -> Option<&Finding> {
+    pub fn get(&self, id: FindingId) -> Option<&Finding> {
         self.findings.iter().find(|f| f.id == id)
     }
 }
