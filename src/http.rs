@@ -79,8 +79,6 @@ pub enum Failed<E> {
 #[derive(Debug)]
 pub struct GaveUp<E> {
     pub error: E,
-    /// Attempts made, the first one included.
-    pub attempts: u32,
     /// True when the deadline (not the retry count or a final error) stopped it.
     pub at_deadline: bool,
 }
@@ -136,7 +134,6 @@ impl RetryPolicy {
             error: match failed {
                 Failed::Transient { error, .. } | Failed::Final(error) => error,
             },
-            attempts: number.load(Ordering::Relaxed),
             at_deadline: at_deadline.load(Ordering::Relaxed),
         })
     }
@@ -147,18 +144,23 @@ mod tests {
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 
-    /// Runs `policy` over attempts that fail with `failures` in turn and then succeed.
+    /// Runs `policy` over attempts that fail with `failures` in turn and then succeed
+    /// with the attempt's number; the attempts made, and how long it all took.
     fn run_over(
         policy: RetryPolicy,
         failures: Vec<Failed<&'static str>>,
-    ) -> (Result<u32, GaveUp<&'static str>>, Duration) {
+    ) -> (Result<u32, GaveUp<&'static str>>, u32, Duration) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let failures = std::cell::RefCell::new(failures.into_iter());
+        let made = std::cell::Cell::new(0);
         let started = Instant::now();
         let result = runtime.block_on(policy.run(|attempt| {
+            made.set(made.get() + 1);
+            assert_eq!(attempt.number, made.get());
+            assert!(attempt.remaining <= policy.deadline);
             let next = failures.borrow_mut().next();
             async move {
                 match next {
@@ -167,7 +169,7 @@ mod tests {
                 }
             }
         }));
-        (result, started.elapsed())
+        (result, made.get(), started.elapsed())
     }
 
     fn after(seconds: f64) -> Failed<&'static str> {
@@ -181,38 +183,48 @@ mod tests {
     fn retry_after_is_honoured_and_attempts_counted() {
         let policy = RetryPolicy::new(3, Duration::from_secs(30));
         // A Retry-After of 0.3 s replaces a first backoff of at most 0.4 s (0.2 s + jitter).
-        let (result, elapsed) = run_over(policy, vec![after(0.3), after(0.0)]);
-        assert_eq!(result.unwrap(), 3);
+        let (result, attempts, elapsed) = run_over(policy, vec![after(0.3), after(0.0)]);
+        assert_eq!((result.unwrap(), attempts), (3, 3));
         assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
-        // Retries used up: the last error, with every attempt counted.
-        let (result, _) = run_over(policy, vec![after(0.0), after(0.0), after(0.0), after(0.0)]);
+        // Retries used up: the last error after the first attempt and 3 retries.
+        let (result, attempts, _) =
+            run_over(policy, vec![after(0.0), after(0.0), after(0.0), after(0.0)]);
         let gave_up = result.unwrap_err();
-        assert_eq!((gave_up.error, gave_up.attempts), ("429", 4));
+        assert_eq!((gave_up.error, attempts), ("429", 4));
         assert!(!gave_up.at_deadline);
         // A final error is not retried.
-        let (result, _) = run_over(policy, vec![Failed::Final("400")]);
-        let gave_up = result.unwrap_err();
-        assert_eq!((gave_up.error, gave_up.attempts), ("400", 1));
+        let (result, attempts, _) = run_over(policy, vec![Failed::Final("400")]);
+        assert_eq!((result.unwrap_err().error, attempts), ("400", 1));
+        // No retries at all: one attempt.
+        let (result, attempts, _) = run_over(
+            RetryPolicy::new(0, Duration::from_secs(30)),
+            vec![after(0.0)],
+        );
+        assert_eq!((result.unwrap_err().error, attempts), ("429", 1));
     }
 
     #[test]
     fn the_deadline_stops_a_retry_that_would_end_past_it() {
         let policy = RetryPolicy::new(5, Duration::from_secs(2));
-        let (result, elapsed) = run_over(policy, vec![after(10.0)]);
+        // A Retry-After longer than the deadline: not waited for, no second attempt.
+        let (result, attempts, elapsed) = run_over(policy, vec![after(10.0)]);
         let gave_up = result.unwrap_err();
-        assert_eq!(gave_up.attempts, 1);
+        assert_eq!((gave_up.error, attempts), ("429", 1));
         assert!(gave_up.at_deadline);
         assert!(
             elapsed < Duration::from_secs(1),
             "did not wait: {elapsed:?}"
         );
+        // One that fits is waited for.
+        let (result, attempts, _) = run_over(policy, vec![after(0.1)]);
+        assert_eq!((result.unwrap(), attempts), (2, 2));
         // Without a Retry-After the backoff is waited for, within the deadline.
         let transient = || Failed::Transient {
             error: "503",
             retry_after: None,
         };
-        let (result, _) = run_over(policy, vec![transient()]);
-        assert_eq!(result.unwrap(), 2);
+        let (result, attempts, _) = run_over(policy, vec![transient()]);
+        assert_eq!((result.unwrap(), attempts), (2, 2));
     }
 
     #[test]
