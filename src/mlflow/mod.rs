@@ -46,7 +46,6 @@
 //! may be shared by threads (their calls take turns driving it). Called from async code
 //! it still works, on a thread of its own, but blocks the calling task meanwhile: from
 //! there, call it through `tokio::task::spawn_blocking`.
-
 //!
 //! The files: `client` (the REST client: connection, credentials, one request with its
 //! retries, paging, errors), `runs` (experiments, runs and metric histories read from the
