@@ -1,8 +1,9 @@
 //! Talking to an OpenAI-compatible endpoint through async-openai. The client's HTTP goes
 //! through our own tower service (async-openai's middleware seam) so that we control
-//! what a user configures and the report shows: a per-request timeout, retries with
-//! exponential backoff and jitter (backon) on 429, 5xx and connection errors that honour
-//! `Retry-After`, and a count of attempts. Responses are parsed by us (`create_byot`
+//! what a user configures and the report shows: a per-request timeout, retries on 429,
+//! 5xx and connection errors under the policy both HTTP clients share
+//! (`crate::http::RetryPolicy`: exponential backoff and jitter, `Retry-After` honoured,
+//! within the deadline), and a count of attempts. Responses are parsed by us (`create_byot`
 //! into `serde_json::Value`), because servers omit or add fields the typed response
 //! requires. The key goes into the request headers and nowhere else.
 
@@ -14,17 +15,14 @@ use async_openai::Client;
 use async_openai::config::{AzureConfig, Config, OpenAIConfig};
 use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
-use backon::BackoffBuilder;
 use serde_json::{Value, json};
 
+use crate::http::{Failed, RetryPolicy};
 use crate::settings::Secret;
 use crate::types::Message;
 
 /// Azure OpenAI's REST API version when `AZURE_OPENAI_API_VERSION` is not set.
 pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
-/// First retry delay and the cap on any delay, for servers that send no Retry-After.
-const BACKOFF_MIN: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 /// Where to send requests. `base_url` is normalised (ends in `/v1` for OpenAI-style
 /// servers, no trailing slash).
@@ -173,10 +171,11 @@ impl Transport {
             .build()
             .map_err(|e| format!("cannot set up HTTP: {e}"))?;
         let observed = Arc::new(Observed::default());
+        let policy = RetryPolicy::new(resilience.retries, resilience.deadline);
         let service = {
             let observed = observed.clone();
             tower::service_fn(move |factory: HttpRequestFactory| {
-                send_with_retries(http.clone(), factory, resilience.retries, observed.clone())
+                send_with_retries(http.clone(), factory, policy, observed.clone())
             })
         };
         Ok(Transport {
@@ -296,54 +295,59 @@ fn parse_reply(body: &Value) -> Option<Reply> {
     })
 }
 
-/// Sends one request, retrying 429, 5xx, timeouts and connection failures with
-/// exponential backoff and jitter, or after the server's Retry-After.
+/// Sends one request, retrying 429, 5xx, timeouts and connection failures under the
+/// shared policy (`crate::http::RetryPolicy`: exponential backoff and jitter, or the
+/// server's Retry-After, within the deadline).
 async fn send_with_retries(
     http: reqwest::Client,
     factory: HttpRequestFactory,
-    retries: u32,
+    policy: RetryPolicy,
     observed: Arc<Observed>,
 ) -> Result<reqwest::Response, OpenAIError> {
-    let mut delays = backon::ExponentialBuilder::default()
-        .with_min_delay(BACKOFF_MIN)
-        .with_max_delay(BACKOFF_MAX)
-        .with_max_times(retries as usize)
-        .with_jitter()
-        .build();
-    loop {
-        observed.attempts.fetch_add(1, Ordering::Relaxed);
-        let request = factory.build().await?;
-        let (retry_after, outcome) = match http.execute(request).await {
-            Ok(response) => {
-                let status = response.status();
-                if !(status.as_u16() == 429 || status.is_server_error()) {
-                    if !status.is_success() {
-                        // Keep the body for the message; hand async-openai an equal response.
+    let outcome = policy
+        .run(|_| {
+            let (http, factory, observed) = (&http, &factory, &observed);
+            async move {
+                observed.attempts.fetch_add(1, Ordering::Relaxed);
+                let request = factory.build().await.map_err(|e| Failed::Final(Err(e)))?;
+                match http.execute(request).await {
+                    Ok(response) => {
+                        let status = response.status();
+                        if !(status.as_u16() == 429 || status.is_server_error()) {
+                            if !status.is_success() {
+                                // Keep the body for the message; hand async-openai an equal
+                                // response.
+                                let headers = response.headers().clone();
+                                let body = response.text().await.unwrap_or_default();
+                                record(observed, status.as_u16(), &body);
+                                return Ok(rebuild(status, headers, body));
+                            }
+                            record(observed, status.as_u16(), "");
+                            return Ok(response);
+                        }
+                        let retry_after = crate::http::retry_after(response.headers());
                         let headers = response.headers().clone();
                         let body = response.text().await.unwrap_or_default();
-                        record(&observed, status.as_u16(), &body);
-                        return Ok(rebuild(status, headers, body));
+                        record(observed, status.as_u16(), &body);
+                        Err(Failed::Transient {
+                            error: Ok(rebuild(status, headers, body)),
+                            retry_after,
+                        })
                     }
-                    record(&observed, status.as_u16(), "");
-                    return Ok(response);
+                    Err(err) if err.is_timeout() || err.is_connect() || err.is_request() => {
+                        record(observed, 0, &err.to_string());
+                        Err(Failed::Transient {
+                            error: Err(OpenAIError::Reqwest(err)),
+                            retry_after: None,
+                        })
+                    }
+                    Err(err) => Err(Failed::Final(Err(OpenAIError::Reqwest(err)))),
                 }
-                let wait = crate::http::retry_after(response.headers());
-                let headers = response.headers().clone();
-                let body = response.text().await.unwrap_or_default();
-                record(&observed, status.as_u16(), &body);
-                (wait, Ok(rebuild(status, headers, body)))
             }
-            Err(err) if err.is_timeout() || err.is_connect() || err.is_request() => {
-                record(&observed, 0, &err.to_string());
-                (None, Err(OpenAIError::Reqwest(err)))
-            }
-            Err(err) => return Err(OpenAIError::Reqwest(err)),
-        };
-        let Some(backoff) = delays.next() else {
-            return outcome;
-        };
-        tokio::time::sleep(retry_after.unwrap_or(backoff)).await;
-    }
+        })
+        .await;
+    // The last answer (a 429 or 5xx response async-openai reads as an error) or error.
+    outcome.or_else(|gave_up| gave_up.error)
 }
 
 fn record(observed: &Observed, status: u16, body: &str) {
