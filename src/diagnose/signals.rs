@@ -491,7 +491,8 @@ fn warmup_unfinished(run: &Run, lang: Lang, out: &mut Diagnosis) {
     let last = &points[points.len() - WARMUP_RISING_POINTS..];
     let rising = last.windows(2).all(|w| w[1].value > w[0].value);
     let (from, to) = (last[0], last[last.len() - 1]);
-    if !rising || !(from.value > 0.0 && to.value >= (1.0 + WARMUP_MIN_RISE) * from.value) {
+    let rose_enough = from.value > 0.0 && to.value >= (1.0 + WARMUP_MIN_RISE) * from.value;
+    if !(rising && rose_enough) {
         return;
     }
     // Where the rise began: every logged rate since is above the one before.
