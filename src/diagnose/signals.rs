@@ -386,7 +386,13 @@ fn accuracy_pinned(run: &Run, lang: Lang, out: &mut Diagnosis) {
 /// The first out-of-range value of a series and why it is out of range.
 fn out_of_range(series: &Series) -> Option<(Point, &'static str)> {
     let (min, max) = (series.min()?, series.max()?);
-    let points = series.tail(RECENT_CAPACITY);
+    // The run's first epoch, then the recent window: the earliest out-of-range epoch the
+    // series still holds.
+    let points: Vec<Point> = series
+        .first()
+        .into_iter()
+        .chain(series.tail(RECENT_CAPACITY))
+        .collect();
     let first_where = |f: &dyn Fn(f64) -> bool, extreme: Point| {
         points
             .iter()
@@ -438,9 +444,9 @@ fn metric_out_of_range(run: &Run, lang: Lang, out: &mut Diagnosis) {
             Severity::Critical,
             say!(
                 lang,
-                "The loss `{}` is {} at epoch {} and reaches {}: a cross-entropy or squared error is never negative, so the labels are outside the loss's domain (e.g. binary cross-entropy on labels other than 0/1) and the optimiser is driving it down without bound.",
-                "损失 `{}` 为 {}（第 {} 轮），最低达到 {}：交叉熵或平方误差不可能为负，说明标签超出了损失函数的定义域（例如二元交叉熵的标签不是 0/1），优化器正在把它无限压低。",
-                s.original,
+                "The {} is {} at epoch {} and reaches {}: a cross-entropy or squared error is never negative, so the labels are outside the loss's domain (e.g. binary cross-entropy on labels other than 0/1) and the optimiser is driving it down without bound.",
+                "{}为 {}（第 {} 轮），最低达到 {}：交叉熵或平方误差不可能为负，说明标签超出了损失函数的定义域（例如二元交叉熵的标签不是 0/1），优化器正在把它无限压低。",
+                super::series_label(s, lang),
                 num(p.value),
                 p.epoch,
                 num(lowest)
@@ -791,11 +797,14 @@ mod tests {
         assert!(ids(Fixture::new().series("eval_wer", &[62.0, 40.0, 25.0])).is_empty());
         assert!(ids(Fixture::new().series("val_acc", &[45.0, 71.5, 88.2])).is_empty());
         // The ECG run: negative from the first epoch and running away.
+        let mut ecg = vec![-33_835.0];
+        ecg.extend((1..70).map(|i| -1.0e6 * f64::from(i)));
         let f = get(
-            Fixture::new().series("loss", &[-33_835.0, -1.0e6, -6.5e7]),
+            Fixture::new().series("loss", &ecg),
             FindingId::MetricOutOfRange,
         )
         .unwrap();
+        assert!(f.summary.contains("training loss"), "{}", f.summary);
         assert_eq!(f.evidence["reason"], "negative_loss");
         assert_eq!(f.evidence["epoch"], 1);
         assert_eq!(f.severity, Severity::Critical);
