@@ -437,21 +437,37 @@ fn metric_out_of_range(run: &Run, lang: Lang, out: &mut Diagnosis) {
     let lowest = s.min().map_or(f64::NAN, |m| m.value);
     let highest = s.max().map_or(f64::NAN, |m| m.value);
     let (severity, summary) = if why == "negative_loss" {
-        // A loss falling without bound below 0 is not an objective being minimised: the
-        // labels are outside the loss's domain (binary cross-entropy on labels beyond
-        // {0, 1}), so nothing the run learns from it means anything.
-        (
-            Severity::Critical,
-            say!(
-                lang,
-                "The {} is {} at epoch {} and reaches {}: a cross-entropy or squared error is never negative, so the labels are outside the loss's domain (e.g. binary cross-entropy on labels other than 0/1) and the optimiser is driving it down without bound.",
-                "{}为 {}（第 {} 轮），最低达到 {}：交叉熵或平方误差不可能为负，说明标签超出了损失函数的定义域（例如二元交叉熵的标签不是 0/1），优化器正在把它无限压低。",
-                super::series_label(s, lang),
-                num(p.value),
-                p.epoch,
-                num(lowest)
-            ),
-        )
+        // A loss far below 0 (past the divergence backstop's magnitude) is not an
+        // objective being minimised: the labels are outside the loss's domain (binary
+        // cross-entropy on labels beyond {0, 1}), so nothing the run learns means anything:
+        // critical. A mildly negative one may be a density model's NLL logged as `loss`
+        // (negative on continuous data): a warning.
+        let runaway = lowest <= -super::divergence::LOSS_BACKSTOP;
+        let (what, value, epoch, low) = (
+            super::series_label(s, lang),
+            num(p.value),
+            p.epoch,
+            num(lowest),
+        );
+        if runaway {
+            (
+                Severity::Critical,
+                say!(
+                    lang,
+                    "The {what} is {value} at epoch {epoch} and reaches {low}: a cross-entropy or squared error is never negative, so the labels are outside the loss's domain (e.g. binary cross-entropy on labels other than 0/1) and the optimiser is driving it down without bound.",
+                    "{what}为 {value}（第 {epoch} 轮），最低达到 {low}：交叉熵或平方误差不可能为负，说明标签超出了损失函数的定义域（例如二元交叉熵的标签不是 0/1），优化器正在把它无限压低。"
+                ),
+            )
+        } else {
+            (
+                Severity::Warning,
+                say!(
+                    lang,
+                    "The {what} is {value} at epoch {epoch} (lowest {low}): a cross-entropy or squared error is never negative; unless this loss is a likelihood of continuous data, the labels are outside its domain.",
+                    "{what}为 {value}（第 {epoch} 轮；最低 {low}）：交叉熵或平方误差不可能为负；除非该损失是连续数据的似然，否则标签超出了其定义域。"
+                ),
+            )
+        }
     } else {
         (
             Severity::Warning,
@@ -808,6 +824,9 @@ mod tests {
         assert_eq!(f.evidence["reason"], "negative_loss");
         assert_eq!(f.evidence["epoch"], 1);
         assert_eq!(f.severity, Severity::Critical);
+        let nll = Fixture::new().series("loss", &[0.5, -1.5, -2.5, -3.2]);
+        let f = get(nll, FindingId::MetricOutOfRange).unwrap();
+        assert_eq!(f.severity, Severity::Warning);
         // Names that may be negative, and a cosine-similarity loss bounded by −1.
         assert!(ids(Fixture::new().series("elbo_loss", &[-50.0, -80.0, -90.0])).is_empty());
         assert!(ids(Fixture::new().series("loss", &[-0.2, -0.7, -0.95])).is_empty());
