@@ -16,7 +16,7 @@ use super::{series, series_label};
 use crate::lang::Lang;
 use crate::lang::say;
 use crate::metrics::series::RECENT_CAPACITY;
-use crate::metrics::{Canonical, Point, Series};
+use crate::metrics::{Canonical, Point, Series, names};
 use crate::num::num;
 use crate::run::Run;
 use crate::types::Action;
@@ -42,6 +42,13 @@ pub const SANE_CHANCE_FACTOR: f64 = 2.0;
 /// as divergence by itself (fewer when that is all the file has): one bad epoch mean
 /// can be a burst the run recovers from.
 pub const ABOVE_CHANCE_MIN_EPOCHS: usize = 2;
+/// A training accuracy at least this share of the way from chance (1/C) to perfect means
+/// the model predicts well, whatever its loss says: a loss far above ln C beside it carries
+/// a penalty term (weight decay added to the loss: the corpus' food-11 run logs loss 2.29
+/// ≈ ln 11 beside accuracy 0.88), not saturated predictions. A saturated softmax predicts
+/// one class, at 1/C (0.10 for 10 classes), far below it. Halfway is derived: it leaves
+/// room on both sides.
+pub const ACCURACY_GUARD_SHARE: f64 = 0.5;
 
 /// The series read, in the order they win a tie on the epoch.
 const WATCHED: [Canonical; 3] = [Canonical::Loss, Canonical::ValLoss, Canonical::GradNorm];
@@ -83,6 +90,7 @@ struct Event {
 /// classes known, not far above the chance loss.
 struct Sanity {
     chance_loss: Option<f64>,
+    classes: Option<u32>,
     classification: bool,
 }
 
@@ -93,9 +101,19 @@ impl Sanity {
             || series(run, Canonical::Accuracy).is_some()
             || series(run, Canonical::ValAccuracy).is_some();
         Sanity {
-            chance_loss: classes.map(|c| f64::from(c.value).ln()),
+            chance_loss: classes.as_ref().map(|c| f64::from(c.value).ln()),
+            classes: classes.map(|c| c.value),
             classification,
         }
+    }
+
+    /// The training accuracy says the model predicts well (`ACCURACY_GUARD_SHARE`).
+    fn predicts_well(&self, accuracy: Option<f64>) -> bool {
+        let (Some(classes), Some(accuracy)) = (self.classes, accuracy) else {
+            return false;
+        };
+        let chance = 1.0 / f64::from(classes.max(1));
+        accuracy.is_finite() && accuracy >= chance + ACCURACY_GUARD_SHARE * (1.0 - chance)
     }
 
     fn is_sane(&self, loss: f64) -> bool {
@@ -135,9 +153,13 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
         let event = if canonical == Canonical::GradNorm {
             nonfinite_grad_norm(s)
         } else {
+            let accuracy = series(run, Canonical::Accuracy)
+                .and_then(Series::last)
+                .map(|p| p.value);
             let above = (canonical == Canonical::Loss)
                 .then(|| above_chance(s, &sanity))
-                .flatten();
+                .flatten()
+                .filter(|_| !sanity.predicts_well(accuracy));
             [first_bad_epoch(s, &sanity, since), above]
                 .into_iter()
                 .flatten()
@@ -145,6 +167,19 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
         };
         let key = |e: &Event| (e.climb_start, e.epoch);
         if let Some(event) = event
+            && worst.is_none_or(|(_, w)| key(&event) < key(&w))
+        {
+            worst = Some((s, event));
+        }
+    }
+    // A loss by any other name (`mean_loss`, `Conductor_Copper_loss`, the parts of a
+    // multi-term objective) turning non-finite is divergence evidence too: NaN spreads
+    // through the shared weights whichever term produced it (runmedic flags any series).
+    for s in run.metrics.series.iter().filter(|s| {
+        Canonical::ALL.iter().all(|c| s.name != c.as_str()) && names::is_loss_like(&s.original)
+    }) {
+        let key = |e: &Event| (e.climb_start, e.epoch);
+        if let Some(event) = nonfinite_loss(s, since)
             && worst.is_none_or(|(_, w)| key(&event) < key(&w))
         {
             worst = Some((s, event));
@@ -216,11 +251,15 @@ fn candidates_before(series: &Series, epoch: u32) -> Vec<Point> {
 /// A non-finite loss counts at once; a spike or a backstop value counts while the latest
 /// value has not come back to a sane value below the mean before it.
 fn first_bad_epoch(series: &Series, sanity: &Sanity, since: u32) -> Option<Event> {
-    let points = series.tail(RECENT_CAPACITY);
+    let mut points = series.tail(RECENT_CAPACITY);
+    // Several runs appended in one file: the latest is judged, and its first epoch is its
+    // start (a run that starts again above the last one's end is not a spike).
+    let appended = latest_run_start(&points);
+    points.drain(..appended);
     // The first non-finite epoch after the rollback: the series keeps the very first one,
     // and the recent window holds what came after it.
     let first_nonfinite = match series.first_nonfinite() {
-        Some(p) if p.epoch > since => Some(p),
+        Some(p) if p.epoch > since && appended == 0 => Some(p),
         Some(_) => points
             .iter()
             .find(|p| p.epoch > since && !p.value.is_finite())
@@ -237,7 +276,7 @@ fn first_bad_epoch(series: &Series, sanity: &Sanity, since: u32) -> Option<Event
     // The run's start, or where it started again after a rollback.
     let first = series
         .first()
-        .filter(|p| p.epoch > since)
+        .filter(|p| p.epoch > since && appended == 0)
         .or_else(|| points.iter().find(|p| p.epoch > since).copied())?;
     let last = series.last()?;
     let mut finite_event = None;
@@ -330,6 +369,34 @@ fn above_chance(series: &Series, sanity: &Sanity) -> Option<Event> {
         window: None,
         climb_start: start.epoch,
     })
+}
+
+/// The first non-finite value of a loss after the rollback, as an event.
+fn nonfinite_loss(series: &Series, since: u32) -> Option<Event> {
+    let p = match series.first_nonfinite() {
+        Some(p) if p.epoch > since => p,
+        Some(_) => series
+            .tail(RECENT_CAPACITY)
+            .into_iter()
+            .find(|p| p.epoch > since && !p.value.is_finite())?,
+        None => return None,
+    };
+    Some(Event {
+        epoch: p.epoch,
+        value: p.value,
+        reason: Reason::NonFinite,
+        window: None,
+        climb_start: p.epoch,
+    })
+}
+
+/// Where the latest run starts in points from a file where several runs were appended
+/// (the epoch counter starts again): 0 when there is one run.
+fn latest_run_start(points: &[Point]) -> usize {
+    points
+        .windows(2)
+        .rposition(|w| w[1].epoch <= w[0].epoch)
+        .map_or(0, |i| i + 1)
 }
 
 /// A non-finite gradient norm the run has not come back from. With fp16 loss scaling an
@@ -596,6 +663,71 @@ mod tests {
             .series("val_loss", &[0.7, 0.9, 1.5, 1.6])
             .classes(2);
         assert!(finding(overfit).is_none());
+    }
+
+    #[test]
+    fn a_loss_by_any_name_turning_nan_is_divergence() {
+        // A PINN: no column named `loss`, every part NaN at the end.
+        let e = finding(
+            Fixture::new()
+                .series(
+                    "Dielectric_Air_loss",
+                    &[7.6e4, 1.6, 1.4, f64::NAN, f64::NAN],
+                )
+                .series("pde_residual", &[1.0, 0.5, 0.4, 0.3, 0.3]),
+        )
+        .unwrap();
+        assert_eq!(e["original"], "Dielectric_Air_loss");
+        assert_eq!(e["reason"], "non_finite");
+        assert_eq!(e["epoch"], 4);
+        assert_eq!(e["last_sane_epoch"], 3);
+        // A NaN in a series that is not a loss is not.
+        let other = Fixture::new()
+            .series("loss", &[1.0, 0.8, 0.7])
+            .series("eval_pearson", &[0.3, f64::NAN, 0.5]);
+        assert!(finding(other).is_none());
+    }
+
+    #[test]
+    fn a_loss_far_above_chance_beside_a_high_accuracy_carries_a_penalty() {
+        // Food-11 with a weight penalty in the loss: 2.29 ≈ ln 11, accuracy 0.88.
+        let penalty = Fixture::new()
+            .series("loss", &[5.3, 5.1, 4.9])
+            .series("accuracy", &[0.86, 0.88, 0.88])
+            .classes(11);
+        assert!(finding(penalty).is_none());
+        // The same loss at chance accuracy is a saturated softmax.
+        let saturated = Fixture::new()
+            .series("loss", &[14.77, 14.93, 14.93])
+            .series("accuracy", &[0.1, 0.1, 0.1])
+            .classes(10);
+        assert_eq!(finding(saturated).unwrap()["reason"], "above_chance");
+    }
+
+    #[test]
+    fn appended_runs_are_judged_on_the_latest() {
+        // A second run starts above where the first ended: not a spike.
+        let mut run = Fixture::new().run();
+        let mut b = crate::metrics::MetricsBuilder::new();
+        for (epoch, value) in [
+            (1, 0.52),
+            (2, 0.39),
+            (3, 0.33),
+            (1, 2.29),
+            (2, 1.23),
+            (3, 0.96),
+        ] {
+            b.push("loss", epoch, value);
+        }
+        run.metrics = b
+            .finish(
+                std::path::Path::new("m.csv"),
+                crate::metrics::Format::KerasCsv,
+            )
+            .unwrap();
+        let mut out = Diagnosis::default();
+        check(&run, Lang::En, &mut out);
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod divergence;
 pub mod effects;
 mod oscillation;
 mod overfitting;
+mod signals;
 mod trend;
 
 use crate::lang::Lang;
@@ -29,6 +30,7 @@ pub fn diagnose(run: &Run, lang: Lang) -> Diagnosis {
     trend::check(run, lang, &mut out);
     overfitting::check(run, lang, &mut out);
     oscillation::check(run, lang, &mut out);
+    signals::check(run, lang, &mut out);
     config_checks::check(run, lang, &mut out);
     set_aside_explained_by_divergence(&mut out, lang);
     out.effects = effects::effects(run, lang);

@@ -109,8 +109,19 @@ pub fn canonicalize(original: &str) -> Option<(Canonical, u8)> {
         } else {
             return None;
         }
+    } else if name.strip_prefix("eval_").is_some_and(is_eval_set_loss) {
+        // The HF Trainer's `eval_dataset={"g0": …, "g1": …}` logs `eval_g0_loss`,
+        // `eval_g1_loss` … and no `eval_loss`: each is the validation loss of one set. They
+        // rank below every plain spelling, and among themselves the file's first wins.
+        rank += EVAL_SET_RANK;
+        Canonical::ValLoss
     } else if let Some(rest) = strip_any(&name, TRAIN_PREFIXES, is_model_series) {
-        if rest == "loss" {
+        if TOTAL_LOSS_NAMES.contains(&rest) {
+            // `total_loss` / `mean_loss` sum or average the parts a multi-term objective
+            // logs beside them (`rec_loss`, `kl_loss`): they are the training loss.
+            rank += TOTAL_LOSS_RANK;
+            Canonical::Loss
+        } else if rest == "loss" {
             Canonical::Loss
         } else if ACCURACY_NAMES.contains(&rest) {
             Canonical::Accuracy
@@ -138,7 +149,127 @@ fn is_optimizer_series(name: &str) -> bool {
 }
 
 fn is_model_series(name: &str) -> bool {
-    name == "loss" || ACCURACY_NAMES.contains(&name)
+    name == "loss" || TOTAL_LOSS_NAMES.contains(&name) || ACCURACY_NAMES.contains(&name)
+}
+
+/// Names of a training loss that is the whole objective, beside its parts.
+const TOTAL_LOSS_NAMES: &[&str] = &["total_loss", "mean_loss"];
+/// Rank added to `total_loss` / `mean_loss`: a plain `loss` in the same file wins.
+const TOTAL_LOSS_RANK: u8 = 2;
+/// Rank added to `eval_<set>_loss`: a plain `eval_loss` or `val_loss` wins.
+const EVAL_SET_RANK: u8 = 2;
+
+/// `<set>_loss` after `eval_`: one named evaluation set's loss (`g0_loss`), not a part of
+/// an objective the trainer only evaluates (`eval_loss` itself is handled before).
+fn is_eval_set_loss(rest: &str) -> bool {
+    rest.strip_suffix("_loss")
+        .is_some_and(|set| !set.is_empty() && !set.contains("loss") && set != "epoch")
+}
+
+/// The name with separators unified, lowercased, without Lightning's `_epoch`/`_step`
+/// suffix and with a split written after the metric moved before it (`Loss/val` →
+/// `val_loss`), as `canonicalize` reads names.
+fn normalized(original: &str) -> String {
+    let mut name = original
+        .trim()
+        .to_ascii_lowercase()
+        .replace(['/', '-', ' ', '.'], "_");
+    for suffix in ["_epoch", "_step"] {
+        if let Some(stripped) = name.strip_suffix(suffix) {
+            name = stripped.to_string();
+            break;
+        }
+    }
+    if let Some((rest, prefix)) = SPLIT_SUFFIXES
+        .iter()
+        .chain(&[("_test", "test_")])
+        .find_map(|(suffix, prefix)| Some((name.strip_suffix(suffix)?, prefix)))
+        .filter(|(rest, _)| !rest.is_empty())
+    {
+        name = format!("{prefix}{rest}");
+    }
+    name
+}
+
+/// A loss, whatever else its name says: `loss`, `*_loss` (`mean_loss`, `rec_loss`,
+/// `eval_g0_loss`), `train/loss`, `loss_epoch`, `Loss/val`. Not `loss_scale` (fp16's
+/// scaler) nor `loss_weight`: the name must end in the word `loss`.
+pub fn is_loss_like(original: &str) -> bool {
+    let name = normalized(original);
+    name == "loss" || name.ends_with("_loss")
+}
+
+/// Prefixes of a held-out split: validation, evaluation, or test.
+const HELD_OUT_PREFIXES: &[&str] = &["val_", "eval_", "valid_", "validation_", "test_"];
+
+/// A series measured on held-out data (`val_*`, `eval_*`, `valid_*`, `validation_*`,
+/// `test_*`, and the same split written after the metric), as opposed to training.
+pub fn is_held_out(original: &str) -> bool {
+    let name = normalized(original);
+    HELD_OUT_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Metric names that are fractions in [0, 1] (or percentages, when a whole series is
+/// above 1): accuracy, F1, precision, recall, AUC, IoU, Dice. Matched as whole words of
+/// the name, so `eval_f1` and `val_binary_accuracy` are fractions and `eval_wer` is not.
+const FRACTION_WORDS: &[&str] = &[
+    "acc",
+    "accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "auc",
+    "auroc",
+    "iou",
+    "dice",
+    "specificity",
+    "sensitivity",
+];
+
+/// A metric whose name says it is a fraction (see `FRACTION_WORDS`); not a loss.
+pub fn is_fraction(original: &str) -> bool {
+    let name = normalized(original);
+    !is_loss_like(original) && name.split('_').any(|w| FRACTION_WORDS.contains(&w))
+}
+
+/// An accuracy by name (`acc`, `accuracy`, `test_acc`, `eval_g0_accuracy`).
+pub fn is_accuracy_like(original: &str) -> bool {
+    let name = normalized(original);
+    !is_loss_like(original) && name.split('_').any(|w| w == "acc" || w == "accuracy")
+}
+
+/// Words in a loss's name that say it may honestly be negative: likelihoods and ELBOs,
+/// reinforcement-learning objectives (SB3's `entropy_loss` and `policy_gradient_loss`
+/// are negative by construction), Wasserstein critics, KL estimates.
+const MAY_BE_NEGATIVE_WORDS: &[&str] = &[
+    "elbo",
+    "likelihood",
+    "loglik",
+    "ll",
+    "nll",
+    "logprob",
+    "reward",
+    "return",
+    "advantage",
+    "policy",
+    "pg",
+    "actor",
+    "entropy",
+    "critic",
+    "wasserstein",
+    "kl",
+    "gen",
+    "g",
+    "d",
+    "disc",
+    "generator",
+    "discriminator",
+];
+
+/// A loss whose name does not allow a negative value (see `MAY_BE_NEGATIVE_WORDS`).
+pub fn is_nonnegative_loss(original: &str) -> bool {
+    let name = normalized(original);
+    is_loss_like(original) && !name.split('_').any(|w| MAY_BE_NEGATIVE_WORDS.contains(&w))
 }
 
 /// The rest of `name` after one of `prefixes`, when that rest is a series `fits` accepts.
@@ -201,6 +332,13 @@ mod tests {
             ("train/learning_rate", Lr),
             ("train/grad_norm", GradNorm),
             ("eval/loss", ValLoss),
+            // whole objectives beside their parts, and HF's named evaluation sets
+            ("mean_loss", Loss),
+            ("total_loss", Loss),
+            ("train_total_loss", Loss),
+            ("loss_epoch", Loss),
+            ("eval_g0_loss", ValLoss),
+            ("eval_squad_loss", ValLoss),
         ];
         for (name, want) in cases {
             assert_eq!(canonicalize(name).map(|c| c.0), Some(want), "{name}");
@@ -218,6 +356,9 @@ mod tests {
             "validation/evaluation_loss_vs_iterations",
             "batch_loss",
             "_train",
+            "rec_loss",
+            "Conductor_Copper_loss",
+            "eval_loss_scale",
         ] {
             assert_eq!(canonicalize(name), None, "{name}");
         }
@@ -229,5 +370,81 @@ mod tests {
         let step = canonicalize("train_loss_step").unwrap().1;
         assert!(epoch < step);
         assert!(canonicalize("accuracy").unwrap().1 < canonicalize("acc").unwrap().1);
+        // a plain loss beats a whole-objective alias, a plain eval loss an eval set's
+        assert!(canonicalize("loss").unwrap().1 < canonicalize("mean_loss").unwrap().1);
+        assert!(canonicalize("eval_loss").unwrap().1 < canonicalize("eval_g0_loss").unwrap().1);
+    }
+
+    #[test]
+    fn loss_like_held_out_and_fraction_names() {
+        for name in [
+            "loss",
+            "mean_loss",
+            "total_loss",
+            "train/loss",
+            "loss_epoch",
+            "train_loss_epoch",
+            "eval/loss",
+            "eval_g0_loss",
+            "Conductor_Copper_loss",
+            "Loss/val",
+        ] {
+            assert!(is_loss_like(name), "{name}");
+        }
+        for name in [
+            "loss_scale",
+            "lossy",
+            "accuracy",
+            "grad_norm",
+            "loss_weight",
+        ] {
+            assert!(!is_loss_like(name), "{name}");
+        }
+        for name in [
+            "val_loss",
+            "eval_g0_loss",
+            "eval/loss",
+            "test_acc",
+            "Loss/val",
+            "valid_f1",
+        ] {
+            assert!(is_held_out(name), "{name}");
+        }
+        for name in [
+            "loss",
+            "train_loss_epoch",
+            "mean_loss",
+            "train/acc",
+            "evaluation",
+        ] {
+            assert!(!is_held_out(name), "{name}");
+        }
+        for name in [
+            "eval_f1",
+            "val_binary_accuracy",
+            "acc",
+            "eval_precision",
+            "test_acc",
+        ] {
+            assert!(is_fraction(name), "{name}");
+        }
+        for name in [
+            "eval_wer",
+            "eval_cer",
+            "loss",
+            "eval_runtime",
+            "val_acc_loss",
+        ] {
+            assert!(!is_fraction(name), "{name}");
+        }
+        assert!(is_nonnegative_loss("loss") && is_nonnegative_loss("val_mse_loss"));
+        for name in [
+            "elbo_loss",
+            "train/entropy_loss",
+            "policy_gradient_loss",
+            "g_loss",
+        ] {
+            assert!(!is_nonnegative_loss(name), "{name}");
+        }
     }
 }
