@@ -11,15 +11,14 @@
 //! last epoch seen. Blank lines are skipped; a malformed line is an error at
 //! `file:line:column`.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde::de::DeserializeSeed;
 
-use super::MetricsBuilder;
 use super::nonfinite::{self, NonFinite};
 use super::snapshot::{Row, RowSeed, epoch_from};
+use super::{Count, MetricsBuilder, RunCounter, text};
 use crate::error::{Error, Result};
 
 /// Longest line read: a row of metrics is a few hundred bytes, so a line past this is a
@@ -27,8 +26,7 @@ use crate::error::{Error, Result};
 const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::read(path, &e))?;
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::new(text::open(path)?);
     let mut line = Vec::new();
     let mut rewritten = Vec::new();
     let mut row = Row::default();
@@ -63,25 +61,32 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
             .deserialize(&mut de)
             .and_then(|()| de.end())
             .map_err(|e| nonfinite::json_error(path, line_no, &e))?;
-        let epoch = epochs.epoch_of(&row);
-        row.push_into(builder, epoch);
+        if let Some(epoch) = epochs.epoch_of(&row, builder) {
+            row.push_into(builder, epoch);
+        }
         builder.rows += 1;
     }
     Ok(())
 }
 
-/// Assigns each row its 1-based epoch (the rules in the module comment).
+/// Assigns each row its 1-based epoch (the rules in the module comment), and sees where
+/// the counter goes back (`RunCounter`): the logged epoch, or in a file without epochs the
+/// step. `None` for a row a resume logs again, which is skipped.
 #[derive(Debug, Default)]
-struct EpochCounter {
+pub(super) struct EpochCounter {
     zero_based: Option<bool>,
     last_epoch: Option<u32>,
     last_step: Option<f64>,
+    runs: RunCounter,
 }
 
 impl EpochCounter {
-    fn epoch_of(&mut self, row: &Row) -> u32 {
+    pub fn epoch_of(&mut self, row: &Row, builder: &mut MetricsBuilder) -> Option<u32> {
         let epoch = match row.epoch {
             Some(logged) => {
+                if self.runs.see(logged, false, builder) == Count::Replays {
+                    return None;
+                }
                 let zero_based = *self.zero_based.get_or_insert(logged == 0.0);
                 epoch_from(logged, zero_based)
             }
@@ -89,11 +94,20 @@ impl EpochCounter {
             None if row.step.is_some() && row.step == self.last_step => {
                 self.last_epoch.unwrap_or(1)
             }
-            None => self.last_epoch.map_or(1, |e| e.saturating_add(1)),
+            None => {
+                let count = row
+                    .step
+                    .map_or(Count::Goes, |step| self.runs.see(step, false, builder));
+                match count {
+                    Count::Replays => return None,
+                    Count::Restarts => 1,
+                    Count::Goes => self.last_epoch.map_or(1, |e| e.saturating_add(1)),
+                }
+            }
         };
         self.last_epoch = Some(epoch);
         self.last_step = row.step;
-        epoch
+        Some(epoch)
     }
 }
 

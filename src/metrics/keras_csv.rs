@@ -9,18 +9,20 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::MetricsBuilder;
-use super::nonfinite::parse_number;
+use super::nonfinite::{is_no_value, parse_number};
+use super::text::{self, TextFile};
+use super::{Count, MetricsBuilder, RunCounter};
 use crate::error::{Error, Result};
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
-    let mut last_epoch = 0u32;
-    read_rows(path, builder, |record, cols| {
-        let epoch = match cols.epoch.and_then(|i| record.get(i)) {
+    let mut last_epoch: Option<u32> = None;
+    let mut runs = RunCounter::default();
+    read_rows(path, builder, |record, cols, builder| {
+        let logged = match cols.epoch.and_then(|i| record.get(i)) {
             Some(cell) => match cell_value(path, record, "epoch", cell)? {
                 Some(e) if e.is_finite() && e >= 0.0 && e.fract() == 0.0 => {
                     // CSVLogger writes the 0-based epoch index.
-                    (e.min(f64::from(u32::MAX - 1)) as u32) + 1
+                    Some((e.min(f64::from(u32::MAX - 1)) as u32) + 1)
                 }
                 Some(_) => {
                     return Err(Error::input(
@@ -31,22 +33,34 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
                         ),
                     ));
                 }
-                None => last_epoch.saturating_add(1),
+                None => None,
             },
-            None => last_epoch.saturating_add(1),
+            None => None,
         };
-        last_epoch = epoch;
-        Ok(epoch)
+        let epoch = match logged {
+            // One row per epoch: an epoch that does not count up is another run appended
+            // to the file (CSVLogger(append=True) writes no second header), or a resume
+            // logging epochs again.
+            Some(e) => match runs.see(f64::from(e), true, builder) {
+                Count::Replays => return Ok(None),
+                Count::Goes | Count::Restarts => e,
+            },
+            None => last_epoch.unwrap_or(0).saturating_add(1),
+        };
+        last_epoch = Some(epoch);
+        Ok(Some(epoch))
     })
 }
 
 /// The loop both CSV formats share: blank rows are skipped, the first row and any row
 /// repeating the header set the columns, and every metric cell of a data row is pushed at
-/// the epoch `epoch_of` reads from that row (an error there stops the read).
+/// the epoch `epoch_of` reads from that row (an error there stops the read; it may start
+/// another run with `MetricsBuilder::restart` before the row's values go in, or say `None`:
+/// the row is not an epoch's, and its values are left out).
 pub(super) fn read_rows(
     path: &Path,
     builder: &mut MetricsBuilder,
-    mut epoch_of: impl FnMut(&csv::ByteRecord, &Columns) -> Result<u32>,
+    mut epoch_of: impl FnMut(&csv::ByteRecord, &Columns, &mut MetricsBuilder) -> Result<Option<u32>>,
 ) -> Result<()> {
     let mut reader = open_csv(path)?;
     let mut record = csv::ByteRecord::new();
@@ -65,7 +79,9 @@ pub(super) fn read_rows(
                 continue;
             }
         };
-        let epoch = epoch_of(&record, cols)?;
+        let Some(epoch) = epoch_of(&record, cols, builder)? else {
+            continue;
+        };
         for (i, cell) in record.iter().enumerate() {
             let Some(id) = cols.ids.get(i).copied().flatten() else {
                 continue;
@@ -81,14 +97,8 @@ pub(super) fn read_rows(
 
 /// A CSV reader over the file. Rows may be shorter or longer than the header (a resumed
 /// run that logs another metric): missing cells are no value, extra cells are ignored.
-fn open_csv(path: &Path) -> Result<csv::Reader<File>> {
-    let file = File::open(path).map_err(|e| Error::read(path, &e))?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(Error::input(
-            path,
-            "is a directory, expected a metrics file",
-        ));
-    }
+fn open_csv(path: &Path) -> Result<csv::Reader<TextFile>> {
+    let file = text::open(path)?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -103,6 +113,9 @@ pub(super) struct Columns {
     pub ids: Vec<Option<usize>>,
     pub epoch: Option<usize>,
     pub step: Option<usize>,
+    /// Columns of a test stage (`test_loss`, `test/acc`), which Lightning logs once after
+    /// fitting.
+    pub tests: Vec<usize>,
 }
 
 impl Columns {
@@ -121,11 +134,18 @@ impl Columns {
                     .then(|| builder.series_id(name))
             })
             .collect();
+        let tests = names
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| is_test_name(name))
+            .map(|(i, _)| i)
+            .collect();
         Columns {
             epoch,
             step,
             ids,
             names,
+            tests,
         }
     }
 
@@ -141,6 +161,14 @@ impl Columns {
             _ => false,
         }
     }
+}
+
+/// `test_loss`, `test/acc`, `Test-F1`: a test stage's metric.
+fn is_test_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() > 5
+        && bytes[..4].eq_ignore_ascii_case(b"test")
+        && matches!(bytes[4], b'_' | b'/' | b'-' | b'.' | b' ')
 }
 
 fn is_blank(record: &csv::ByteRecord) -> bool {
@@ -167,13 +195,7 @@ pub(super) fn cell_value(
     }
     let text = String::from_utf8_lossy(cell);
     let text = text.trim();
-    if text.is_empty()
-        || text.eq_ignore_ascii_case("na")
-        || text.eq_ignore_ascii_case("n/a")
-        || text.eq_ignore_ascii_case("none")
-        || text.eq_ignore_ascii_case("null")
-        || text.starts_with('[')
-    {
+    if is_no_value(text) || text.starts_with('[') {
         return Ok(None);
     }
     match parse_number(text) {

@@ -8,14 +8,15 @@
 
 use std::path::Path;
 
-use super::MetricsBuilder;
-use super::keras_csv::{at_record, cell_value, read_rows};
+use super::keras_csv::{Columns, at_record, cell_value, read_rows};
+use super::{Count, MetricsBuilder, RunCounter};
 use crate::error::{Error, Result};
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     let mut epochs = EpochSteps::default();
-    let mut last_epoch = 1u32;
-    read_rows(path, builder, |record, cols| {
+    let mut last_epoch: Option<u32> = None;
+    let mut runs = RunCounter::default();
+    read_rows(path, builder, |record, cols, builder| {
         let counter = |index: Option<usize>, name: &str| -> Result<Option<u64>> {
             let Some(cell) = index.and_then(|i| record.get(i)) else {
                 return Ok(None);
@@ -32,21 +33,47 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
                 )),
             }
         };
-        let epoch = match counter(cols.epoch, "epoch")? {
+        let logged = counter(cols.epoch, "epoch")?
             // Lightning counts epochs from 0.
-            Some(e) => u32::try_from(e).unwrap_or(u32::MAX - 1) + 1,
-            None => last_epoch,
+            .map(|e| u32::try_from(e).unwrap_or(u32::MAX - 1) + 1);
+        let step = counter(cols.step, "step")?;
+        if is_test_row(record, cols) {
+            return Ok(None);
+        }
+        let epoch = match logged {
+            // Rows of one epoch share it; a smaller one is another run logged into the
+            // same file (a `fit` repeated with the same logger version) or a resume.
+            Some(e) => match runs.see(f64::from(e), false, builder) {
+                Count::Replays => return Ok(None),
+                Count::Restarts => {
+                    epochs = EpochSteps::default();
+                    e
+                }
+                Count::Goes => e,
+            },
+            None => last_epoch.unwrap_or(1),
         };
-        if let Some(step) = counter(cols.step, "step")? {
+        if let Some(step) = step {
             epochs.observe(epoch, step);
         }
-        last_epoch = epoch;
-        Ok(epoch)
+        last_epoch = Some(epoch);
+        Ok(Some(epoch))
     })?;
     if let Some(steps) = epochs.steps_per_epoch {
         builder.steps_per_epoch = Some(steps);
     }
     Ok(())
+}
+
+/// A row `trainer.test()` logged after fitting (`test_loss`, with whatever else the test
+/// step logs, such as a `Final F1 Score`): one measurement of the finished model, at the
+/// epoch after the last one, not an epoch of training. Its values are left out.
+fn is_test_row(record: &csv::ByteRecord, cols: &Columns) -> bool {
+    cols.tests.iter().any(|&i| {
+        record
+            .get(i)
+            .is_some_and(|c| !c.iter().all(u8::is_ascii_whitespace))
+    })
 }
 
 /// Steps per epoch from Lightning's global step. Rows of epoch k (1-based) end at global
