@@ -357,4 +357,88 @@ mod tests {
         assert!(m.get(Canonical::ValAccuracy).is_none());
         assert_eq!(m.last_epoch(), Some(1_000_000));
     }
+
+    #[test]
+    fn runs_appended_without_a_header_are_runs_and_the_latest_is_judged() {
+        // CSVLogger(append=True) over four fit() calls, as the Food-11 log: one header,
+        // the epoch restarting at 0, the loss jumping up where a run starts.
+        let m = SCRATCH.load(
+            "epoch,acc,loss,val_acc,val_loss\n\
+             0,0.82,0.52,0.73,0.91\n1,0.86,0.39,0.77,0.72\n2,0.87,0.38,0.75,0.77\n\
+             0,0.88,2.29,0.78,1.81\n1,0.88,1.22,0.73,1.57\n\
+             0,0.79,1.33,0.77,1.30\n1,0.81,1.10,0.79,1.14\n2,0.83,0.96,0.82,0.95\n",
+        );
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 1.33), (2, 1.10), (3, 0.96)]
+        );
+        assert_eq!(m.rows, 8);
+        let p = m.phases.as_ref().unwrap();
+        assert_eq!((p.count, p.latest, p.earlier_rows), (3, (1, 3), 5));
+        assert_eq!(p.earlier, vec![(1, 3), (1, 2)]);
+        assert_eq!(
+            m.warnings,
+            vec![
+                "2 earlier fit() calls in this file (the epoch counter started over); judging the latest (epochs 1\u{2013}3)"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_aborted_epoch_then_a_rerun_judges_the_rerun() {
+        let m = SCRATCH.load(
+            "epoch,acc,loss,val_acc,val_loss\r\n0,0.71,0.88,0.50,1.53\r\n\
+             0,0.70,0.87,0.54,1.41\r\n1,0.81,0.56,0.70,0.89\r\n2,0.84,0.46,0.77,0.74\r\n",
+        );
+        assert_eq!(
+            values(&m, Canonical::ValLoss),
+            vec![(1, 1.41), (2, 0.89), (3, 0.74)]
+        );
+        let p = m.phases.as_ref().unwrap();
+        assert_eq!(
+            (p.count, p.latest, p.earlier.clone()),
+            (2, (1, 3), vec![(1, 1)])
+        );
+    }
+
+    #[test]
+    fn a_later_run_that_drops_validation_has_no_validation_series() {
+        // CSVLogger writes the later run's sorted keys under the first run's header:
+        // `epoch,acc,loss` cells, the val columns missing.
+        let m = SCRATCH.load(
+            "epoch,acc,loss,val_acc,val_loss\n0,0.5,0.7,0.4,0.8\n1,0.6,0.6,0.5,0.7\n0,0.55,0.65\n1,0.65,0.55\n",
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 0.65), (2, 0.55)]);
+        assert!(m.get(Canonical::ValLoss).is_none());
+        assert_eq!(m.phases.as_ref().unwrap().count, 2);
+    }
+
+    #[test]
+    fn a_resume_that_logs_epochs_again_keeps_the_first_logging() {
+        let m = SCRATCH.load("epoch,loss\n0,0.9\n1,0.8\n2,0.7\n3,0.6\n2,0.71\n3,0.61\n4,0.5\n");
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6), (5, 0.5)]
+        );
+        assert!(m.phases.is_none());
+        assert!(
+            m.warnings[0].starts_with("2 rows logged again"),
+            "{:?}",
+            m.warnings
+        );
+    }
+
+    #[test]
+    fn a_bad_epoch_cell_names_its_line() {
+        let e = SCRATCH.error("epoch,loss\n0,0.9\ntwo,0.8\n").to_string();
+        assert!(
+            e.ends_with("log.csv:3: column \"epoch\": \"two\" is not a number"),
+            "{e}"
+        );
+        let e = SCRATCH.error("epoch,loss\n0,0.9\n1.5,0.8\n").to_string();
+        assert!(
+            e.ends_with("log.csv:3: column \"epoch\": \"1.5\" is not an epoch number"),
+            "{e}"
+        );
+    }
 }

@@ -222,7 +222,7 @@ impl<'de> Visitor<'de> for Params<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::metrics::testing::{ScratchFile, example};
+    use crate::metrics::testing::{ScratchFile, example, values};
     use crate::metrics::{Canonical, Format, load_metrics};
 
     const SCRATCH: ScratchFile = ScratchFile {
@@ -293,5 +293,52 @@ mod tests {
         assert!(e.contains("history.json:1:5: invalid type: floating point `0.5`, expected a JSON object of metric values"), "{e}");
         let e = SCRATCH.error("\"loss\"").to_string();
         assert!(e.contains("expected a Keras history object"), "{e}");
+    }
+
+    #[test]
+    fn reads_a_list_of_per_epoch_records() {
+        let text = "[\n  {\n    \"epoch\": 1,\n    \"loss\": 0.1569,\n    \"accuracy\": 0.9290,\n    \"val_loss\": 0.1734\n  },\n  {\n    \"epoch\": 2,\n    \"loss\": 0.0734,\n    \"accuracy\": 0.9681,\n    \"val_loss\": 0.0489\n  }\n]";
+        assert_eq!(
+            crate::metrics::detect_from("model_history.json", text.as_bytes()),
+            Some(Format::KerasHistory)
+        );
+        let m = SCRATCH.load(text);
+        assert_eq!(m.rows, 2);
+        assert_eq!(
+            values(&m, Canonical::ValLoss),
+            vec![(1, 0.1734), (2, 0.0489)]
+        );
+        assert_eq!(values(&m, Canonical::Accuracy)[1], (2, 0.9681));
+        // without an epoch field the position counts, from 1
+        let m = SCRATCH.load(r#"[{"loss": 1.0}, {"loss": 0.5}, {"loss": 0.25}]"#);
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 1.0), (2, 0.5), (3, 0.25)]
+        );
+        // records of two fit() calls: the latest run
+        let m = SCRATCH.load(
+            r#"[{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5}, {"epoch": 0, "loss": 2.0}]"#,
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 2.0)]);
+        assert_eq!(m.phases.as_ref().unwrap().count, 2);
+    }
+
+    #[test]
+    fn text_in_a_metric_list_is_an_error_at_its_place() {
+        let e = SCRATCH
+            .error("{\"loss\": [0.5,\n \"two\"], \"val_loss\": [1, 2]}")
+            .to_string();
+        assert!(
+            e.contains("history.json:2:7: \"loss\" epoch 2: \"two\" is not a number"),
+            "{e}"
+        );
+        // quoted numbers and spellings of none read; text lists under other names are
+        // not metrics
+        let m = SCRATCH.load(r#"{"loss": ["0.5", "NA", 0.25], "classes": ["cat", "dog"]}"#);
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 0.5), (3, 0.25)]);
+        let e = SCRATCH
+            .error(r#"[{"epoch": 1, "loss": 0.5}, {"epoch": "x", "loss": 0.4}]"#)
+            .to_string();
+        assert!(e.contains("\"epoch\": \"x\" is not an epoch number"), "{e}");
     }
 }

@@ -190,4 +190,43 @@ mod tests {
         let e = SCRATCH.error("epoch,step,val_loss\n").to_string();
         assert!(e.contains("no metric values found"), "{e}");
     }
+
+    #[test]
+    fn reads_train_and_val_rows_apart_and_leaves_the_test_row_out() {
+        // As version_18 of the LSTM tagger: a column named with spaces, train and val rows
+        // apart, and a last row from trainer.test() at the epoch after the last one.
+        let text = "Final F1 Score,epoch,step,test_loss,train_loss,val_loss\n\
+             ,0,749,,,0.155\n,0,749,,0.455,\n,1,1499,,,0.114\n,1,1499,,0.116,\n\
+             0.985,2,1500,0.030,,\n";
+        assert_eq!(
+            crate::metrics::detect_from("metrics.csv", text.as_bytes()),
+            Some(Format::LightningCsv)
+        );
+        let m = SCRATCH.load(text);
+        assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 0.155), (2, 0.114)]);
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 0.455), (2, 0.116)]);
+        assert_eq!(m.last_epoch(), Some(2));
+        assert_eq!(m.series.len(), 2, "{:?}", m.series);
+        assert_eq!(m.rows, 4);
+        assert_eq!(m.steps_per_epoch, Some(750));
+    }
+
+    #[test]
+    fn a_second_fit_in_one_file_is_a_run() {
+        let m = SCRATCH.load(
+            "epoch,step,train_loss,val_loss\n0,9,1.0,\n0,9,,1.1\n1,19,0.8,\n1,19,,0.9\n\
+             0,9,2.0,\n0,9,,2.1\n",
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 2.0)]);
+        let p = m.phases.as_ref().unwrap();
+        assert_eq!(
+            (p.count, p.latest, p.earlier.clone()),
+            (2, (1, 1), vec![(1, 2)])
+        );
+        assert!(
+            m.warnings[0].starts_with("1 earlier run in this file"),
+            "{:?}",
+            m.warnings
+        );
+    }
 }

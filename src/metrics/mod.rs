@@ -160,6 +160,8 @@ pub(crate) enum Count {
 pub(crate) struct RunCounter {
     first: Option<f64>,
     furthest: Option<f64>,
+    /// Inside a replay: values up to `furthest` (equal included) are replayed.
+    replaying: bool,
 }
 
 impl RunCounter {
@@ -177,17 +179,20 @@ impl RunCounter {
             self.furthest = Some(value);
             return Count::Goes;
         };
-        let back = value < furthest || (one_row_per_epoch && value == furthest);
+        let back = value < furthest || (value == furthest && (one_row_per_epoch || self.replaying));
         if !back {
             self.furthest = Some(value);
+            self.replaying = false;
             return Count::Goes;
         }
         if value <= first {
             builder.restart();
             self.first = Some(value);
             self.furthest = Some(value);
+            self.replaying = false;
             return Count::Restarts;
         }
+        self.replaying = true;
         builder.replayed_rows += 1;
         Count::Replays
     }
@@ -475,7 +480,7 @@ fn looks_binary(head: &[u8]) -> bool {
 /// The detection rules, on a lowercased file name and the file's first bytes; `None` when
 /// nothing fits. Content decides where it is clear (a renamed file is still recognised);
 /// the name decides between shapes that look alike (`.jsonl`, `trainer_state.json`).
-fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
+pub(crate) fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
     // Event files are binary; a valid record header is as sure a sign as a name.
     if tensorboard::is_event_file_name(name) || tensorboard::looks_like(head) {
         return Some(Format::Tensorboard);
@@ -755,6 +760,30 @@ mod tests {
                 "2025-07-03 14:10:02 | INFO | training for 8 epochs (batch 32, lr 0.001)\nEpoch 1/8\n",
                 Some(Format::KerasLog),
             ),
+            // Keras 1 verbose 2 under any name (a sweep's results saved as `.rb`)
+            (
+                "0508_results.rb",
+                "Building and compiling model ...\n('Cell type: LSTM', 'Drop Input: 0.1')\nTrain on 8000 samples\nEpoch 1/15\n67s - loss: 2.4808 - acc: 0.2275\n",
+                Some(Format::KerasLog),
+            ),
+            (
+                "m.txt",
+                "224s - loss: 3.5508 - acc: 0.2966 - val_loss: 1.4529\n",
+                Some(Format::KerasLog),
+            ),
+            // Keras history as a list of records
+            (
+                "model_history.json",
+                "[\n  {\n    \"epoch\": 1,\n    \"loss\": 0.1569\n  }\n]",
+                Some(Format::KerasHistory),
+            ),
+            ("m.json", "[1, 2]", None),
+            // a Lightning column logged under a name with spaces
+            (
+                "metrics.csv",
+                "Final F1 Score,epoch,step,test_loss,train_loss,val_loss\n,0,749,,,0.155\n",
+                Some(Format::LightningCsv),
+            ),
             ("m.txt", "hello, world\nnothing here\n", None),
             ("m.csv", "name,value\nfoo,1\n", None),
             ("m.txt", "   \n", None),
@@ -875,5 +904,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("broken.json:3:16: key must be a string"), "{e}");
+    }
+
+    #[test]
+    fn a_utf16_file_with_a_bom_is_detected_by_its_text() {
+        let encode = |text: &str, big: bool| {
+            let mut bytes = if big {
+                vec![0xfe, 0xff]
+            } else {
+                vec![0xff, 0xfe]
+            };
+            for unit in text.encode_utf16() {
+                bytes.extend_from_slice(&if big {
+                    unit.to_be_bytes()
+                } else {
+                    unit.to_le_bytes()
+                });
+            }
+            bytes
+        };
+        let log = "python.exe : 2026-03-05 \r\nEpoch 1/60\r\n\u{1b}[1m 1/49\u{1b}[0m 1s/step - loss: 1.5527\r\n";
+        assert_eq!(
+            detect_from("training_output.txt", &encode(log, false)),
+            Some(Format::KerasLog)
+        );
+        assert_eq!(
+            detect_from("m.csv", &encode("epoch,loss\r\n0,0.5\r\n", true)),
+            Some(Format::KerasCsv)
+        );
+        // and read: a UTF-16 CSV, by the reader the text says
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        std::fs::write(&path, encode("epoch,loss\r\n0,0.5\r\n1,0.25\r\n", false)).unwrap();
+        let m = load_metrics(&path, None).unwrap();
+        assert_eq!(
+            super::testing::values(&m, Canonical::Loss),
+            vec![(1, 0.5), (2, 0.25)]
+        );
+        // UTF-16 prose is not a metrics file, and not called binary
+        std::fs::write(&path, encode("hello\r\nworld\r\n", false)).unwrap();
+        let e = detect(&path).unwrap_err().to_string();
+        assert!(e.contains("not a metrics format retune knows"), "{e}");
     }
 }
