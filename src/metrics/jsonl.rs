@@ -8,8 +8,9 @@
 //! carry no `epoch` counts each row as the next epoch (1, 2, 3 …), except that rows with
 //! the same `step` as the row before belong to the same epoch (a train row and a val row
 //! logged at one step). Once a file has given epochs, a row without one belongs to the
-//! last epoch seen. Blank lines are skipped; a malformed line is an error at
-//! `file:line:column`.
+//! last epoch seen. An epoch (or, without epochs, a step) that goes back starts another
+//! run or replays a resume (`RunCounter`). Blank lines are skipped; a malformed line, or
+//! an `epoch` or a loss that is text, is an error at `file:line:column`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;

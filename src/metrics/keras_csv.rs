@@ -2,7 +2,11 @@
 //! epoch counted from 0, `NA` where an epoch lacks a value (validation skipped), CRLF line
 //! ends from Python's csv module, `nan`/`inf` as Python prints them. A run resumed with
 //! `append=True` may repeat the header mid-file; a repeated header replaces the column
-//! names and is not data. Records stream through one reused `ByteRecord`. It also owns the
+//! names and is not data. Several `fit()` calls appended to one file (no second header;
+//! a later call may write fewer cells when it logs no validation) show as the epoch going
+//! back: to the first epoch, another run (only the latest is judged, see `RunCounter`);
+//! to the middle, a resume whose repeated epochs are skipped. Records stream through one
+//! reused `ByteRecord`. It also owns the
 //! CSV pieces Lightning's reader shares (the row loop `read_rows`, `Columns`, `cell_value`).
 
 use std::fs::File;

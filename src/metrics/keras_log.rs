@@ -15,7 +15,11 @@
 //! `evaluate`/`predict` bar and is ignored; without headers (`fit(epochs=1)`, called in a
 //! loop or once) each completed bar is the next epoch. An unfinished epoch at the end of
 //! the file becomes `partial` (running means, not series values), and its step total
-//! gives the steps per epoch if no finished epoch did.
+//! gives the steps per epoch if no finished epoch did. A header that goes back to the
+//! first epoch (`Epoch 1/15` after `Epoch 15/15`) is another `fit()` call: a new run, and
+//! only the latest is judged; back to the middle, a resume whose repeated epochs are
+//! skipped (`RunCounter`). `Epoch 1/1` again and again is `fit(epochs=1)` in a loop, one
+//! run. A capture in UTF-16 (PowerShell's redirect) is decoded by `text::open`.
 
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;

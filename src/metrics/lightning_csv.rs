@@ -5,6 +5,8 @@
 //! (`train_loss_step`) of one epoch are averaged by the builder, and `MetricsBuilder::
 //! finish` prefers the `_epoch` columns. A row without an epoch cell belongs to the last
 //! epoch seen. Steps per epoch come from the global step at the ends of finished epochs.
+//! A row with a `test_*` value is `trainer.test()`'s, not an epoch's, and is left out; an
+//! epoch that goes back starts another run (`RunCounter`).
 
 use std::path::Path;
 
