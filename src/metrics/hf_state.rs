@@ -20,7 +20,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 
 use super::MetricsBuilder;
 use super::nonfinite::{self, Scalar};
-use super::snapshot::epoch_from;
+use super::snapshot::{counter, epoch_from};
 use crate::error::Result;
 
 /// Suffixes of log fields that measure speed or cost, not the model.
@@ -197,7 +197,7 @@ impl<'de> Visitor<'de> for LogRow<'_> {
         let mut summary = false;
         while let Some(key) = map.next_key::<String>()? {
             if key == "epoch" {
-                logged_epoch = map.next_value::<Scalar>()?.number();
+                logged_epoch = counter(&key, map.next_value::<Scalar>()?)?;
             } else if key == "step" {
                 step = count(&map.next_value::<Scalar>()?);
             } else if SKIPPED_SUFFIXES.iter().any(|s| key.ends_with(s)) {

@@ -8,18 +8,18 @@
 //! carry no `epoch` counts each row as the next epoch (1, 2, 3 …), except that rows with
 //! the same `step` as the row before belong to the same epoch (a train row and a val row
 //! logged at one step). Once a file has given epochs, a row without one belongs to the
-//! last epoch seen. Blank lines are skipped; a malformed line is an error at
-//! `file:line:column`.
+//! last epoch seen. An epoch (or, without epochs, a step) that goes back starts another
+//! run or replays a resume (`RunCounter`). Blank lines are skipped; a malformed line, or
+//! an `epoch` or a loss that is text, is an error at `file:line:column`.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde::de::DeserializeSeed;
 
-use super::MetricsBuilder;
 use super::nonfinite::{self, NonFinite};
 use super::snapshot::{Row, RowSeed, epoch_from};
+use super::{Count, MetricsBuilder, RunCounter, text};
 use crate::error::{Error, Result};
 
 /// Longest line read: a row of metrics is a few hundred bytes, so a line past this is a
@@ -27,8 +27,7 @@ use crate::error::{Error, Result};
 const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::read(path, &e))?;
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::new(text::open(path)?);
     let mut line = Vec::new();
     let mut rewritten = Vec::new();
     let mut row = Row::default();
@@ -63,37 +62,53 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
             .deserialize(&mut de)
             .and_then(|()| de.end())
             .map_err(|e| nonfinite::json_error(path, line_no, &e))?;
-        let epoch = epochs.epoch_of(&row);
-        row.push_into(builder, epoch);
+        if let Some(epoch) = epochs.epoch_of(&row, builder) {
+            row.push_into(builder, epoch);
+        }
         builder.rows += 1;
     }
     Ok(())
 }
 
-/// Assigns each row its 1-based epoch (the rules in the module comment).
+/// Assigns each row its 1-based epoch (the rules in the module comment), and sees where
+/// the counter goes back (`RunCounter`): the logged epoch, or in a file without epochs the
+/// step. `None` for a row a resume logs again, which is skipped.
 #[derive(Debug, Default)]
-struct EpochCounter {
+pub(super) struct EpochCounter {
     zero_based: Option<bool>,
     last_epoch: Option<u32>,
     last_step: Option<f64>,
+    runs: RunCounter,
 }
 
 impl EpochCounter {
-    fn epoch_of(&mut self, row: &Row) -> u32 {
+    pub fn epoch_of(&mut self, row: &Row, builder: &mut MetricsBuilder) -> Option<u32> {
         let epoch = match row.epoch {
             Some(logged) => {
+                if self.runs.see(logged, false, builder) == Count::Replays {
+                    return None;
+                }
                 let zero_based = *self.zero_based.get_or_insert(logged == 0.0);
                 epoch_from(logged, zero_based)
             }
             None if self.zero_based.is_some() => self.last_epoch.unwrap_or(1),
-            None if row.step.is_some() && row.step == self.last_step => {
-                self.last_epoch.unwrap_or(1)
+            None => {
+                let count = row
+                    .step
+                    .map_or(Count::Goes, |step| self.runs.see(step, false, builder));
+                match count {
+                    Count::Replays => return None,
+                    Count::Restarts => 1,
+                    Count::Goes if row.step.is_some() && row.step == self.last_step => {
+                        self.last_epoch.unwrap_or(1)
+                    }
+                    Count::Goes => self.last_epoch.map_or(1, |e| e.saturating_add(1)),
+                }
             }
-            None => self.last_epoch.map_or(1, |e| e.saturating_add(1)),
         };
         self.last_epoch = Some(epoch);
         self.last_step = row.step;
-        epoch
+        Some(epoch)
     }
 }
 
@@ -159,5 +174,72 @@ mod tests {
         assert!(text.contains("m.jsonl:3:22: expected value"), "{text}");
         let e = SCRATCH.error("{\"a\": \"x\"}\n").to_string();
         assert!(e.contains("no metric values found"), "{e}");
+    }
+
+    #[test]
+    fn appended_runs_restart_the_epoch_and_the_latest_is_judged() {
+        // As chip-ood's metrics.jsonl: three runs appended, each from epoch 1.
+        let m = SCRATCH.load(
+            "{\"epoch\": 1, \"train_loss\": 0.0, \"train_acc\": 0.16, \"test_acc\": 0.09375}\n\
+             {\"epoch\": 2, \"train_loss\": 0.0, \"train_acc\": 0.12, \"test_acc\": 0.35}\n\
+             {\"epoch\": 3, \"train_loss\": 0.0, \"train_acc\": 0.11, \"test_acc\": 0.23}\n\
+             {\"epoch\": 1, \"train_loss\": 0.0, \"train_acc\": 0.16, \"test_acc\": 0.09375}\n\
+             {\"epoch\": 2, \"train_loss\": 0.0, \"train_acc\": 0.12, \"test_acc\": 0.35}\n\
+             {\"epoch\": 1, \"train_loss\": 2.05, \"train_acc\": 0.10, \"test_acc\": 0.09375}\n\
+             {\"epoch\": 2, \"train_loss\": 2.02, \"train_acc\": 0.15, \"test_acc\": 0.30}\n",
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 2.05), (2, 2.02)]);
+        let p = m.phases.as_ref().unwrap();
+        assert_eq!(
+            (p.count, p.latest, p.earlier.clone()),
+            (3, (1, 2), vec![(1, 3), (1, 2)])
+        );
+        assert_eq!(
+            m.warnings,
+            vec![
+                "2 earlier runs in this file (the epoch counter started over); judging the latest (epochs 1\u{2013}2)"
+            ]
+        );
+        assert_eq!(m.rows, 7);
+    }
+
+    #[test]
+    fn train_and_val_rows_of_one_epoch_are_not_a_restart() {
+        let m = SCRATCH.load(
+            "{\"epoch\": 1, \"loss\": 1.0}\n{\"epoch\": 1, \"phase\": \"val\", \"loss\": 1.1}\n\
+             {\"epoch\": 2, \"loss\": 0.9}\n{\"epoch\": 2, \"phase\": \"val\", \"loss\": 1.0}\n",
+        );
+        assert!(m.phases.is_none() && m.warnings.is_empty());
+        assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 1.1), (2, 1.0)]);
+    }
+
+    #[test]
+    fn steps_that_go_back_restart_or_replay() {
+        // Back to the first step: a new run; back to the middle: a resume replaying steps
+        // (slm_training's metrics.jsonl), whose rows are skipped.
+        let m = SCRATCH.load(
+            "{\"step\": 20, \"loss\": 8.56}\n{\"step\": 40, \"loss\": 7.9}\n\
+             {\"step\": 20, \"loss\": 8.55}\n{\"step\": 40, \"loss\": 7.8}\n{\"step\": 60, \"loss\": 7.0}\n\
+             {\"step\": 40, \"loss\": 7.85}\n{\"step\": 60, \"loss\": 7.1}\n{\"step\": 80, \"loss\": 6.5}\n",
+        );
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 8.55), (2, 7.8), (3, 7.0), (4, 6.5)]
+        );
+        assert_eq!(m.phases.as_ref().unwrap().earlier, vec![(1, 2)]);
+        assert_eq!(m.warnings.len(), 2, "{:?}", m.warnings);
+        assert!(m.warnings[1].starts_with("2 rows logged again"));
+    }
+
+    #[test]
+    fn an_epoch_that_is_not_a_number_names_its_line() {
+        let e = SCRATCH
+            .error("{\"loss\": 0.5, \"epoch\": 1}\n{\"loss\": \"NaN\", \"epoch\": \"two\"}\n");
+        assert_eq!(e.exit_code(), 2);
+        let text = e.to_string();
+        assert!(
+            text.ends_with("m.jsonl:2:31: \"epoch\": \"two\" is not an epoch number"),
+            "{text}"
+        );
     }
 }

@@ -2,25 +2,31 @@
 //! epoch counted from 0, `NA` where an epoch lacks a value (validation skipped), CRLF line
 //! ends from Python's csv module, `nan`/`inf` as Python prints them. A run resumed with
 //! `append=True` may repeat the header mid-file; a repeated header replaces the column
-//! names and is not data. Records stream through one reused `ByteRecord`. It also owns the
+//! names and is not data. Several `fit()` calls appended to one file (no second header;
+//! a later call may write fewer cells when it logs no validation) show as the epoch going
+//! back: to the first epoch, another run (only the latest is judged, see `RunCounter`);
+//! to the middle, a resume whose repeated epochs are skipped. Records stream through one
+//! reused `ByteRecord`. It also owns the
 //! CSV pieces Lightning's reader shares (the row loop `read_rows`, `Columns`, `cell_value`).
 
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::MetricsBuilder;
-use super::nonfinite::parse_number;
+use super::nonfinite::{is_no_value, parse_number};
+use super::text::{self, TextFile};
+use super::{Count, MetricsBuilder, RunCounter};
 use crate::error::{Error, Result};
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
-    let mut last_epoch = 0u32;
-    read_rows(path, builder, |record, cols| {
-        let epoch = match cols.epoch.and_then(|i| record.get(i)) {
+    let mut last_epoch: Option<u32> = None;
+    let mut runs = RunCounter::default();
+    read_rows(path, builder, |record, cols, builder| {
+        let logged = match cols.epoch.and_then(|i| record.get(i)) {
             Some(cell) => match cell_value(path, record, "epoch", cell)? {
                 Some(e) if e.is_finite() && e >= 0.0 && e.fract() == 0.0 => {
                     // CSVLogger writes the 0-based epoch index.
-                    (e.min(f64::from(u32::MAX - 1)) as u32) + 1
+                    Some((e.min(f64::from(u32::MAX - 1)) as u32) + 1)
                 }
                 Some(_) => {
                     return Err(Error::input(
@@ -31,22 +37,34 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
                         ),
                     ));
                 }
-                None => last_epoch.saturating_add(1),
+                None => None,
             },
-            None => last_epoch.saturating_add(1),
+            None => None,
         };
-        last_epoch = epoch;
-        Ok(epoch)
+        let epoch = match logged {
+            // One row per epoch: an epoch that does not count up is another run appended
+            // to the file (CSVLogger(append=True) writes no second header), or a resume
+            // logging epochs again.
+            Some(e) => match runs.see(f64::from(e), true, builder) {
+                Count::Replays => return Ok(None),
+                Count::Goes | Count::Restarts => e,
+            },
+            None => last_epoch.unwrap_or(0).saturating_add(1),
+        };
+        last_epoch = Some(epoch);
+        Ok(Some(epoch))
     })
 }
 
 /// The loop both CSV formats share: blank rows are skipped, the first row and any row
 /// repeating the header set the columns, and every metric cell of a data row is pushed at
-/// the epoch `epoch_of` reads from that row (an error there stops the read).
+/// the epoch `epoch_of` reads from that row (an error there stops the read; it may start
+/// another run with `MetricsBuilder::restart` before the row's values go in, or say `None`:
+/// the row is not an epoch's, and its values are left out).
 pub(super) fn read_rows(
     path: &Path,
     builder: &mut MetricsBuilder,
-    mut epoch_of: impl FnMut(&csv::ByteRecord, &Columns) -> Result<u32>,
+    mut epoch_of: impl FnMut(&csv::ByteRecord, &Columns, &mut MetricsBuilder) -> Result<Option<u32>>,
 ) -> Result<()> {
     let mut reader = open_csv(path)?;
     let mut record = csv::ByteRecord::new();
@@ -65,7 +83,9 @@ pub(super) fn read_rows(
                 continue;
             }
         };
-        let epoch = epoch_of(&record, cols)?;
+        let Some(epoch) = epoch_of(&record, cols, builder)? else {
+            continue;
+        };
         for (i, cell) in record.iter().enumerate() {
             let Some(id) = cols.ids.get(i).copied().flatten() else {
                 continue;
@@ -81,14 +101,8 @@ pub(super) fn read_rows(
 
 /// A CSV reader over the file. Rows may be shorter or longer than the header (a resumed
 /// run that logs another metric): missing cells are no value, extra cells are ignored.
-fn open_csv(path: &Path) -> Result<csv::Reader<File>> {
-    let file = File::open(path).map_err(|e| Error::read(path, &e))?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(Error::input(
-            path,
-            "is a directory, expected a metrics file",
-        ));
-    }
+fn open_csv(path: &Path) -> Result<csv::Reader<TextFile>> {
+    let file = text::open(path)?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -103,6 +117,9 @@ pub(super) struct Columns {
     pub ids: Vec<Option<usize>>,
     pub epoch: Option<usize>,
     pub step: Option<usize>,
+    /// Columns of a test stage (`test_loss`, `test/acc`), which Lightning logs once after
+    /// fitting.
+    pub tests: Vec<usize>,
 }
 
 impl Columns {
@@ -121,11 +138,18 @@ impl Columns {
                     .then(|| builder.series_id(name))
             })
             .collect();
+        let tests = names
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| is_test_name(name))
+            .map(|(i, _)| i)
+            .collect();
         Columns {
             epoch,
             step,
             ids,
             names,
+            tests,
         }
     }
 
@@ -141,6 +165,14 @@ impl Columns {
             _ => false,
         }
     }
+}
+
+/// `test_loss`, `test/acc`, `Test-F1`: a test stage's metric.
+fn is_test_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() > 5
+        && bytes[..4].eq_ignore_ascii_case(b"test")
+        && matches!(bytes[4], b'_' | b'/' | b'-' | b'.' | b' ')
 }
 
 fn is_blank(record: &csv::ByteRecord) -> bool {
@@ -167,13 +199,7 @@ pub(super) fn cell_value(
     }
     let text = String::from_utf8_lossy(cell);
     let text = text.trim();
-    if text.is_empty()
-        || text.eq_ignore_ascii_case("na")
-        || text.eq_ignore_ascii_case("n/a")
-        || text.eq_ignore_ascii_case("none")
-        || text.eq_ignore_ascii_case("null")
-        || text.starts_with('[')
-    {
+    if is_no_value(text) || text.starts_with('[') {
         return Ok(None);
     }
     match parse_number(text) {
@@ -334,5 +360,89 @@ mod tests {
         assert_eq!(loss.last().unwrap().value, 1e-6);
         assert!(m.get(Canonical::ValAccuracy).is_none());
         assert_eq!(m.last_epoch(), Some(1_000_000));
+    }
+
+    #[test]
+    fn runs_appended_without_a_header_are_runs_and_the_latest_is_judged() {
+        // CSVLogger(append=True) over four fit() calls, as the Food-11 log: one header,
+        // the epoch restarting at 0, the loss jumping up where a run starts.
+        let m = SCRATCH.load(
+            "epoch,acc,loss,val_acc,val_loss\n\
+             0,0.82,0.52,0.73,0.91\n1,0.86,0.39,0.77,0.72\n2,0.87,0.38,0.75,0.77\n\
+             0,0.88,2.29,0.78,1.81\n1,0.88,1.22,0.73,1.57\n\
+             0,0.79,1.33,0.77,1.30\n1,0.81,1.10,0.79,1.14\n2,0.83,0.96,0.82,0.95\n",
+        );
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 1.33), (2, 1.10), (3, 0.96)]
+        );
+        assert_eq!(m.rows, 8);
+        let p = m.phases.as_ref().unwrap();
+        assert_eq!((p.count, p.latest, p.earlier_rows), (3, (1, 3), 5));
+        assert_eq!(p.earlier, vec![(1, 3), (1, 2)]);
+        assert_eq!(
+            m.warnings,
+            vec![
+                "2 earlier fit() calls in this file (the epoch counter started over); judging the latest (epochs 1\u{2013}3)"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_aborted_epoch_then_a_rerun_judges_the_rerun() {
+        let m = SCRATCH.load(
+            "epoch,acc,loss,val_acc,val_loss\r\n0,0.71,0.88,0.50,1.53\r\n\
+             0,0.70,0.87,0.54,1.41\r\n1,0.81,0.56,0.70,0.89\r\n2,0.84,0.46,0.77,0.74\r\n",
+        );
+        assert_eq!(
+            values(&m, Canonical::ValLoss),
+            vec![(1, 1.41), (2, 0.89), (3, 0.74)]
+        );
+        let p = m.phases.as_ref().unwrap();
+        assert_eq!(
+            (p.count, p.latest, p.earlier.clone()),
+            (2, (1, 3), vec![(1, 1)])
+        );
+    }
+
+    #[test]
+    fn a_later_run_that_drops_validation_has_no_validation_series() {
+        // CSVLogger writes the later run's sorted keys under the first run's header:
+        // `epoch,acc,loss` cells, the val columns missing.
+        let m = SCRATCH.load(
+            "epoch,acc,loss,val_acc,val_loss\n0,0.5,0.7,0.4,0.8\n1,0.6,0.6,0.5,0.7\n0,0.55,0.65\n1,0.65,0.55\n",
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 0.65), (2, 0.55)]);
+        assert!(m.get(Canonical::ValLoss).is_none());
+        assert_eq!(m.phases.as_ref().unwrap().count, 2);
+    }
+
+    #[test]
+    fn a_resume_that_logs_epochs_again_keeps_the_first_logging() {
+        let m = SCRATCH.load("epoch,loss\n0,0.9\n1,0.8\n2,0.7\n3,0.6\n2,0.71\n3,0.61\n4,0.5\n");
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6), (5, 0.5)]
+        );
+        assert!(m.phases.is_none());
+        assert!(
+            m.warnings[0].starts_with("2 rows logged again"),
+            "{:?}",
+            m.warnings
+        );
+    }
+
+    #[test]
+    fn a_bad_epoch_cell_names_its_line() {
+        let e = SCRATCH.error("epoch,loss\n0,0.9\ntwo,0.8\n").to_string();
+        assert!(
+            e.ends_with("log.csv:3: column \"epoch\": \"two\" is not a number"),
+            "{e}"
+        );
+        let e = SCRATCH.error("epoch,loss\n0,0.9\n1.5,0.8\n").to_string();
+        assert!(
+            e.ends_with("log.csv:3: column \"epoch\": \"1.5\" is not an epoch number"),
+            "{e}"
+        );
     }
 }

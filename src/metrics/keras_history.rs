@@ -3,7 +3,14 @@
 //! scripts write, `{"history": {...}, "params": {"epochs": 10, "steps": 3038}, "epoch":
 //! [0, 1, ...]}`, taking the planned epochs and steps per epoch from `params`. Lists are
 //! streamed element by element (a serde visitor, never a `Vec`), so a long run costs what a
-//! short one does. `null` is no value for that epoch; `NaN`/`Infinity` are values.
+//! short one does. `null` is no value for that epoch; `NaN`/`Infinity` are values; text in
+//! a metric's list (`"loss": [0.5, "two"]`) is an error at its place.
+//!
+//! Also the records shape, a list of per-epoch objects (`[{"epoch": 1, "loss": 0.157,
+//! "val_loss": 0.173}, …]`, as `pd.DataFrame(history.history).to_json(orient="records")`
+//! or a hand-written callback dumps it): each record is read as a JSON Lines row is, with
+//! the same epoch rules (an `epoch` field, else the position), so records appended by
+//! several `fit()` calls start another run where the epoch counts down.
 
 use std::fmt;
 use std::path::Path;
@@ -11,7 +18,9 @@ use std::path::Path;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::MetricsBuilder;
+use super::jsonl::EpochCounter;
 use super::nonfinite::{self, Scalar};
+use super::snapshot::{Row, RowSeed, is_core_metric};
 use crate::error::Result;
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
@@ -39,7 +48,7 @@ impl<'de> DeserializeSeed<'de> for History<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
+        deserializer.deserialize_any(self)
     }
 }
 
@@ -48,8 +57,24 @@ impl<'de> Visitor<'de> for History<'_> {
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(
-            "a Keras history object such as {\"loss\": [0.69, 0.52], \"val_loss\": [0.71, 0.60]}",
+            "a Keras history object such as {\"loss\": [0.69, 0.52], \"val_loss\": [0.71, 0.60]}, or a list of per-epoch records",
         )
+    }
+
+    /// The records shape: one object per epoch.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut row = Row::default();
+        let mut epochs = EpochCounter::default();
+        loop {
+            row.clear();
+            if seq.next_element_seed(RowSeed(&mut row))?.is_none() {
+                return Ok(());
+            }
+            if let Some(epoch) = epochs.epoch_of(&row, &mut *self.builder) {
+                row.push_into(&mut *self.builder, epoch);
+            }
+            self.builder.rows += 1;
+        }
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
@@ -102,10 +127,26 @@ impl<'de> Visitor<'de> for Column<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
         let mut epoch = 0u32;
+        // Asked once per list, and only when a list holds text.
+        let mut is_metric: Option<bool> = None;
         while let Some(value) = seq.next_element::<Scalar>()? {
             epoch = epoch.saturating_add(1);
-            if let Some(v) = value.number() {
-                self.builder.push(self.name, epoch, v);
+            match value {
+                Scalar::Number(v) => self.builder.push(self.name, epoch, v),
+                Scalar::Text(text)
+                    if !nonfinite::is_no_value(&text)
+                        && *is_metric.get_or_insert_with(|| is_core_metric(self.name)) =>
+                {
+                    // A quoted number is the number; other text is a broken value.
+                    let Some(v) = nonfinite::parse_number(&text) else {
+                        return Err(de::Error::custom(format_args!(
+                            "\"{}\" epoch {epoch}: {text:?} is not a number",
+                            self.name
+                        )));
+                    };
+                    self.builder.push(self.name, epoch, v);
+                }
+                _ => {}
             }
         }
         Ok(u64::from(epoch))
@@ -181,7 +222,7 @@ impl<'de> Visitor<'de> for Params<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::metrics::testing::{ScratchFile, example};
+    use crate::metrics::testing::{ScratchFile, example, values};
     use crate::metrics::{Canonical, Format, load_metrics};
 
     const SCRATCH: ScratchFile = ScratchFile {
@@ -249,6 +290,55 @@ mod tests {
             .to_string();
         assert!(e.contains("history.json:3:6: expected `,` or `]`"), "{e}");
         let e = SCRATCH.error("[0.5, 0.4]").to_string();
+        assert!(e.contains("history.json:1:5: invalid type: floating point `0.5`, expected a JSON object of metric values"), "{e}");
+        let e = SCRATCH.error("\"loss\"").to_string();
         assert!(e.contains("expected a Keras history object"), "{e}");
+    }
+
+    #[test]
+    fn reads_a_list_of_per_epoch_records() {
+        let text = "[\n  {\n    \"epoch\": 1,\n    \"loss\": 0.1569,\n    \"accuracy\": 0.9290,\n    \"val_loss\": 0.1734\n  },\n  {\n    \"epoch\": 2,\n    \"loss\": 0.0734,\n    \"accuracy\": 0.9681,\n    \"val_loss\": 0.0489\n  }\n]";
+        assert_eq!(
+            crate::metrics::detect_from("model_history.json", text.as_bytes()),
+            Some(Format::KerasHistory)
+        );
+        let m = SCRATCH.load(text);
+        assert_eq!(m.rows, 2);
+        assert_eq!(
+            values(&m, Canonical::ValLoss),
+            vec![(1, 0.1734), (2, 0.0489)]
+        );
+        assert_eq!(values(&m, Canonical::Accuracy)[1], (2, 0.9681));
+        // without an epoch field the position counts, from 1
+        let m = SCRATCH.load(r#"[{"loss": 1.0}, {"loss": 0.5}, {"loss": 0.25}]"#);
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 1.0), (2, 0.5), (3, 0.25)]
+        );
+        // records of two fit() calls: the latest run
+        let m = SCRATCH.load(
+            r#"[{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5}, {"epoch": 0, "loss": 2.0}]"#,
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 2.0)]);
+        assert_eq!(m.phases.as_ref().unwrap().count, 2);
+    }
+
+    #[test]
+    fn text_in_a_metric_list_is_an_error_at_its_place() {
+        let e = SCRATCH
+            .error("{\"loss\": [0.5,\n \"two\"], \"val_loss\": [1, 2]}")
+            .to_string();
+        assert!(
+            e.contains("history.json:2:7: \"loss\" epoch 2: \"two\" is not a number"),
+            "{e}"
+        );
+        // quoted numbers and spellings of none read; text lists under other names are
+        // not metrics
+        let m = SCRATCH.load(r#"{"loss": ["0.5", "NA", 0.25], "classes": ["cat", "dog"]}"#);
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 0.5), (3, 0.25)]);
+        let e = SCRATCH
+            .error(r#"[{"epoch": 1, "loss": 0.5}, {"epoch": "x", "loss": 0.4}]"#)
+            .to_string();
+        assert!(e.contains("\"epoch\": \"x\" is not an epoch number"), "{e}");
     }
 }

@@ -15,9 +15,12 @@
 //! `evaluate`/`predict` bar and is ignored; without headers (`fit(epochs=1)`, called in a
 //! loop or once) each completed bar is the next epoch. An unfinished epoch at the end of
 //! the file becomes `partial` (running means, not series values), and its step total
-//! gives the steps per epoch if no finished epoch did.
+//! gives the steps per epoch if no finished epoch did. A header that goes back to the
+//! first epoch (`Epoch 1/15` after `Epoch 15/15`) is another `fit()` call: a new run, and
+//! only the latest is judged; back to the middle, a resume whose repeated epochs are
+//! skipped (`RunCounter`). `Epoch 1/1` again and again is `fit(epochs=1)` in a loop, one
+//! run. A capture in UTF-16 (PowerShell's redirect) is decoded by `text::open`.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::sync::LazyLock;
@@ -25,7 +28,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::nonfinite::parse_number;
-use super::{MetricsBuilder, PartialEpoch};
+use super::{Count, MetricsBuilder, PartialEpoch, RunCounter, text};
 use crate::error::{Error, Result};
 
 /// Longest progress state kept: a Keras state is a few hundred characters; bytes past this
@@ -43,9 +46,10 @@ static HEADER: LazyLock<Regex> =
 /// `347/3038 ━━`, `347/3038 [==`, `3038/3038 - 207s`, `7/Unknown 2s`.
 static COUNT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(\d+)/(\d+|Unknown)(?:\s|\[|$)").expect("constant pattern"));
-/// Keras ≤ 2.3 verbose 2: ` - 207s - loss: 0.6935 - acc: 0.5032`, no step count.
+/// Keras ≤ 2.3 verbose 2: ` - 207s - loss: 0.6935 - acc: 0.5032`, and Keras 1's
+/// `224s - loss: 3.5508 - acc: 0.2966`: the epoch's duration, no step count.
 static COUNTLESS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^- \d+s(?:\s|$)").expect("constant pattern"));
+    LazyLock::new(|| Regex::new(r"^(?:- )?\d+s(?:\s|$)").expect("constant pattern"));
 
 /// A value as Keras prints it (`%.4f`, `%.4e`, nan, inf): a state cut off by the end of
 /// the file ends in something shorter.
@@ -54,14 +58,7 @@ static WHOLE_VALUE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::read(path, &e))?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(Error::input(
-            path,
-            "is a directory, expected a metrics file",
-        ));
-    }
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::new(text::open(path)?);
     let mut raw = Vec::new();
     let mut text = String::new();
     let mut tracker = Tracker::default();
@@ -294,17 +291,40 @@ struct OpenEpoch {
 struct Tracker {
     open: Option<OpenEpoch>,
     last_done: u32,
+    /// Where the `Epoch N/M` headers go back (another `fit()`, a resume).
+    runs: RunCounter,
+    /// A resume is logging epochs already read: their bars are skipped.
+    replaying: bool,
 }
 
 impl Tracker {
+    /// An `Epoch N/M` header. One that goes back to where the run began (`Epoch 1/15`
+    /// after `Epoch 15/15`) starts another `fit()` call, a new run; one that goes back to
+    /// the middle is a resume whose epochs already read are skipped.
     fn header(&mut self, epoch: u32, planned: u32, builder: &mut MetricsBuilder) {
-        builder.planned_epochs = Some(planned);
         self.close(builder, false);
+        // `fit(epochs=1)` called in a loop prints `Epoch 1/1` every time (Keras 1 and 2):
+        // each call trains the same model one epoch further, so each is the next epoch,
+        // and the header says nothing of how many epochs the loop runs.
+        let epoch = if (epoch, planned) == (1, 1) {
+            self.last_done.saturating_add(1)
+        } else {
+            builder.planned_epochs = Some(planned);
+            epoch
+        };
+        match self.runs.see(f64::from(epoch), true, builder) {
+            Count::Restarts => {
+                self.last_done = 0;
+                self.replaying = false;
+            }
+            Count::Replays => self.replaying = true,
+            Count::Goes => self.replaying = false,
+        }
         self.open = Some(OpenEpoch {
             epoch,
             from_header: true,
             bar: None,
-            locked: false,
+            locked: self.replaying,
         });
     }
 
@@ -648,5 +668,148 @@ mod tests {
         ));
         assert!(!looks_like("Epoch 1: early stopping\nhello\n"));
         assert!(!looks_like("epoch,loss\n0,0.5\n"));
+    }
+
+    /// Two `fit()` calls with Keras 1 verbose 2, as the Kanji logs hold them: the duration
+    /// starts each epoch line, an early-stopping line sits between header and values,
+    /// and the second call drops validation.
+    const KERAS1_TWO_FITS: &str = "Train on 40000 samples, validate on 10000 samples\n\
+        Epoch 1/50\n\
+        224s - loss: 3.5508 - acc: 0.2966 - val_loss: 1.4529 - val_acc: 0.5808\n\
+        Epoch 2/50\n\
+        Epoch 00001: early stopping\n\
+        223s - loss: 1.0899 - acc: 0.6879 - val_loss: 0.7529 - val_acc: 0.7712\n\
+        stopped after  2 epochs\n\
+        Epoch 1/19\n\
+        268s - loss: 3.7610 - acc: 0.2457\n\
+        Epoch 2/19\n\
+        268s - loss: 0.9657 - acc: 0.7191\n\
+        Epoch 3/19\n\
+        269s - loss: 0.6127 - acc: 0.8202\n";
+
+    #[test]
+    fn keras_1_verbose_2_lines_and_a_second_fit_as_a_new_run() {
+        let m = SCRATCH.load(KERAS1_TWO_FITS);
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 3.761), (2, 0.9657), (3, 0.6127)]
+        );
+        assert_eq!(values(&m, Canonical::Accuracy)[2], (3, 0.8202));
+        // the second fit logged no validation: the first fit's is not carried over
+        assert!(m.get(Canonical::ValLoss).is_none());
+        assert_eq!(m.planned_epochs, Some(19));
+        assert_eq!(m.rows, 5);
+        let phases = m.phases.as_ref().unwrap();
+        assert_eq!(phases.count, 2);
+        assert_eq!(phases.latest, (1, 3));
+        assert_eq!(phases.earlier, vec![(1, 2)]);
+        assert_eq!(phases.earlier_rows, 2);
+        assert_eq!(
+            m.warnings,
+            vec![
+                "1 earlier fit() call in this file (the epoch counter started over); judging the latest (epochs 1\u{2013}3)"
+            ]
+        );
+        assert!(looks_like(KERAS1_TWO_FITS));
+        assert_eq!(
+            parse_state("3083s - loss: 1.7197 - acc: 0.5893"),
+            State::Bar(Bar {
+                step: None,
+                total: None,
+                per_sample: false,
+                values: vec![("loss".into(), 1.7197), ("acc".into(), 0.5893)],
+                ends_whole: true,
+            })
+        );
+    }
+
+    #[test]
+    fn keras_1_bars_and_tf_2_9_verbose_2_lines() {
+        let m = SCRATCH.load(
+            "Epoch 1/40\n127/127 [==============================] - 10s - loss: 194.3781 - val_loss: 0.3296\n\
+             Epoch 2/40\n127/127 [==============================] - 7s - loss: 0.2349 - val_loss: 0.1870\n",
+        );
+        assert_eq!(
+            values(&m, Canonical::ValLoss),
+            vec![(1, 0.3296), (2, 0.187)]
+        );
+        assert_eq!(m.steps_per_epoch, Some(127));
+        let m = SCRATCH.load(
+            "Epoch 1/100\r\n128/128 - 5s - loss: 3.1494 - accuracy: 0.1463 - 5s/epoch - 43ms/step\r\n\
+             Epoch 2/100\r\n128/128 - 0s - loss: 2.9102 - accuracy: 0.1586 - 358ms/epoch - 3ms/step\r\n\
+             Epoch 1/500\r\n128/128 - 0s - loss: 5.1100 - accuracy: 0.0500 - 351ms/epoch - 3ms/step\r\n",
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 5.11)]);
+        assert_eq!(m.planned_epochs, Some(500));
+        assert_eq!(m.phases.as_ref().unwrap().earlier, vec![(1, 2)]);
+        assert!(m.phases.as_ref().unwrap().latest == (1, 1));
+        assert!(
+            m.warnings[0].ends_with("judging the latest (epoch 1)"),
+            "{:?}",
+            m.warnings
+        );
+    }
+
+    #[test]
+    fn a_resume_that_logs_epochs_again_keeps_the_first_logging() {
+        let m = SCRATCH.load(
+            "Epoch 1/5\n - 3s - loss: 0.9000\nEpoch 2/5\n - 3s - loss: 0.8000\nEpoch 3/5\n - 3s - loss: 0.7000\n\
+             Epoch 2/5\n - 3s - loss: 0.8100\nEpoch 3/5\n - 3s - loss: 0.7100\nEpoch 4/5\n - 3s - loss: 0.6000\n",
+        );
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
+        );
+        assert!(m.phases.is_none());
+        assert_eq!(
+            m.warnings,
+            vec![
+                "2 rows logged again what was already logged (a resume from a checkpoint); kept the first logging of each epoch"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_second_fit_still_in_its_first_epoch_leaves_only_a_partial() {
+        let m = SCRATCH.load(
+            "Epoch 1/2\n10/10 - 1s - loss: 0.5000\nEpoch 2/2\n10/10 - 1s - loss: 0.4000\n\
+             Epoch 1/3\n\r 3/10 ━━ 1s - loss: 0.9000",
+        );
+        assert!(m.series.is_empty());
+        assert_eq!(m.partial.as_ref().unwrap().epoch, 1);
+        assert!(m.warnings[0].ends_with("judging the latest, which has no finished epoch yet"));
+    }
+
+    #[test]
+    fn reads_a_utf16_capture_with_escapes() {
+        let text = "Epoch 1/2\r\n\u{1b}[1m 1/49\u{1b}[0m \u{1b}[37m====\u{1b}[0m \u{1b}[1m1:06\u{1b}[0m 1s/step - accuracy: 0.0000e+00 - loss: 1.5527\r\n\
+            \u{1b}[1m49/49\u{1b}[0m \u{1b}[32m====\u{1b}[0m\u{1b}[37m\u{1b}[0m \u{1b}[1m17s\u{1b}[0m 342ms/step - accuracy: 0.2205 - loss: 1.6100 - val_accuracy: 0.3100 - val_loss: 1.6000 - learning_rate: 1.0000e-03\r\n\
+            Epoch 2/2\r\n\
+            \u{1b}[1m49/49\u{1b}[0m \u{1b}[32m====\u{1b}[0m\u{1b}[37m\u{1b}[0m \u{1b}[1m17s\u{1b}[0m 342ms/step - accuracy: 0.3000 - loss: 1.5000 - val_accuracy: 0.3500 - val_loss: 1.5500 - learning_rate: 1.0000e-03\r\n";
+        let mut bytes = vec![0xff, 0xfe];
+        for unit in text.encode_utf16() {
+            bytes.extend_from_slice(&unit.to_le_bytes());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("training_output.txt");
+        std::fs::write(&path, &bytes).unwrap();
+        let m = load_metrics(&path, None).unwrap();
+        assert_eq!(m.format, Format::KerasLog);
+        assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 1.6), (2, 1.55)]);
+        assert_eq!(values(&m, Canonical::Lr)[1], (2, 1.0e-3));
+        assert_eq!(m.steps_per_epoch, Some(49));
+    }
+
+    #[test]
+    fn fit_for_one_epoch_in_a_loop_is_one_run() {
+        let m = SCRATCH.load(
+            "Epoch 1/1\n - 3s - loss: 0.9000\nEpoch 1/1\n - 3s - loss: 0.8000\nEpoch 1/1\n - 3s - loss: 0.7000\n",
+        );
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 0.9), (2, 0.8), (3, 0.7)]
+        );
+        assert!(m.phases.is_none() && m.warnings.is_empty());
+        assert_eq!(m.planned_epochs, None);
     }
 }

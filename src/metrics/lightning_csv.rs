@@ -5,17 +5,20 @@
 //! (`train_loss_step`) of one epoch are averaged by the builder, and `MetricsBuilder::
 //! finish` prefers the `_epoch` columns. A row without an epoch cell belongs to the last
 //! epoch seen. Steps per epoch come from the global step at the ends of finished epochs.
+//! A row with a `test_*` value is `trainer.test()`'s, not an epoch's, and is left out; an
+//! epoch that goes back starts another run (`RunCounter`).
 
 use std::path::Path;
 
-use super::MetricsBuilder;
-use super::keras_csv::{at_record, cell_value, read_rows};
+use super::keras_csv::{Columns, at_record, cell_value, read_rows};
+use super::{Count, MetricsBuilder, RunCounter};
 use crate::error::{Error, Result};
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     let mut epochs = EpochSteps::default();
-    let mut last_epoch = 1u32;
-    read_rows(path, builder, |record, cols| {
+    let mut last_epoch: Option<u32> = None;
+    let mut runs = RunCounter::default();
+    read_rows(path, builder, |record, cols, builder| {
         let counter = |index: Option<usize>, name: &str| -> Result<Option<u64>> {
             let Some(cell) = index.and_then(|i| record.get(i)) else {
                 return Ok(None);
@@ -32,21 +35,47 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
                 )),
             }
         };
-        let epoch = match counter(cols.epoch, "epoch")? {
+        let logged = counter(cols.epoch, "epoch")?
             // Lightning counts epochs from 0.
-            Some(e) => u32::try_from(e).unwrap_or(u32::MAX - 1) + 1,
-            None => last_epoch,
+            .map(|e| u32::try_from(e).unwrap_or(u32::MAX - 1) + 1);
+        let step = counter(cols.step, "step")?;
+        if is_test_row(record, cols) {
+            return Ok(None);
+        }
+        let epoch = match logged {
+            // Rows of one epoch share it; a smaller one is another run logged into the
+            // same file (a `fit` repeated with the same logger version) or a resume.
+            Some(e) => match runs.see(f64::from(e), false, builder) {
+                Count::Replays => return Ok(None),
+                Count::Restarts => {
+                    epochs = EpochSteps::default();
+                    e
+                }
+                Count::Goes => e,
+            },
+            None => last_epoch.unwrap_or(1),
         };
-        if let Some(step) = counter(cols.step, "step")? {
+        if let Some(step) = step {
             epochs.observe(epoch, step);
         }
-        last_epoch = epoch;
-        Ok(epoch)
+        last_epoch = Some(epoch);
+        Ok(Some(epoch))
     })?;
     if let Some(steps) = epochs.steps_per_epoch {
         builder.steps_per_epoch = Some(steps);
     }
     Ok(())
+}
+
+/// A row `trainer.test()` logged after fitting (`test_loss`, with whatever else the test
+/// step logs, such as a `Final F1 Score`): one measurement of the finished model, at the
+/// epoch after the last one, not an epoch of training. Its values are left out.
+fn is_test_row(record: &csv::ByteRecord, cols: &Columns) -> bool {
+    cols.tests.iter().any(|&i| {
+        record
+            .get(i)
+            .is_some_and(|c| !c.iter().all(u8::is_ascii_whitespace))
+    })
 }
 
 /// Steps per epoch from Lightning's global step. Rows of epoch k (1-based) end at global
@@ -162,5 +191,44 @@ mod tests {
         );
         let e = SCRATCH.error("epoch,step,val_loss\n").to_string();
         assert!(e.contains("no metric values found"), "{e}");
+    }
+
+    #[test]
+    fn reads_train_and_val_rows_apart_and_leaves_the_test_row_out() {
+        // As version_18 of the LSTM tagger: a column named with spaces, train and val rows
+        // apart, and a last row from trainer.test() at the epoch after the last one.
+        let text = "Final F1 Score,epoch,step,test_loss,train_loss,val_loss\n\
+             ,0,749,,,0.155\n,0,749,,0.455,\n,1,1499,,,0.114\n,1,1499,,0.116,\n\
+             0.985,2,1500,0.030,,\n";
+        assert_eq!(
+            crate::metrics::detect_from("metrics.csv", text.as_bytes()),
+            Some(Format::LightningCsv)
+        );
+        let m = SCRATCH.load(text);
+        assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 0.155), (2, 0.114)]);
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 0.455), (2, 0.116)]);
+        assert_eq!(m.last_epoch(), Some(2));
+        assert_eq!(m.series.len(), 2, "{:?}", m.series);
+        assert_eq!(m.rows, 4);
+        assert_eq!(m.steps_per_epoch, Some(750));
+    }
+
+    #[test]
+    fn a_second_fit_in_one_file_is_a_run() {
+        let m = SCRATCH.load(
+            "epoch,step,train_loss,val_loss\n0,9,1.0,\n0,9,,1.1\n1,19,0.8,\n1,19,,0.9\n\
+             0,9,2.0,\n0,9,,2.1\n",
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 2.0)]);
+        let p = m.phases.as_ref().unwrap();
+        assert_eq!(
+            (p.count, p.latest, p.earlier.clone()),
+            (2, (1, 1), vec![(1, 2)])
+        );
+        assert!(
+            m.warnings[0].starts_with("1 earlier run in this file"),
+            "{:?}",
+            m.warnings
+        );
     }
 }

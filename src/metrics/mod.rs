@@ -13,6 +13,7 @@ mod nonfinite;
 pub mod series;
 mod snapshot;
 mod tensorboard;
+mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -75,6 +76,28 @@ pub struct PartialEpoch {
     pub values: Vec<(String, f64)>,
 }
 
+/// Earlier runs in the same file. Scripts call `fit()` several times (a sweep, a second
+/// stage, a rerun after an abort) and loggers append: the epoch counter starts over and a
+/// later run may log other columns. The series hold only the LATEST run, so a loss that
+/// jumps up where a new run starts is never read as divergence and two runs are never one
+/// oscillating run; this records what was left out, for the report to say.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Phases {
+    /// Runs the file holds, the latest included (at least 2 when present).
+    pub count: u32,
+    /// First and last epoch of the latest run, the one the series hold.
+    pub latest: (u32, u32),
+    /// Rows (or log lines with values) of the earlier runs, left out of the series.
+    pub earlier_rows: u64,
+    /// First and last epoch of each earlier run, oldest first; at most
+    /// `MAX_EARLIER_PHASES_KEPT` (the first ones), `count` says how many there were.
+    pub earlier: Vec<(u32, u32)>,
+}
+
+/// Earlier runs whose epoch span is kept: enough to describe a sweep, bounded for a file
+/// that restarts its counter millions of times.
+const MAX_EARLIER_PHASES_KEPT: usize = 32;
+
 /// What a metrics file says about the run, in bounded memory.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -95,6 +118,8 @@ pub struct Metrics {
     /// What the reader read around (a truncated TensorBoard record, values it could not
     /// place in an epoch), for the caller to show.
     pub warnings: Vec<String>,
+    /// Earlier runs the file holds before the one the series hold; `None` for one run.
+    pub phases: Option<Phases>,
 }
 
 impl Metrics {
@@ -113,6 +138,66 @@ impl Metrics {
     }
 }
 
+/// Whether a row's epoch (or step) counter goes on, starts another run, or replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Count {
+    /// The same or a later epoch: the run goes on.
+    Goes,
+    /// Back to where the run began (or before): another run starts here, and the builder
+    /// has been told (`restart`).
+    Restarts,
+    /// Back to the middle of the run: a resume from a checkpoint logging epochs again that
+    /// are already logged. The row is skipped; the first logging of an epoch is kept, and
+    /// the series stay in epoch order.
+    Replays,
+}
+
+/// Watches a reader's epoch (or step) counter for the point where it goes back. Back to
+/// the run's first value or below is another run (`fit()` called again, runs appended to
+/// one log); back to somewhere in the middle is a resume that replays what was logged
+/// already, until the counter passes the furthest point logged.
+#[derive(Debug, Default)]
+pub(crate) struct RunCounter {
+    first: Option<f64>,
+    furthest: Option<f64>,
+    /// Inside a replay: values up to `furthest` (equal included) are replayed.
+    replaying: bool,
+}
+
+impl RunCounter {
+    /// `value` is what the row logs; `one_row_per_epoch` says an equal value is a new row
+    /// of the counter (Keras: each epoch is logged once) rather than another row of the
+    /// same epoch (a train and a val row).
+    pub fn see(
+        &mut self,
+        value: f64,
+        one_row_per_epoch: bool,
+        builder: &mut MetricsBuilder,
+    ) -> Count {
+        let (Some(first), Some(furthest)) = (self.first, self.furthest) else {
+            self.first = Some(value);
+            self.furthest = Some(value);
+            return Count::Goes;
+        };
+        let back = value < furthest || (value == furthest && (one_row_per_epoch || self.replaying));
+        if !back {
+            self.furthest = Some(value);
+            self.replaying = false;
+            return Count::Goes;
+        }
+        if value <= first {
+            builder.restart();
+            self.first = Some(value);
+            self.furthest = Some(value);
+            self.replaying = false;
+            return Count::Restarts;
+        }
+        self.replaying = true;
+        builder.replayed_rows += 1;
+        Count::Replays
+    }
+}
+
 /// Collects values as a parser streams them. Series are created on first sight.
 #[derive(Debug, Default)]
 pub struct MetricsBuilder {
@@ -123,6 +208,14 @@ pub struct MetricsBuilder {
     pub max_steps: Option<u64>,
     pub partial: Option<PartialEpoch>,
     pub warnings: Vec<String>,
+    /// Runs closed by `restart`: how many, their rows, their first spans.
+    earlier_runs: u32,
+    earlier_rows: u64,
+    earlier_spans: Vec<(u32, u32)>,
+    /// `rows` when the current run began.
+    run_start_rows: u64,
+    /// Rows skipped as a resume's replay of epochs already logged (`Count::Replays`).
+    pub replayed_rows: u64,
 }
 
 impl MetricsBuilder {
@@ -167,6 +260,36 @@ impl MetricsBuilder {
         !self.series.is_empty()
     }
 
+    /// The epoch counter started over: another run (a second `fit()`, an appended log)
+    /// begins here. The values so far are an earlier run: their span is recorded and the
+    /// series start empty again (under the same handles, so `series_id` stays valid). A
+    /// run that gave no value yet is not a run and is not counted.
+    pub fn restart(&mut self) {
+        let mut span: Option<(u32, u32)> = None;
+        for series in self.series.values_mut() {
+            series.flush();
+            if let (Some(first), Some(last)) = (series.first(), series.last()) {
+                span = Some(span.map_or((first.epoch, last.epoch), |(a, b)| {
+                    (a.min(first.epoch), b.max(last.epoch))
+                }));
+            }
+        }
+        let Some(span) = span else {
+            return;
+        };
+        for series in self.series.values_mut() {
+            *series = Series::new(&series.original);
+        }
+        self.earlier_runs = self.earlier_runs.saturating_add(1);
+        self.earlier_rows += self.rows - self.run_start_rows;
+        self.run_start_rows = self.rows;
+        if self.earlier_spans.len() < MAX_EARLIER_PHASES_KEPT {
+            self.earlier_spans.push(span);
+        }
+        // An epoch left unfinished belonged to the run that ended.
+        self.partial = None;
+    }
+
     /// Closes every series and names the canonical ones. A file that gave no value at all
     /// is not a metrics file: that is an error naming it.
     pub fn finish(self, path: &Path, format: Format) -> Result<Metrics> {
@@ -180,6 +303,27 @@ impl MetricsBuilder {
             })
             .filter(|s| !s.is_empty())
             .collect();
+        let phases = (self.earlier_runs > 0).then(|| {
+            let first = all.iter().filter_map(|s| s.first()).map(|p| p.epoch).min();
+            let last = all.iter().filter_map(|s| s.last()).map(|p| p.epoch).max();
+            Phases {
+                count: self.earlier_runs.saturating_add(1),
+                latest: (first.unwrap_or(0), last.unwrap_or(0)),
+                earlier_rows: self.earlier_rows,
+                earlier: self.earlier_spans,
+            }
+        });
+        let mut warnings = self.warnings;
+        if let Some(p) = &phases {
+            warnings.push(phases_note(p, format));
+        }
+        if self.replayed_rows > 0 {
+            let n = self.replayed_rows;
+            warnings.push(format!(
+                "{n} {} logged again what was already logged (a resume from a checkpoint); kept the first logging of each epoch",
+                if n == 1 { "row" } else { "rows" }
+            ));
+        }
         if all.is_empty() && self.partial.is_none() {
             return Err(Error::input(
                 path,
@@ -230,9 +374,29 @@ impl MetricsBuilder {
             planned_epochs: self.planned_epochs,
             max_steps: self.max_steps,
             partial: self.partial,
-            warnings: self.warnings,
+            warnings,
+            phases,
         })
     }
+}
+
+/// The warning that says a file holds several runs and which one is judged.
+fn phases_note(p: &Phases, format: Format) -> String {
+    let earlier = p.count - 1;
+    let what = match (format, earlier) {
+        (Format::KerasCsv | Format::KerasLog | Format::KerasHistory, 1) => "fit() call",
+        (Format::KerasCsv | Format::KerasLog | Format::KerasHistory, _) => "fit() calls",
+        (_, 1) => "run",
+        _ => "runs",
+    };
+    let latest = match p.latest {
+        (0, _) => "the latest, which has no finished epoch yet".to_string(),
+        (a, b) if a == b => format!("the latest (epoch {a})"),
+        (a, b) => format!("the latest (epochs {a}\u{2013}{b})"),
+    };
+    format!(
+        "{earlier} earlier {what} in this file (the epoch counter started over); judging {latest}"
+    )
 }
 
 /// Reads a metrics file (or a TensorBoard log folder), detecting its format unless one
@@ -284,7 +448,7 @@ pub fn detect(path: &Path) -> Result<Format> {
     detect_from(&name, &head).ok_or_else(|| {
         if head.iter().all(|b| b.is_ascii_whitespace()) {
             Error::input(path, "empty file; expected metrics (CSV, JSON, JSON Lines or a Keras log)")
-        } else if looks_binary(&head) {
+        } else if looks_binary(&head) && text::utf16_bom(&head).is_none() {
             Error::input(path, "binary data, not a metrics file (CSV, JSON, JSON Lines or a Keras log)")
         } else {
             Error::input(
@@ -316,10 +480,15 @@ fn looks_binary(head: &[u8]) -> bool {
 /// The detection rules, on a lowercased file name and the file's first bytes; `None` when
 /// nothing fits. Content decides where it is clear (a renamed file is still recognised);
 /// the name decides between shapes that look alike (`.jsonl`, `trainer_state.json`).
-fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
+pub(crate) fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
     // Event files are binary; a valid record header is as sure a sign as a name.
     if tensorboard::is_event_file_name(name) || tensorboard::looks_like(head) {
         return Some(Format::Tensorboard);
+    }
+    // A console capture redirected by Windows PowerShell is UTF-16 with a BOM: judged by
+    // its text (every reader decodes it through `text::open`).
+    if let Some(decoded) = text::decode_utf16_head(head) {
+        return detect_from(name, decoded.as_bytes());
     }
     if looks_binary(head) {
         return None;
@@ -335,6 +504,14 @@ fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
     }
     if trimmed.starts_with('{') {
         return Some(detect_json(name, trimmed));
+    }
+    // A list of per-epoch records (`pd.DataFrame(history.history).to_json(orient=
+    // "records")`, `json.dump([{"epoch": 1, "loss": …}, …])`).
+    if trimmed
+        .strip_prefix('[')
+        .is_some_and(|rest| rest.trim_start().starts_with('{'))
+    {
+        return Some(Format::KerasHistory);
     }
     let mut lines = trimmed.lines().filter(|l| !l.trim().is_empty());
     let first_line = lines.next().unwrap_or_default();
@@ -365,11 +542,12 @@ fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
     keras_log::looks_like(text).then_some(Format::KerasLog)
 }
 
-/// A CSV column name as trainers write them (`val_loss`, `lr-Adam`, `train/acc`).
+/// A CSV column name as trainers write them (`val_loss`, `lr-Adam`, `train/acc`, and
+/// Lightning's `self.log("Final F1 Score", …)`, spaces and all).
 fn looks_like_column(cell: &str) -> bool {
     let mut chars = cell.chars();
     chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
-        && chars.all(|c| c.is_alphanumeric() || "_-./@".contains(c))
+        && chars.all(|c| c.is_alphanumeric() || "_-./@ ".contains(c))
 }
 
 /// Which JSON shape a text starting with `{` is.
@@ -582,6 +760,30 @@ mod tests {
                 "2025-07-03 14:10:02 | INFO | training for 8 epochs (batch 32, lr 0.001)\nEpoch 1/8\n",
                 Some(Format::KerasLog),
             ),
+            // Keras 1 verbose 2 under any name (a sweep's results saved as `.rb`)
+            (
+                "0508_results.rb",
+                "Building and compiling model ...\n('Cell type: LSTM', 'Drop Input: 0.1')\nTrain on 8000 samples\nEpoch 1/15\n67s - loss: 2.4808 - acc: 0.2275\n",
+                Some(Format::KerasLog),
+            ),
+            (
+                "m.txt",
+                "224s - loss: 3.5508 - acc: 0.2966 - val_loss: 1.4529\n",
+                Some(Format::KerasLog),
+            ),
+            // Keras history as a list of records
+            (
+                "model_history.json",
+                "[\n  {\n    \"epoch\": 1,\n    \"loss\": 0.1569\n  }\n]",
+                Some(Format::KerasHistory),
+            ),
+            ("m.json", "[1, 2]", None),
+            // a Lightning column logged under a name with spaces
+            (
+                "metrics.csv",
+                "Final F1 Score,epoch,step,test_loss,train_loss,val_loss\n,0,749,,,0.155\n",
+                Some(Format::LightningCsv),
+            ),
             ("m.txt", "hello, world\nnothing here\n", None),
             ("m.csv", "name,value\nfoo,1\n", None),
             ("m.txt", "   \n", None),
@@ -702,5 +904,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("broken.json:3:16: key must be a string"), "{e}");
+    }
+
+    #[test]
+    fn a_utf16_file_with_a_bom_is_detected_by_its_text() {
+        let encode = |text: &str, big: bool| {
+            let mut bytes = if big {
+                vec![0xfe, 0xff]
+            } else {
+                vec![0xff, 0xfe]
+            };
+            for unit in text.encode_utf16() {
+                bytes.extend_from_slice(&if big {
+                    unit.to_be_bytes()
+                } else {
+                    unit.to_le_bytes()
+                });
+            }
+            bytes
+        };
+        let log = "python.exe : 2026-03-05 \r\nEpoch 1/60\r\n\u{1b}[1m 1/49\u{1b}[0m 1s/step - loss: 1.5527\r\n";
+        assert_eq!(
+            detect_from("training_output.txt", &encode(log, false)),
+            Some(Format::KerasLog)
+        );
+        assert_eq!(
+            detect_from("m.csv", &encode("epoch,loss\r\n0,0.5\r\n", true)),
+            Some(Format::KerasCsv)
+        );
+        // and read: a UTF-16 CSV, by the reader the text says
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        std::fs::write(&path, encode("epoch,loss\r\n0,0.5\r\n1,0.25\r\n", false)).unwrap();
+        let m = load_metrics(&path, None).unwrap();
+        assert_eq!(
+            super::testing::values(&m, Canonical::Loss),
+            vec![(1, 0.5), (2, 0.25)]
+        );
+        // UTF-16 prose is not a metrics file, and not called binary
+        std::fs::write(&path, encode("hello\r\nworld\r\n", false)).unwrap();
+        let e = detect(&path).unwrap_err().to_string();
+        assert!(e.contains("not a metrics format retune knows"), "{e}");
     }
 }

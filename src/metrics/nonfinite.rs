@@ -10,12 +10,12 @@
 //! Which fields are metrics is left to the format readers.
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use super::text::{self, TextFile};
 use crate::error::Error;
 
 /// Python's spellings of the non-finite floats, as `json.dumps` writes them.
@@ -31,6 +31,15 @@ const PENDING_CAPACITY: usize = LONGEST_TOKEN + 2;
 /// e-notation; it rejects what Python never prints as a float (`0x10`, `1_000`).
 pub fn parse_number(text: &str) -> Option<f64> {
     text.trim().parse::<f64>().ok()
+}
+
+/// How logs spell "no value" where a number would stand: empty, `NA`, `n/a`, `None`
+/// (Python's `str(None)`), `null`.
+pub fn is_no_value(text: &str) -> bool {
+    let text = text.trim();
+    ["", "na", "n/a", "none", "null"]
+        .iter()
+        .any(|spelling| text.eq_ignore_ascii_case(spelling))
 }
 
 /// A JSON value in a place where a metric may stand.
@@ -51,6 +60,16 @@ impl Scalar {
         match self {
             Scalar::Number(v) => Some(*v),
             _ => None,
+        }
+    }
+
+    /// The value as an error message quotes it.
+    pub fn describe(&self) -> String {
+        match self {
+            Scalar::Number(v) => v.to_string(),
+            Scalar::Text(t) => format!("{t:?}"),
+            Scalar::Missing => "null".to_string(),
+            Scalar::Other => "a list, object or bool".to_string(),
         }
     }
 }
@@ -288,18 +307,12 @@ impl Pending {
 
 /// A JSON file opened for one streaming pass: buffered file, non-finite tokens quoted,
 /// buffered again because serde_json reads its input a byte at a time.
-pub type JsonReader = BufReader<NonFinite<BufReader<File>>>;
+pub type JsonReader = BufReader<NonFinite<BufReader<TextFile>>>;
 
 pub fn open_json(
     path: &Path,
 ) -> Result<serde_json::Deserializer<serde_json::de::IoRead<JsonReader>>, Error> {
-    let file = File::open(path).map_err(|e| Error::read(path, &e))?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(Error::input(
-            path,
-            "is a directory, expected a metrics file",
-        ));
-    }
+    let file = text::open(path)?;
     let reader = BufReader::new(NonFinite::new(BufReader::new(file)));
     Ok(serde_json::Deserializer::from_reader(reader))
 }

@@ -14,7 +14,7 @@
 use std::fmt;
 use std::path::Path;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::MetricsBuilder;
 use super::names::{self, Canonical};
@@ -95,7 +95,8 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     Ok(())
 }
 
-fn is_core_metric(name: &str) -> bool {
+/// A loss or an accuracy, train or validation: the names a config never uses for text.
+pub(super) fn is_core_metric(name: &str) -> bool {
     matches!(
         names::canonicalize(name),
         Some((
@@ -183,23 +184,75 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let row = self.0;
         while let Some(key) = map.next_key::<String>()? {
-            let lower = key.to_ascii_lowercase();
-            if lower == "epoch" {
-                row.epoch = map.next_value::<Scalar>()?.number();
-            } else if lower == "step" || lower == "global_step" {
-                row.step = map.next_value::<Scalar>()?.number();
-            } else if PHASE_KEYS.contains(&lower.as_str()) {
+            let is = |name: &str| key.eq_ignore_ascii_case(name);
+            if is("epoch") {
+                row.epoch = counter(&key, map.next_value::<Scalar>()?)?;
+            } else if is("step") || is("global_step") {
+                row.step = counter(&key, map.next_value::<Scalar>()?)?;
+            } else if PHASE_KEYS.iter().any(|k| is(k)) {
                 if let Scalar::Text(phase) = map.next_value::<Scalar>()? {
-                    let phase = phase.trim().to_ascii_lowercase();
-                    row.validation = VALIDATION_PHASES.contains(&phase.as_str());
+                    let phase = phase.trim();
+                    row.validation = VALIDATION_PHASES
+                        .iter()
+                        .any(|p| p.eq_ignore_ascii_case(phase));
                 }
-            } else if BOOKKEEPING_KEYS.contains(&lower.as_str()) {
+            } else if BOOKKEEPING_KEYS.iter().any(|k| is(k)) {
                 map.next_value::<IgnoredAny>()?;
-            } else if let Scalar::Number(value) = map.next_value::<Scalar>()? {
-                row.values.push((key, value));
+            } else {
+                match map.next_value::<Scalar>()? {
+                    Scalar::Number(value) => row.values.push((key, value)),
+                    // Text is a note, a path, an id or a setting (`"lr_scheduler":
+                    // "StepLR"`), except under a loss's or an accuracy's own name: there
+                    // it is a value someone quoted, or a broken one.
+                    Scalar::Text(text) if is_core_metric(&key) => {
+                        if let Some(value) = metric_text(&key, &text)? {
+                            row.values.push((key, value));
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// An `epoch` or `step` field: a number (or a quoted one), `null` for none, anything else
+/// an error naming the field, which the JSON readers place at `file:line:column`.
+pub(super) fn counter<E: de::Error>(key: &str, value: Scalar) -> Result<Option<f64>, E> {
+    let number = match &value {
+        Scalar::Number(v) => Some(*v),
+        Scalar::Missing => return Ok(None),
+        Scalar::Text(text) => nonfinite::parse_number(text),
+        Scalar::Other => None,
+    };
+    match number {
+        // A negative epoch (an evaluation before training, logged as -1) is read as the
+        // first, as `epoch_from` does.
+        Some(v) if v.is_finite() => Ok(Some(v)),
+        _ => Err(E::custom(format_args!(
+            "\"{key}\": {} is not {}",
+            value.describe(),
+            if key.eq_ignore_ascii_case("epoch") {
+                "an epoch number"
+            } else {
+                "a step number"
+            }
+        ))),
+    }
+}
+
+/// A quoted value under a metric's name (`"loss": "0.5"`, `"loss": "n/a"`): the number it
+/// spells, no value for the spellings of none, an error for anything else.
+fn metric_text<E: de::Error>(key: &str, text: &str) -> Result<Option<f64>, E> {
+    if nonfinite::is_no_value(text) {
+        return Ok(None);
+    }
+    match nonfinite::parse_number(text) {
+        Some(v) => Ok(Some(v)),
+        None => Err(E::custom(format_args!(
+            "\"{key}\": {text:?} is not a number"
+        ))),
     }
 }
 
@@ -305,5 +358,46 @@ mod tests {
         assert!(e.to_string().contains("garbage.bin:1:"), "{e}");
         let e = SCRATCH.error("[1, 2]").to_string();
         assert!(e.contains("expected a JSON object of metric values"), "{e}");
+    }
+
+    #[test]
+    fn an_epoch_or_a_metric_that_is_not_a_number_is_an_error_at_its_place() {
+        for (text, says) in [
+            (
+                "{\"loss\": \"NaN\", \"epoch\": \"two\"}",
+                "m.json:1:31: \"epoch\": \"two\" is not an epoch number",
+            ),
+            (
+                "{\"epoch\": 1,\n \"step\": [3]}",
+                "m.json:2:13: \"step\": a list, object or bool is not a step number",
+            ),
+            (
+                "{\"epoch\": 1, \"val_loss\": \"0.7l\"}",
+                "\"val_loss\": \"0.7l\" is not a number",
+            ),
+            (
+                "{\"Epoch\": NaN, \"loss\": 1}",
+                "\"Epoch\": NaN is not an epoch number",
+            ),
+        ] {
+            let e = SCRATCH.error(text);
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains(says), "{text}: {e}");
+        }
+        // what still reads: a quoted number or a spelling of none under a metric's name,
+        // a quoted epoch, a null epoch, text under other names
+        let m = SCRATCH.load(
+            "{\"epoch\": \"3\", \"loss\": \"0.5\", \"val_loss\": \"n/a\", \"lr_scheduler\": \"StepLR\", \"accuracy\": 0.9}",
+        );
+        assert_eq!(
+            m.get(Canonical::Loss).unwrap().last().unwrap(),
+            crate::metrics::Point {
+                epoch: 3,
+                value: 0.5
+            }
+        );
+        assert!(m.get(Canonical::ValLoss).is_none());
+        let m = SCRATCH.load("{\"epoch\": null, \"step\": -1, \"loss\": 0.5}");
+        assert_eq!(m.get(Canonical::Loss).unwrap().last().unwrap().epoch, 1);
     }
 }
