@@ -8,9 +8,14 @@ use std::path::{Path, PathBuf};
 /// Everything that can stop a command. `Display` is the whole message a user sees.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An input file is missing, unreadable or malformed (exit 2).
-    #[error("{}: {message}", path.display())]
-    Input { path: PathBuf, message: String },
+    /// An input file is missing, unreadable or malformed (exit 2). With a location, the
+    /// message reads `file:line:column: message`, the form editors jump to.
+    #[error("{}{}: {message}", path.display(), Location::suffix(at.as_ref()))]
+    Input {
+        path: PathBuf,
+        at: Option<Location>,
+        message: String,
+    },
 
     /// The command line asks for something that cannot be done (exit 2).
     #[error("{0}")]
@@ -33,6 +38,16 @@ impl Error {
     pub fn input(path: &Path, message: impl Into<String>) -> Self {
         Error::Input {
             path: path.to_path_buf(),
+            at: None,
+            message: message.into(),
+        }
+    }
+
+    /// An input error at a line (1-based) and, when known, a column (1-based) of `path`.
+    pub fn at(path: &Path, line: u64, column: Option<u64>, message: impl Into<String>) -> Self {
+        Error::Input {
+            path: path.to_path_buf(),
+            at: Some(Location { line, column }),
             message: message.into(),
         }
     }
@@ -57,30 +72,23 @@ impl Error {
             Some(i) => &text[..i],
             None => &text[..],
         };
-        Error::Input {
-            path: PathBuf::from(format!(
-                "{}:{}:{}",
-                path.display(),
-                err.line(),
-                err.column()
-            )),
-            message: message.to_string(),
-        }
+        Self::at(path, err.line() as u64, Some(err.column() as u64), message)
     }
 
     /// A TOML error as `file:line:column: message`.
     pub fn toml(path: &Path, text: &str, err: &toml::de::Error) -> Self {
-        let at = err
-            .span()
-            .map(|s| {
-                let before = &text[..s.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!(":{line}:{column}")
-            })
-            .unwrap_or_default();
+        let at = err.span().map(|s| {
+            let before = &text[..s.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            Location {
+                line: line as u64,
+                column: Some(column as u64),
+            }
+        });
         Error::Input {
-            path: PathBuf::from(format!("{}{at}", path.display())),
+            path: path.to_path_buf(),
+            at,
             message: err.message().to_string(),
         }
     }
@@ -104,6 +112,30 @@ impl Error {
     /// The process exit code the README documents for this error.
     pub fn exit_code(&self) -> u8 {
         self.exit_status().code()
+    }
+}
+
+/// Where in an input file an error is: a 1-based line and, when the parser knows it, a
+/// 1-based column. Displays as `line:column` (or `line`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub line: u64,
+    pub column: Option<u64>,
+}
+
+impl Location {
+    /// `:line:column` after a file name, or nothing without a location.
+    fn suffix(at: Option<&Location>) -> String {
+        at.map(|a| format!(":{a}")).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.column {
+            Some(column) => write!(f, "{}:{column}", self.line),
+            None => write!(f, "{}", self.line),
+        }
     }
 }
 

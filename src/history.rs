@@ -108,9 +108,13 @@ pub fn read(path: &Path) -> Result<Vec<HistoryEntry>> {
         if line.trim().is_empty() {
             continue;
         }
-        let entry: HistoryEntry = serde_json::from_str(&line).map_err(|e| Error::Input {
-            path: format!("{}:{}:{}", path.display(), i + 1, e.column()).into(),
-            message: format!("not a retune history line: {e}"),
+        let entry: HistoryEntry = serde_json::from_str(&line).map_err(|e| {
+            Error::at(
+                path,
+                i as u64 + 1,
+                Some(e.column() as u64),
+                format!("not a retune history line: {e}"),
+            )
         })?;
         entries.push(entry);
     }

@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::nonfinite::{is_no_value, parse_number};
 use super::text::{self, TextFile};
@@ -29,8 +29,9 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
                     Some((e.min(f64::from(u32::MAX - 1)) as u32) + 1)
                 }
                 Some(_) => {
-                    return Err(Error::input(
-                        &at_record(path, record.position()),
+                    return Err(at_record(
+                        path,
+                        record.position(),
                         format!(
                             "column \"epoch\": {:?} is not an epoch number",
                             String::from_utf8_lossy(cell)
@@ -204,22 +205,28 @@ pub(super) fn cell_value(
     }
     match parse_number(text) {
         Some(v) => Ok(Some(v)),
-        None => Err(Error::input(
-            &at_record(path, record.position()),
+        None => Err(at_record(
+            path,
+            record.position(),
             format!("column \"{column}\": {text:?} is not a number"),
         )),
     }
 }
 
-/// `file:line` for a record. The csv crate counts a CRLF line end when it reads the next
-/// record, so its line number is one short for every record after the first; the byte
-/// offset is exact, so the line is counted from it (once, on the way to an error).
-pub(super) fn at_record(path: &Path, position: Option<&csv::Position>) -> PathBuf {
+/// An input error at a record's line (`file:line`). The csv crate counts a CRLF line end
+/// when it reads the next record, so its line number is one short for every record after
+/// the first; the byte offset is exact, so the line is counted from it (once, on the way
+/// to an error).
+pub(super) fn at_record(
+    path: &Path,
+    position: Option<&csv::Position>,
+    message: impl Into<String>,
+) -> Error {
     let Some(position) = position else {
-        return path.to_path_buf();
+        return Error::input(path, message);
     };
     let line = line_at(path, position.byte()).unwrap_or(position.line());
-    PathBuf::from(format!("{}:{}", path.display(), line))
+    Error::at(path, line, None, message)
 }
 
 /// The 1-based line of the first record byte at or after `offset`: line ends right at the
@@ -242,7 +249,7 @@ fn line_at(path: &Path, offset: u64) -> Option<u64> {
 fn csv_error(path: &Path, err: &csv::Error) -> Error {
     match err.kind() {
         csv::ErrorKind::Io(io) => Error::read(path, io),
-        _ => Error::input(&at_record(path, err.position()), err.to_string()),
+        _ => at_record(path, err.position(), err.to_string()),
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::keras_csv::{Columns, at_record, cell_value, read_rows};
 use super::{Count, MetricsBuilder, RunCounter};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     let mut epochs = EpochSteps::default();
@@ -26,8 +26,9 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
             match cell_value(path, record, name, cell)? {
                 None => Ok(None),
                 Some(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 => Ok(Some(v as u64)),
-                Some(_) => Err(Error::input(
-                    &at_record(path, record.position()),
+                Some(_) => Err(at_record(
+                    path,
+                    record.position(),
                     format!(
                         "column \"{name}\": {:?} is not a count",
                         String::from_utf8_lossy(cell)

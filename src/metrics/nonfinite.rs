@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -329,10 +329,7 @@ pub fn json_error(path: &Path, first_line: usize, err: &serde_json::Error) -> Er
     let text = err.to_string();
     let message = text.rfind(" at line ").map_or(&text[..], |i| &text[..i]);
     let line = first_line + err.line().saturating_sub(1);
-    Error::input(
-        &PathBuf::from(format!("{}:{}:{}", path.display(), line, err.column())),
-        message,
-    )
+    Error::at(path, line as u64, Some(err.column() as u64), message)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use jiff::Timestamp;
+use unicode_width::UnicodeWidthStr;
 
 use super::{Review, RunReview, Status};
 use crate::error::{Error, Result};
@@ -118,10 +119,11 @@ pub fn table(review: &Review, lang: Lang) -> String {
             ]
         })
         .collect();
+    // Padded by display width, not characters: a Chinese label takes two columns.
     let width = |i: usize| {
         rows.iter()
-            .map(|r| r[i].chars().count())
-            .chain([header[i].chars().count()])
+            .map(|r| r[i].width())
+            .chain([header[i].width()])
             .max()
             .unwrap_or(0)
     };
@@ -129,7 +131,7 @@ pub fn table(review: &Review, lang: Lang) -> String {
     let line = |cells: &[String; 7]| {
         let mut out = String::new();
         for (i, cell) in cells.iter().enumerate() {
-            let pad = widths[i].saturating_sub(cell.chars().count());
+            let pad = widths[i].saturating_sub(cell.width());
             let last = i == cells.len() - 1;
             // Counts read best right-aligned; the text columns left-aligned.
             if (2..=4).contains(&i) {
@@ -324,4 +326,77 @@ pub fn tags(run: &RunReview) -> Vec<(String, String)> {
         (k.to_string(), v)
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::super::{Item, Source, Totals, blank};
+    use super::*;
+    use crate::error::ExitStatus;
+
+    fn run(name: &str, status: Status) -> RunReview {
+        let item = Item {
+            name: name.into(),
+            source: Source::Folder {
+                dir: PathBuf::from(name),
+                config: None,
+                metrics: PathBuf::from(name).join("metrics.csv"),
+            },
+            subdir: PathBuf::from(name),
+            mlflow: None,
+        };
+        blank(item, status)
+    }
+
+    /// The display columns (start, end) of each space-free cell of a table line.
+    fn spans(line: &str) -> Vec<(usize, usize)> {
+        let mut spans = Vec::new();
+        let mut at = 0;
+        let mut start = None;
+        for c in line.chars() {
+            if c == ' ' {
+                if let Some(s) = start.take() {
+                    spans.push((s, at));
+                }
+            } else if start.is_none() {
+                start = Some(at);
+            }
+            at += c.to_string().width();
+        }
+        if let Some(s) = start {
+            spans.push((s, at));
+        }
+        spans
+    }
+
+    #[test]
+    fn zh_labels_line_up_with_the_rows_by_display_width() {
+        let review = Review {
+            time: "20260914T112126Z".into(),
+            runs: vec![run("resnet-a", Status::Healthy), run("b", Status::Pending)],
+            totals: Totals::default(),
+            llm_usage: None,
+            summary_report: None,
+            exit_code: ExitStatus::Success,
+        };
+        let text = table(&review, Lang::Zh);
+        let lines: Vec<&str> = text.lines().take(3).collect();
+        assert!(lines[0].starts_with("运行"), "{text}");
+        let header = spans(lines[0]);
+        assert_eq!(header.len(), 7, "{text}");
+        for row in &lines[1..] {
+            let cells = spans(row);
+            assert_eq!(cells.len(), 7, "{text}");
+            for i in 0..7 {
+                if (2..=4).contains(&i) {
+                    // The counts are right-aligned under their labels.
+                    assert_eq!(cells[i].1, header[i].1, "column {i}:\n{text}");
+                } else {
+                    assert_eq!(cells[i].0, header[i].0, "column {i}:\n{text}");
+                }
+            }
+        }
+    }
 }
