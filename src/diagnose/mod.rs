@@ -9,6 +9,7 @@ mod divergence;
 pub mod effects;
 mod oscillation;
 mod overfitting;
+mod robust;
 mod trend;
 
 use crate::lang::Lang;

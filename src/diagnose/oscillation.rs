@@ -47,7 +47,17 @@ struct Zigzag {
 const JUDGED: [Canonical; 3] = [Canonical::Accuracy, Canonical::Loss, Canonical::ValLoss];
 
 pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
+    // A run that never left its start (not learning, or at chance) has no descent to
+    // swing around: its wiggles are noise about the starting level, said already.
+    if out.has(FindingId::NotLearning) || out.has(FindingId::ChanceLevel) {
+        return;
+    }
     for canonical in JUDGED {
+        // A validation split at chance while training learns swings with nothing learned
+        // behind it: `val_at_chance` says what it is.
+        if canonical == Canonical::ValLoss && out.has(FindingId::ValAtChance) {
+            continue;
+        }
         let Some(s) = series(run, canonical) else {
             continue;
         };
