@@ -153,7 +153,7 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
         .filter_map(|s| at_chance(s, c))
         // A loss near ln C with no accuracy beside it is not chance when an accuracy of the
         // run says the model learns (a loss carrying a weight penalty can sit near ln C).
-        .filter(|f| f.split.accuracy.is_some() || !accuracy_says_learning(&splits, c))
+        .filter(|f| f.split.accuracy.is_some() || !accuracy_says_learning(run, c))
         .collect();
     let Some(primary) = found
         .iter()
@@ -254,11 +254,15 @@ fn infer_classes_at_start(split: &Split) -> Option<Known<u32>> {
     })
 }
 
-/// Whether an accuracy of the run is above chance at its last epoch: the model learns.
-fn accuracy_says_learning(splits: &[Split], classes: u32) -> bool {
-    splits.iter().filter_map(|s| s.accuracy?.last()).any(|a| {
-        a.value.is_finite() && a.value > 1.0 / f64::from(classes) + CHANCE_ACCURACY_TOLERANCE
-    })
+/// Whether an accuracy of the run (either split's) is above chance at its last epoch: the
+/// model learns.
+fn accuracy_says_learning(run: &Run, classes: u32) -> bool {
+    [Canonical::Accuracy, Canonical::ValAccuracy]
+        .into_iter()
+        .filter_map(|c| series(run, c)?.last())
+        .any(|a| {
+            a.value.is_finite() && a.value > 1.0 / f64::from(classes) + CHANCE_ACCURACY_TOLERANCE
+        })
 }
 
 /// Validation at chance while training learns: the validation loss at or above ln C and
@@ -553,10 +557,73 @@ mod tests {
     }
 
     #[test]
+    fn validation_at_chance_while_training_learns_is_its_own_finding() {
+        // tests/real/tb_dlgn_val_at_chance, shortened: binary, C read from epoch 1.
+        let d = Fixture::new()
+            .series("loss", &[0.684, 0.67, 0.6, 0.5, 0.35, 0.2, 0.1, 0.05])
+            .series("accuracy", &[0.49, 0.53, 0.6, 0.7, 0.8, 0.9, 0.97, 1.0])
+            .series(
+                "val_loss",
+                &[0.6937, 0.6935, 0.71, 0.76, 0.85, 1.0, 1.3, 1.6],
+            )
+            .series(
+                "val_accuracy",
+                &[0.507, 0.447, 0.47, 0.51, 0.5, 0.48, 0.52, 0.5],
+            )
+            .check(check);
+        assert!(!d.has(FindingId::ChanceLevel));
+        let f = d.get(FindingId::ValAtChance).expect("val_at_chance");
+        assert_eq!(f.severity, Severity::Critical);
+        let e = &f.evidence;
+        assert_eq!(e["classes"], 2);
+        assert!(
+            e["classes_source"].as_str().unwrap().contains("epoch 1"),
+            "{}",
+            e["classes_source"]
+        );
+        assert_eq!(e["epochs_at_chance"], 8);
+        assert_eq!(e["train_accuracy"], 1.0);
+        // The full pipeline sets overfitting aside for it.
+        let d = Fixture::new()
+            .series("loss", &[0.684, 0.67, 0.6, 0.5, 0.35, 0.2, 0.1, 0.05])
+            .series("accuracy", &[0.49, 0.53, 0.6, 0.7, 0.8, 0.9, 0.97, 1.0])
+            .series(
+                "val_loss",
+                &[0.6937, 0.6935, 0.71, 0.76, 0.85, 1.0, 1.3, 1.6],
+            )
+            .series(
+                "val_accuracy",
+                &[0.507, 0.447, 0.47, 0.51, 0.5, 0.48, 0.52, 0.5],
+            )
+            .diagnose();
+        assert!(!d.has(FindingId::Overfitting) && !d.has(FindingId::Oscillation));
+        assert!(d.skipped.iter().any(|s| s.check == "overfitting"));
+    }
+
+    #[test]
+    fn a_loss_near_ln_c_with_a_learning_accuracy_is_not_chance() {
+        // A weight penalty keeps the training loss near ln 11 while the validation
+        // accuracy says the model learns (tests/real/keras_csv_food11_appended_runs_weight_penalty).
+        let d = Fixture::new()
+            .series("loss", &[2.29, 2.3, 2.31])
+            .series("val_accuracy", &[0.78, 0.73, 0.78])
+            .classes(11)
+            .check(check);
+        assert!(!d.has(FindingId::ChanceLevel), "{:?}", d.findings);
+        // A saturated run that really sits at chance is still caught.
+        let d = Fixture::new()
+            .series("loss", &[2.29, 2.3, 2.31])
+            .series("val_accuracy", &[0.09, 0.1, 0.09])
+            .classes(11)
+            .check(check);
+        assert!(d.has(FindingId::ChanceLevel));
+    }
+
+    #[test]
     fn only_the_validation_split_at_chance_says_so() {
         let d = Fixture::new()
             .series("loss", &[1.2, 0.6, 0.3])
-            .series("accuracy", &[0.5, 0.8, 0.9])
+            .series("accuracy", &[0.5, 0.6, 0.65])
             .series("val_loss", &[1.11, 1.10, 1.09])
             .series("val_accuracy", &[0.33, 0.34, 0.32])
             .classes(3)

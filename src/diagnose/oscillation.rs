@@ -265,6 +265,28 @@ mod tests {
     }
 
     #[test]
+    fn a_run_that_never_left_its_start_is_not_oscillating() {
+        // tests/real/tb_dlgn_binary_chance_pinned: the training loss swings by ±4% about
+        // ln 2 from epoch 1; it never learned, so there is nothing to oscillate around.
+        let loss = [
+            0.6888, 0.7061, 0.7164, 0.6879, 0.6683, 0.6886, 0.7053, 0.715, 0.6883, 0.669,
+        ];
+        let mut d = Diagnosis::default();
+        d.findings.push(Finding {
+            id: FindingId::NotLearning,
+            severity: Severity::Warning,
+            summary: String::new(),
+            evidence: Default::default(),
+        });
+        check(
+            &Fixture::new().series("loss", &loss).run(),
+            Lang::En,
+            &mut d,
+        );
+        assert!(!d.has(FindingId::Oscillation));
+    }
+
+    #[test]
     fn too_few_epochs_judge_nothing() {
         let acc = [0.6, 0.7, 0.6, 0.7, 0.6];
         assert!(on_accuracy(&acc).findings.is_empty());

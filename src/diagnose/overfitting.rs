@@ -288,6 +288,72 @@ mod tests {
     }
 
     #[test]
+    fn a_noisy_climb_with_dips_is_overfitting() {
+        // tests/real/hf_biomed_ner_focal_overfit_noisy: best at epoch 5, then up with a dip
+        // at epoch 8, never three rises in a row at the end.
+        let val = [
+            0.3648, 0.3323, 0.3394, 0.3373, 0.3292, 0.376, 0.388, 0.35, 0.3788, 0.3905,
+        ];
+        let train = [
+            0.337, 0.3076, 0.1947, 0.1166, 0.0713, 0.0387, 0.0178, 0.0153, 0.0121, 0.0047,
+        ];
+        let d = Fixture::new()
+            .series("loss", &train)
+            .series("val_loss", &val)
+            .check(check);
+        let e = &d.get(FindingId::Overfitting).expect("overfitting").evidence;
+        assert_eq!(e["val_best_epoch"], 5);
+        assert_eq!(e["epochs_since_best"], 5);
+        assert_eq!(e["rising_epochs"], 2);
+        assert!(e["gl"].as_f64().unwrap() > OVERFIT_GL_ALPHA);
+        assert!(e["theil_sen_slope"].as_f64().unwrap() > 0.0);
+        for key in [
+            "val_series",
+            "train_series",
+            "val_best",
+            "val_last",
+            "train_last",
+        ] {
+            assert!(e.contains_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_flat_noisy_validation_curve_or_a_slight_drift_is_not_overfitting() {
+        // tests/real/tb_dlgn_healthy_mild_rise: +4.7% over 18 epochs, below GL_5.
+        let val = [
+            0.2382, 0.2366, 0.2347, 0.2337, 0.2325, 0.2319, 0.2309, 0.2302, 0.2302, 0.2295, 0.2297,
+            0.2294, 0.2294, 0.2298, 0.2298, 0.2306, 0.2303, 0.2308, 0.2316, 0.2318, 0.2325, 0.2331,
+            0.2336, 0.2347, 0.2358, 0.236, 0.2373, 0.2377, 0.2391, 0.2401,
+        ];
+        let train: Vec<f64> = (0..val.len()).map(|i| 0.11 - 0.003 * i as f64).collect();
+        let d = Fixture::new()
+            .series("loss", &train)
+            .series("val_loss", &val)
+            .check(check);
+        assert!(d.findings.is_empty(), "{:?}", d.findings);
+        // A jump above the best that then falls back is no upward trend.
+        let val = [1.0, 0.7, 0.6, 0.5, 0.62, 0.6, 0.58, 0.56, 0.55, 0.54];
+        let d = Fixture::new()
+            .series("loss", &TRAIN)
+            .series("val_loss", &val)
+            .check(check);
+        assert!(d.findings.is_empty(), "{:?}", d.findings);
+    }
+
+    #[test]
+    fn an_under_fitted_model_whose_training_is_no_better_is_not_overfitting() {
+        // Both sides at the same level: the training side is not doing clearly better.
+        let val = [1.4, 1.3, 1.25, 1.2, 1.26, 1.28, 1.3, 1.31, 1.33, 1.35];
+        let train = [1.5, 1.4, 1.35, 1.3, 1.29, 1.28, 1.27, 1.26, 1.25, 1.24];
+        let d = Fixture::new()
+            .series("loss", &train)
+            .series("val_loss", &val)
+            .check(check);
+        assert!(d.findings.is_empty(), "{:?}", d.findings);
+    }
+
+    #[test]
     fn without_validation_it_is_skipped() {
         let d = Fixture::new().series("loss", &TRAIN).check(check);
         assert_eq!(d.skipped[0].check, "overfitting");
