@@ -715,7 +715,7 @@ mod tests {
         let run = Fixture::new()
             .series(
                 "loss",
-                &[2.30281, 2.30277, 2.30274, 2.3027, 2.30265, 2.3026],
+                &[2.30281, 2.30277, 2.30274, 2.3027, 2.30265, 2.30262],
             )
             .run();
         slow_convergence(&run, Lang::En, &mut d);
