@@ -32,6 +32,13 @@ pub const CHANCE_MIN_EPOCHS: usize = 2;
 pub const CHANCE_LOSS_ONLY_MIN_EPOCHS: usize = 3;
 /// Largest class count inferred from the metrics (ImageNet-1k's 1000).
 pub const MAX_INFERRED_CLASSES: u32 = 1000;
+/// Latest epochs in a row the validation split must sit at chance, while training learns,
+/// for `val_at_chance`: DeepDiagnosis's 5-epoch window, so a few unlucky validation epochs
+/// of a learning run do not count.
+pub const VAL_AT_CHANCE_MIN_EPOCHS: usize = 5;
+/// The training accuracy that says training learns: AUTOTRAINER counts a run whose best
+/// accuracy stays below 0.7 as not converging.
+pub const VAL_AT_CHANCE_TRAIN_ACCURACY: f64 = 0.7;
 
 /// One side of the run: training or validation loss, with its accuracy if logged.
 struct Split<'a> {
@@ -99,7 +106,11 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
 
     let classes = match known_classes(run) {
         Some(c) => c,
-        None => match splits.iter().find_map(infer_classes) {
+        None => match splits
+            .iter()
+            .find_map(infer_classes)
+            .or_else(|| splits.iter().find_map(infer_classes_at_start))
+        {
             Some(c) => c,
             None => {
                 if splits.iter().all(|s| s.accuracy.is_none()) {
@@ -134,7 +145,16 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
     out.classes = Some(classes.clone());
 
     let c = classes.value;
-    let found: Vec<AtChance> = splits.iter().filter_map(|s| at_chance(s, c)).collect();
+    let learner = val_at_chance(&splits, &classes, lang, out);
+    let found: Vec<AtChance> = splits
+        .iter()
+        // A validation split at chance while training learns is `val_at_chance`'s.
+        .filter(|s| !(learner && s.name == "val"))
+        .filter_map(|s| at_chance(s, c))
+        // A loss near ln C with no accuracy beside it is not chance when an accuracy of the
+        // run says the model learns (a loss carrying a weight penalty can sit near ln C).
+        .filter(|f| f.split.accuracy.is_some() || !accuracy_says_learning(run, c))
+        .collect();
     let Some(primary) = found
         .iter()
         .max_by_key(|f| (f.severity, std::cmp::Reverse(f.split.name == "val")))
@@ -203,6 +223,129 @@ fn infer_classes(split: &Split) -> Option<Known<u32>> {
             last.epoch
         ),
     })
+}
+
+/// C from the split's first epoch of the run, when its loss and accuracy sit there at
+/// ln C and 1/C: a fresh classifier starts at chance, so its first epoch names C even
+/// when the run has since left chance (a validation loss that climbed far above ln C).
+fn infer_classes_at_start(split: &Split) -> Option<Known<u32>> {
+    let accuracy_series = split.accuracy?;
+    let first = split.loss.first()?;
+    let accuracy = accuracy_series
+        .first()
+        .filter(|a| a.epoch == first.epoch)?
+        .value;
+    let c = (2..=MAX_INFERRED_CLASSES)
+        .filter(|&c| loss_at_chance(first.value, c) && accuracy_at_chance(accuracy, c))
+        .min_by(|&a, &b| {
+            let gap = |c: u32| (first.value - f64::from(c).ln()).abs();
+            gap(a).total_cmp(&gap(b))
+        })?;
+    Some(Known {
+        value: c,
+        source: format!(
+            "inferred from the metrics: `{}` {} ≈ ln {c} and `{}` {} ≈ 1/{c} at epoch {}, where a fresh classifier starts",
+            split.loss.original,
+            num(first.value),
+            accuracy_series.original,
+            num(accuracy),
+            first.epoch
+        ),
+    })
+}
+
+/// Whether an accuracy of the run (either split's) is above chance at its last epoch: the
+/// model learns.
+fn accuracy_says_learning(run: &Run, classes: u32) -> bool {
+    [Canonical::Accuracy, Canonical::ValAccuracy]
+        .into_iter()
+        .filter_map(|c| series(run, c)?.last())
+        .any(|a| {
+            a.value.is_finite() && a.value > 1.0 / f64::from(classes) + CHANCE_ACCURACY_TOLERANCE
+        })
+}
+
+/// Validation at chance while training learns: the validation loss at or above ln C and
+/// the validation accuracy at or below chance for the latest `VAL_AT_CHANCE_MIN_EPOCHS`
+/// epochs in a row, while the training accuracy reached `VAL_AT_CHANCE_TRAIN_ACCURACY`.
+/// The model learns something that does not carry to the validation split: a split or
+/// label mismatch, or a validation set too small to say anything. Pushes the finding and
+/// says whether it did.
+fn val_at_chance(splits: &[Split], classes: &Known<u32>, lang: Lang, out: &mut Diagnosis) -> bool {
+    let (Some(val), Some(train)) = (
+        splits.iter().find(|s| s.name == "val"),
+        splits.iter().find(|s| s.name == "train"),
+    ) else {
+        return false;
+    };
+    let (Some(val_acc), Some(train_acc)) = (val.accuracy, train.accuracy) else {
+        return false;
+    };
+    let c = classes.value;
+    let chance_loss = f64::from(c).ln();
+    let chance_accuracy = 1.0 / f64::from(c);
+    let points = val.loss.tail(RECENT_CAPACITY);
+    let Some(last) = points.last().copied() else {
+        return false;
+    };
+    let mut epochs = 0;
+    let mut first_epoch = last.epoch;
+    for p in points.iter().rev() {
+        let at = p.value.is_finite()
+            && p.value >= chance_loss * (1.0 - CHANCE_LOSS_TOLERANCE)
+            && val_acc
+                .at(p.epoch)
+                .is_some_and(|a| a.is_finite() && a <= chance_accuracy + CHANCE_ACCURACY_TOLERANCE);
+        if !at {
+            break;
+        }
+        epochs += 1;
+        first_epoch = p.epoch;
+    }
+    let Some(train_last) = train_acc.last() else {
+        return false;
+    };
+    let Some(val_accuracy) = val_acc.at(last.epoch) else {
+        return false;
+    };
+    if epochs < VAL_AT_CHANCE_MIN_EPOCHS
+        || !train_last.value.is_finite()
+        || train_last.value < VAL_AT_CHANCE_TRAIN_ACCURACY
+    {
+        return false;
+    }
+    let source = &classes.source;
+    let (vl, va, ta) = (num(last.value), num(val_accuracy), num(train_last.value));
+    let (ln_c, one_over_c) = (num(chance_loss), num(chance_accuracy));
+    let (fe, le) = (first_epoch, last.epoch);
+    let val_what = series_label(val.loss, lang);
+    let acc_what = series_label(val_acc, lang);
+    let train_what = series_label(train_acc, lang);
+    out.findings.push(Finding {
+        id: FindingId::ValAtChance,
+        severity: Severity::Critical,
+        summary: say!(
+            lang,
+            "The {val_what} {vl} (ln {c} = {ln_c}) and {acc_what} {va} (1/{c} = {one_over_c}) have sat at or beyond chance for {c} classes ({source}) for {epochs} epochs in a row (epochs {fe}–{le}), while the {train_what} reached {ta}: training learns something that does not carry to the validation split. Check that both splits share the labels and preprocessing, and that the validation set is large enough; this is not overfitting.",
+            "{val_what} {vl}（ln {c} = {ln_c}）与{acc_what} {va}（1/{c} = {one_over_c}）已连续 {epochs} 轮（第 {fe}–{le} 轮）处于或低于 {c} 类的随机水平（{source}），而{train_what}达到 {ta}：训练学到的东西没有迁移到验证集。请检查两个数据集的标签与预处理是否一致、验证集是否足够大；这不是过拟合。"
+        ),
+        evidence: evidence![
+            "classes" => c,
+            "classes_source" => source.as_str(),
+            "chance_loss" => chance_loss,
+            "chance_accuracy" => chance_accuracy,
+            "val_series" => val.loss.name.as_str(),
+            "val_accuracy_series" => val_acc.name.as_str(),
+            "train_accuracy_series" => train_acc.name.as_str(),
+            "val_loss" => last.value,
+            "val_accuracy" => val_accuracy,
+            "train_accuracy" => train_last.value,
+            "epochs_at_chance" => epochs,
+            "first_epoch_at_chance" => first_epoch,
+            "last_epoch" => last.epoch,
+        ],
+    });
+    true
 }
 
 /// The split's latest epochs in a row at chance, if they are enough to count.
@@ -414,10 +557,73 @@ mod tests {
     }
 
     #[test]
+    fn validation_at_chance_while_training_learns_is_its_own_finding() {
+        // tests/real/tb_dlgn_val_at_chance, shortened: binary, C read from epoch 1.
+        let d = Fixture::new()
+            .series("loss", &[0.684, 0.67, 0.6, 0.5, 0.35, 0.2, 0.1, 0.05])
+            .series("accuracy", &[0.49, 0.53, 0.6, 0.7, 0.8, 0.9, 0.97, 1.0])
+            .series(
+                "val_loss",
+                &[0.6937, 0.6935, 0.71, 0.76, 0.85, 1.0, 1.3, 1.6],
+            )
+            .series(
+                "val_accuracy",
+                &[0.507, 0.447, 0.47, 0.51, 0.5, 0.48, 0.52, 0.5],
+            )
+            .check(check);
+        assert!(!d.has(FindingId::ChanceLevel));
+        let f = d.get(FindingId::ValAtChance).expect("val_at_chance");
+        assert_eq!(f.severity, Severity::Critical);
+        let e = &f.evidence;
+        assert_eq!(e["classes"], 2);
+        assert!(
+            e["classes_source"].as_str().unwrap().contains("epoch 1"),
+            "{}",
+            e["classes_source"]
+        );
+        assert_eq!(e["epochs_at_chance"], 8);
+        assert_eq!(e["train_accuracy"], 1.0);
+        // The full pipeline sets overfitting aside for it.
+        let d = Fixture::new()
+            .series("loss", &[0.684, 0.67, 0.6, 0.5, 0.35, 0.2, 0.1, 0.05])
+            .series("accuracy", &[0.49, 0.53, 0.6, 0.7, 0.8, 0.9, 0.97, 1.0])
+            .series(
+                "val_loss",
+                &[0.6937, 0.6935, 0.71, 0.76, 0.85, 1.0, 1.3, 1.6],
+            )
+            .series(
+                "val_accuracy",
+                &[0.507, 0.447, 0.47, 0.51, 0.5, 0.48, 0.52, 0.5],
+            )
+            .diagnose();
+        assert!(!d.has(FindingId::Overfitting) && !d.has(FindingId::Oscillation));
+        assert!(d.skipped.iter().any(|s| s.check == "overfitting"));
+    }
+
+    #[test]
+    fn a_loss_near_ln_c_with_a_learning_accuracy_is_not_chance() {
+        // A weight penalty keeps the training loss near ln 11 while the validation
+        // accuracy says the model learns (tests/real/keras_csv_food11_appended_runs_weight_penalty).
+        let d = Fixture::new()
+            .series("loss", &[2.29, 2.3, 2.31])
+            .series("val_accuracy", &[0.78, 0.73, 0.78])
+            .classes(11)
+            .check(check);
+        assert!(!d.has(FindingId::ChanceLevel), "{:?}", d.findings);
+        // A saturated run that really sits at chance is still caught.
+        let d = Fixture::new()
+            .series("loss", &[2.29, 2.3, 2.31])
+            .series("val_accuracy", &[0.09, 0.1, 0.09])
+            .classes(11)
+            .check(check);
+        assert!(d.has(FindingId::ChanceLevel));
+    }
+
+    #[test]
     fn only_the_validation_split_at_chance_says_so() {
         let d = Fixture::new()
             .series("loss", &[1.2, 0.6, 0.3])
-            .series("accuracy", &[0.5, 0.8, 0.9])
+            .series("accuracy", &[0.5, 0.6, 0.65])
             .series("val_loss", &[1.11, 1.10, 1.09])
             .series("val_accuracy", &[0.33, 0.34, 0.32])
             .classes(3)

@@ -47,7 +47,17 @@ struct Zigzag {
 const JUDGED: [Canonical; 3] = [Canonical::Accuracy, Canonical::Loss, Canonical::ValLoss];
 
 pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
+    // A run that never left its start (not learning, or at chance) has no descent to
+    // swing around: its wiggles are noise about the starting level, said already.
+    if out.has(FindingId::NotLearning) || out.has(FindingId::ChanceLevel) {
+        return;
+    }
     for canonical in JUDGED {
+        // A validation split at chance while training learns swings with nothing learned
+        // behind it: `val_at_chance` says what it is.
+        if canonical == Canonical::ValLoss && out.has(FindingId::ValAtChance) {
+            continue;
+        }
         let Some(s) = series(run, canonical) else {
             continue;
         };
@@ -252,6 +262,28 @@ mod tests {
         // Up and back once is a bump, not a swing pattern.
         let acc = [0.6, 0.61, 0.7, 0.75, 0.7, 0.62, 0.61, 0.6];
         assert!(on_accuracy(&acc).findings.is_empty());
+    }
+
+    #[test]
+    fn a_run_that_never_left_its_start_is_not_oscillating() {
+        // tests/real/tb_dlgn_binary_chance_pinned: the training loss swings by ±4% about
+        // ln 2 from epoch 1; it never learned, so there is nothing to oscillate around.
+        let loss = [
+            0.6888, 0.7061, 0.7164, 0.6879, 0.6683, 0.6886, 0.7053, 0.715, 0.6883, 0.669,
+        ];
+        let mut d = Diagnosis::default();
+        d.findings.push(Finding {
+            id: FindingId::NotLearning,
+            severity: Severity::Warning,
+            summary: String::new(),
+            evidence: Default::default(),
+        });
+        check(
+            &Fixture::new().series("loss", &loss).run(),
+            Lang::En,
+            &mut d,
+        );
+        assert!(!d.has(FindingId::Oscillation));
     }
 
     #[test]
