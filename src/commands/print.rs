@@ -429,3 +429,24 @@ pub fn print_diagnosis(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_finding_is_healthy_only_when_every_check_ran() {
+        let mut d = Diagnosis::default();
+        assert_eq!(findings_text(&d, Lang::En), "healthy: no finding\n");
+        d.skipped.push(Skipped {
+            check: "chance_level",
+            reason: "the number of classes is unknown: pass --num-classes".into(),
+        });
+        let text = findings_text(&d, Lang::En);
+        assert!(!text.contains("healthy: no finding"), "{text}");
+        assert_eq!(
+            text,
+            "no finding from the checks that ran, but 1 check could not judge the run, so this is not a verdict of healthy:\n  not judged: chance_level (the number of classes is unknown: pass --num-classes)\n"
+        );
+    }
+}
