@@ -207,7 +207,8 @@ impl<'a> Plan<'a> {
                         | (FindingId::DropoutTooHigh, Some("dropout"))
                 )
             });
-            if !acted && !(id == FindingId::LearningRateExtreme && stuck.is_some()) {
+            let explained = id == FindingId::LearningRateExtreme && stuck.is_some();
+            if !acted && !explained {
                 self.advice.push(say!(
                     self.lang,
                     "{} The curves do not show harm from it yet, so nothing is changed for it; watch the next epochs.",
@@ -274,7 +275,7 @@ impl<'a> Plan<'a> {
                 let new = lr.value * DIVERGENCE_LR_FACTOR;
                 if let Some(x) = self.extreme_high().filter(|x| new > ev_num(x, "high")) {
                     let (to, rescue) = self.cut_into_range(lr, x);
-                    let text = self.into_range_text(lr, x, to, rescue);
+                    let text = self.range_cut_text(lr, x, to, rescue);
                     self.propose(lr, to, format!("{context}; {text}"), 0.9);
                     return self.clip_advice();
                 }
@@ -473,7 +474,7 @@ impl<'a> Plan<'a> {
     }
 
     /// The words for a cut into the range.
-    fn into_range_text(&self, lr: &Tunable, x: &Finding, new: f64, rescue: bool) -> String {
+    fn range_cut_text(&self, lr: &Tunable, x: &Finding, new: f64, rescue: bool) -> String {
         let times = lr.value / ev_num(x, "high");
         if rescue {
             say!(
@@ -522,7 +523,7 @@ impl<'a> Plan<'a> {
         };
         let rationale = format!(
             "{evidence}; {}{then}",
-            self.into_range_text(lr, x, new, rescue)
+            self.range_cut_text(lr, x, new, rescue)
         );
         let before = self.changes.len();
         self.propose(lr, new, rationale, 0.8);
@@ -609,7 +610,7 @@ impl<'a> Plan<'a> {
         let rationale = match extreme {
             Some(x) => {
                 let (new, rescue) = self.cut_into_range(lr, x);
-                let text = self.into_range_text(lr, x, new, rescue);
+                let text = self.range_cut_text(lr, x, new, rescue);
                 self.propose(lr, new, format!("{stalled}; {text}"), 0.6);
                 return;
             }
@@ -999,7 +1000,7 @@ impl<'a> Plan<'a> {
             .map(|x| {
                 let (to, rescue) = self.cut_into_range(lr, x);
                 new = to;
-                self.into_range_text(lr, x, to, rescue)
+                self.range_cut_text(lr, x, to, rescue)
             });
         let why = match f.id {
             FindingId::Oscillation => say!(
@@ -1065,7 +1066,7 @@ impl<'a> Plan<'a> {
         };
         if lr.value * DIVERGENCE_LR_FACTOR > ev_num(f, "high") {
             let (to, rescue) = self.cut_into_range(lr, f);
-            let text = self.into_range_text(lr, f, to, rescue);
+            let text = self.range_cut_text(lr, f, to, rescue);
             let rationale = say!(
                 self.lang,
                 "the run diverged at epoch {}; {text}",
