@@ -4,7 +4,11 @@
 //! progress; raise it (or momentum, for plain SGD) when the loss barely moves from where
 //! it started; add regularisation or stop on overfitting; leave a healthy run alone; and
 //! when a run sits at chance level with nothing in the config to explain it, say that the
-//! data and labels need checking instead of inventing changes. It reads the history so a
+//! data and labels need checking instead of inventing changes; but a run at chance or not
+//! learning at a rate far above its optimizer's range is cut into the range, since the rate
+//! is the harm. Regularisation needs the training side clearly better than validation.
+//! Findings about the data or the logging (degenerate loss, pinned accuracy, metrics out
+//! of range, unfinished warmup, validation at chance) are advice. It reads the history so a
 //! between-epoch loop does not flip-flop: parameters in cooldown are left alone, and its
 //! own last change is not reversed without new evidence.
 
@@ -721,11 +725,11 @@ impl<'a> Plan<'a> {
                 self.propose(clip, new, why, 0.6);
                 return;
             }
-            self.reduce_for_grad_norm(f, &evidence, Some(clip));
+            self.reduce_for_grad_norm(&evidence, Some(clip));
             return;
         }
         if f.id == FindingId::GradNormRising {
-            self.reduce_for_grad_norm(f, &evidence, None);
+            self.reduce_for_grad_norm(&evidence, None);
             return;
         }
         self.advice.push(say!(
@@ -738,7 +742,7 @@ impl<'a> Plan<'a> {
         ));
     }
 
-    fn reduce_for_grad_norm(&mut self, f: &Finding, evidence: &str, clip: Option<&Tunable>) {
+    fn reduce_for_grad_norm(&mut self, evidence: &str, clip: Option<&Tunable>) {
         let lang = self.lang;
         let Some(lr) = self.run.tunable("learning_rate") else {
             self.advice.push(say!(
@@ -770,7 +774,6 @@ impl<'a> Plan<'a> {
             num(lr.value),
             num(new)
         );
-        let _ = f;
         self.propose(lr, new, rationale, 0.5);
     }
 
