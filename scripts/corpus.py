@@ -78,8 +78,10 @@ def main() -> int:
             findings = json.loads(out.stdout)["findings"]
             ok, why = judge(label, findings)
         right += ok
-        condition = "healthy" if label.get("healthy") else "+".join(
-            label.get("must") or label.get("any_of") or ["?"])
+        # must ids joined by "+", any_of ids (one of them is enough) by " or ".
+        condition = "healthy" if label.get("healthy") else (
+            "+".join(label["must"]) if label.get("must")
+            else " or ".join(label.get("any_of") or ["?"]))
         said = sorted({f["id"] for f in findings if f["severity"] != "info"}) or ["healthy"]
         confusion[condition]["+".join(said)] += 1
         if not args.table:

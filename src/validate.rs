@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use crate::advisor::rules::{RESCUE_OUTSIDE_FACTOR, never_learned};
 use crate::history::{COOLDOWN_EPOCHS, diverged_since, in_cooldown};
 use crate::lang::Lang;
 use crate::lang::say;
@@ -24,7 +25,7 @@ pub const MAX_RATIONALE_CHARS: usize = 600;
 
 pub fn validate(run: &Run, diagnosis: &Diagnosis, proposal: &Proposal, lang: Lang) -> Decision {
     let mut decision = Decision::default();
-    let actions = validate_actions(diagnosis, &proposal.actions, lang, &mut decision.notes);
+    let actions = validate_actions(run, diagnosis, &proposal.actions, lang, &mut decision.notes);
     let restarting = actions.contains(&Action::Restart);
     decision.actions = actions;
 
@@ -75,7 +76,26 @@ pub fn validate(run: &Run, diagnosis: &Diagnosis, proposal: &Proposal, lang: Lan
             continue;
         }
         match check_change(run, diagnosis, tunable, change, restarting, lang) {
-            Ok(accepted) => decision.changes.push(accepted),
+            Ok(accepted) => {
+                let step = accepted.old.as_f64().zip(accepted.new.as_f64());
+                if let Some((old, new)) = step
+                    && let Some(factor) = tunable.spec.max_factor
+                    && old > 0.0
+                    && new > 0.0
+                    && (old / new).max(new / old) > factor * (1.0 + 1e-9)
+                {
+                    decision.notes.push(say!(
+                        lang,
+                        "{} moves {} → {} in one step, beyond the ×{} an adjustment allows: the rate was an order of magnitude outside its optimizer's usual range, and a rescue may bring it into the range at once",
+                        "{} 一步从 {} 变为 {}，超过每次 ×{} 的限制：该学习率偏离优化器常用范围一个数量级以上，救援时允许一步回到范围内",
+                        accepted.parameter,
+                        num(old),
+                        num(new),
+                        num(factor)
+                    ));
+                }
+                decision.changes.push(accepted)
+            }
             Err(reason) => decision.rejected.push(reject(reason)),
         }
     }
@@ -205,7 +225,10 @@ fn check_change(
     }
 
     let (mut new, mut clamped) = (proposed, None);
-    if let Some((limit, why)) = step_limit(spec, old, proposed, lang) {
+    // A rate an order of magnitude outside its optimizer's usual range may come into the
+    // range in one adjustment: the step limit is for tuning, not for a rescue.
+    let rescue = spec.name == "learning_rate" && rescue_into_range(diagnosis, tunable, proposed);
+    if !rescue && let Some((limit, why)) = step_limit(spec, old, proposed, lang) {
         new = limit;
         clamped = Some(why);
     }
@@ -258,6 +281,32 @@ fn check_change(
             reason,
         }),
     })
+}
+
+/// True when `proposed` moves a learning rate that the config check found at least
+/// `RESCUE_OUTSIDE_FACTOR` (10×) outside its optimizer's usual range into that range.
+pub(crate) fn rescue_into_range(diagnosis: &Diagnosis, tunable: &Tunable, proposed: f64) -> bool {
+    let old = tunable.value;
+    diagnosis
+        .findings
+        .iter()
+        .filter(|f| f.id == FindingId::LearningRateExtreme)
+        .filter(|f| {
+            f.evidence
+                .get("parameter")
+                .and_then(Value::as_str)
+                .is_none_or(|p| p == tunable.path)
+        })
+        .any(|f| {
+            let bound = |k: &str| f.evidence.get(k).and_then(Value::as_f64);
+            let (Some(low), Some(high)) = (bound("low"), bound("high")) else {
+                return false;
+            };
+            let slack = 1.0 + 1e-9;
+            let far_outside = old >= high * RESCUE_OUTSIDE_FACTOR / slack
+                || old * RESCUE_OUTSIDE_FACTOR <= low * slack;
+            far_outside && proposed >= low / slack && proposed <= high * slack
+        })
 }
 
 /// Numbers, and numbers an LLM wrote as strings ("5e-4").
@@ -315,6 +364,9 @@ const AGAINST: &[(FindingId, &str, f64)] = &[
     (FindingId::Oscillation, "learning_rate", 1.0),
     (FindingId::Overfitting, "dropout", -1.0),
     (FindingId::Overfitting, "weight_decay", -1.0),
+    // Validation at chance while training learns is the validation data, not overfitting.
+    (FindingId::ValAtChance, "dropout", 1.0),
+    (FindingId::ValAtChance, "weight_decay", 1.0),
 ];
 
 fn against_the_findings(diagnosis: &Diagnosis, decision: &mut Decision, lang: Lang) {
@@ -485,6 +537,7 @@ fn linear_scaling(run: &Run, decision: &mut Decision, lang: Lang) {
 /// Drops actions the findings do not support: a restart throws away all training, so it
 /// needs a divergence with no sane epoch; a restore needs something worth going back from.
 fn validate_actions(
+    run: &Run,
     diagnosis: &Diagnosis,
     proposed: &[Action],
     lang: Lang,
@@ -492,6 +545,16 @@ fn validate_actions(
 ) -> Vec<Action> {
     let mut actions: Vec<Action> = Vec::new();
     let divergence = diagnosis.get(FindingId::Divergence);
+    // A run stuck at chance (or not learning at all): starting again loses nothing when
+    // no epoch was ever better than chance; going back to its best epoch never hurts.
+    let stuck = [
+        FindingId::ChanceLevel,
+        FindingId::NotLearning,
+        FindingId::AccuracyPinned,
+    ]
+    .into_iter()
+    .any(|id| diagnosis.has(id));
+    let never = never_learned(run, diagnosis);
     let sane_epoch = divergence
         .and_then(|f| f.evidence.get("last_sane_epoch"))
         .is_some_and(|v| !v.is_null());
@@ -500,11 +563,12 @@ fn validate_actions(
             continue;
         }
         let supported = match action {
-            Action::Restart => divergence.is_some() && !sane_epoch,
+            Action::Restart => (divergence.is_some() && !sane_epoch) || never,
             // Going back to the best weights is also how a run stopped on a plateau keeps
             // its best epoch rather than its last.
             Action::RestoreCheckpoint => {
                 (divergence.is_some() && sane_epoch)
+                    || stuck
                     || diagnosis.has(FindingId::Overfitting)
                     || (diagnosis.has(FindingId::Plateau) && proposed.contains(&Action::StopEarly))
             }

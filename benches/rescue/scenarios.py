@@ -85,6 +85,26 @@ def all_scenarios():
             "learning_rate 3 with momentum 0.9",
         ),
         Scenario(
+            "lr_high_sgd_chance",
+            "learning rate 12× above the range, at chance without NaNs (SGD, momentum 0.9, lr 1.5, two hidden layers)",
+            # The first steps silence the ReLUs: the loss sits near ln 10 from epoch 1 with no
+            # NaN, as the Keras digits MLP at SGD 3.0 did (#12).
+            {"n_train": n, "n_val": n_val},
+            (64, 64),
+            _config("sgd", 1.5, 32, n, n_val, (64, 64), momentum=0.9),
+            {"learning_rate": SGD_GRID},
+            "learning_rate 1.5 with momentum 0.9 (the range's top at batch 32 is 0.125)",
+        ),
+        Scenario(
+            "lr_high_adam_few",
+            "learning rate a few times too high (Adam 0.03)",
+            {"n_train": n, "n_val": n_val},
+            mlp,
+            _config("adam", 0.03, 32, n, n_val, mlp),
+            {"learning_rate": ADAM_GRID},
+            "learning_rate 0.03 (3× the top of Adam's usual range, 30× its default)",
+        ),
+        Scenario(
             "lr_low",
             "learning rate far too low (Adam 1e-6)",
             {"n_train": n, "n_val": n_val},

@@ -4,7 +4,11 @@
 //! progress; raise it (or momentum, for plain SGD) when the loss barely moves from where
 //! it started; add regularisation or stop on overfitting; leave a healthy run alone; and
 //! when a run sits at chance level with nothing in the config to explain it, say that the
-//! data and labels need checking instead of inventing changes. It reads the history so a
+//! data and labels need checking instead of inventing changes; but a run at chance or not
+//! learning at a rate far above its optimizer's range is cut into the range, since the rate
+//! is the harm. Regularisation needs the training side clearly better than validation.
+//! Findings about the data or the logging (degenerate loss, pinned accuracy, metrics out
+//! of range, unfinished warmup, validation at chance) are advice. It reads the history so a
 //! between-epoch loop does not flip-flop: parameters in cooldown are left alone, and its
 //! own last change is not reversed without new evidence.
 
@@ -57,6 +61,40 @@ const WEIGHT_DECAY_FACTOR: f64 = 3.0;
 const WEIGHT_DECAY_START: f64 = 1e-4;
 /// EMA: aim for a horizon of a tenth of the run, so the average forgets its start.
 const EMA_HORIZON_SHARE: f64 = 0.1;
+/// A rate this many times outside its optimizer's usual range (an order of magnitude) is
+/// rescued, not tuned: one adjustment may bring it into the range, beyond the step limit
+/// (`validate` reads this too).
+pub const RESCUE_OUTSIDE_FACTOR: f64 = 10.0;
+/// The config check's top of the usual range is 10× the family's usual rate (Adam 1e-2
+/// against its default 1e-3; SGD 10× the linear-scaling reference; Adagrad 0.1 against
+/// 0.01), so a rescue cuts to a tenth of the top: the usual rate.
+const RESCUE_BELOW_TOP: f64 = 10.0;
+/// A rate at least 3× Adam's usual 1e-3 is already high: a stalled validation loss is cut
+/// as fast as Keras ReduceLROnPlateau(patience=2) would (derived; the rescue benchmark's
+/// `rop2` policy is the baseline).
+const HIGH_RATE_FACTOR: f64 = 3.0;
+/// Epochs without a new best before that cut: ReduceLROnPlateau's `wait >= patience` with
+/// patience 2.
+const HIGH_RATE_PATIENCE: u32 = 2;
+/// A new best must beat the old by this share (PyTorch ReduceLROnPlateau's relative
+/// threshold, 1e-4).
+const NEW_BEST_MARGIN: f64 = 1e-4;
+/// Overfitting needs the training side clearly better than validation: validation loss at
+/// least 10% above the training loss (SageMaker Debugger's Overfit rule, ratio 0.1) …
+const OVERFIT_LOSS_RATIO: f64 = 0.1;
+/// … and training accuracy at least 5 points above validation accuracy (AUTOTRAINER
+/// measures gaps of 0.07–0.1 on overfitting runs; 0.05 is derived, and passes the rescue
+/// benchmark's overfitting run, whose gap is 0.06–0.11 when its validation loss turns).
+const OVERFIT_ACCURACY_GAP: f64 = 0.05;
+/// Gradient clipping at 2× the run's typical gradient norm: a step that large is what
+/// Lightning's SpikeDetection calls a spike (≥ 2× the running mean), and ordinary steps
+/// stay below it, untouched.
+const CLIP_OVER_TYPICAL: f64 = 2.0;
+/// A clipping key set to 0 (HF `max_grad_norm = 0` turns clipping off) with no grad-norm
+/// series to size it from: 1.0, the HF Trainer's default.
+const CLIP_DEFAULT: f64 = 1.0;
+/// A growing gradient norm without a clipping lever: halve the rate, as for oscillation.
+const GRAD_NORM_LR_FACTOR: f64 = 0.5;
 
 pub struct RulesAdvisor;
 
@@ -94,17 +132,31 @@ struct Plan<'a> {
     advice: Vec<String>,
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
     fn decide(&mut self) {
         let d = self.diagnosis;
         if let Some(f) = d.get(FindingId::Divergence) {
             self.divergence(f);
             return;
         }
-        let chance = d.get(FindingId::ChanceLevel);
-        let slow = d.get(FindingId::SlowConvergence);
-        if let Some(f) = chance.or(slow) {
-            self.barely_moving(f, chance.is_some());
+        // What says the run is not learning at all: at chance, no net progress from the
+        // start, or an accuracy pinned at one value while the rate is far too high.
+        let stuck = d
+            .get(FindingId::ChanceLevel)
+            .map(|f| (f, Stuck::Chance))
+            .or_else(|| {
+                d.get(FindingId::NotLearning)
+                    .map(|f| (f, Stuck::NotLearning))
+            })
+            .or_else(|| {
+                d.get(FindingId::AccuracyPinned)
+                    .filter(|_| self.extreme_high().is_some())
+                    .map(|f| (f, Stuck::Pinned))
+            });
+        if let Some((f, kind)) = stuck {
+            self.barely_moving(f, kind);
+        } else if let Some(f) = d.get(FindingId::SlowConvergence) {
+            self.barely_moving(f, Stuck::Slow);
         }
         if let Some(f) = d.get(FindingId::Overfitting) {
             self.overfitting(f);
@@ -113,6 +165,7 @@ impl Plan<'_> {
         } else if let Some(f) = d.get(FindingId::Plateau) {
             self.plateau(f);
         }
+        self.high_rate_stall();
         if let Some(f) = d.get(FindingId::LearningRateExtreme) {
             self.still_too_high_after_divergence(f);
         }
@@ -121,6 +174,8 @@ impl Plan<'_> {
         }) {
             self.keep_raising_while_it_helps();
         }
+        self.gradient_norm();
+        self.signal_advice();
         if let Some(f) = d.get(FindingId::EmaHorizonTooLong) {
             self.ema(f);
         }
@@ -156,7 +211,8 @@ impl Plan<'_> {
                         | (FindingId::DropoutTooHigh, Some("dropout"))
                 )
             });
-            if !acted {
+            let explained = id == FindingId::LearningRateExtreme && stuck.is_some();
+            if !acted && !explained {
                 self.advice.push(say!(
                     self.lang,
                     "{} The curves do not show harm from it yet, so nothing is changed for it; watch the next epochs.",
@@ -221,6 +277,12 @@ impl Plan<'_> {
         match self.run.tunable("learning_rate") {
             Some(lr) => {
                 let new = lr.value * DIVERGENCE_LR_FACTOR;
+                if let Some(x) = self.extreme_high().filter(|x| new > ev_num(x, "high")) {
+                    let (to, rescue) = self.cut_into_range(lr, x);
+                    let text = self.range_cut_text(lr, x, to, rescue);
+                    self.propose(lr, to, format!("{context}; {text}"), 0.9);
+                    return self.clip_advice();
+                }
                 let rationale = say!(
                     lang,
                     "{context}; cut the learning rate 10× ({} → {}) so the next steps stay finite",
@@ -236,6 +298,10 @@ impl Plan<'_> {
                 "{context}；配置中没有学习率键可以调低：请在训练脚本中降低学习率（先降 10 倍）"
             )),
         }
+        self.clip_advice();
+    }
+
+    fn clip_advice(&mut self) {
         if let Some(clip) = self.run.tunable("gradient_clip") {
             self.advice.push(say!(
                 self.lang,
@@ -247,18 +313,20 @@ impl Plan<'_> {
         }
     }
 
-    /// Loss barely moves from where it started: raise the step size if it is small, or
-    /// say plainly that the data and labels need checking.
-    fn barely_moving(&mut self, f: &Finding, at_chance: bool) {
+    /// Loss barely moves from where it started: cut a rate far above its range (that IS
+    /// the harm), raise the step size if it is small, or say plainly that the data and
+    /// labels need checking.
+    fn barely_moving(&mut self, f: &Finding, kind: Stuck) {
         let lang = self.lang;
+        let at_chance = kind != Stuck::Slow;
         let lr = self.run.tunable("learning_rate");
         let sgd = self.is_sgd();
         let momentum = self.run.tunable("momentum");
         let usual = if sgd { USUAL_LR_SGD } else { USUAL_LR_ADAPTIVE };
         let far_below = lr.is_some_and(|t| t.value <= usual / FAR_BELOW_USUAL * (1.0 + 1e-9));
         let below = lr.is_some_and(|t| t.value < usual / BELOW_USUAL);
-        let evidence = if at_chance {
-            say!(
+        let evidence = match kind {
+            Stuck::Chance => say!(
                 lang,
                 "loss {} ≈ ln {} = {} and accuracy {} ≈ 1/{} for {}: the model predicts no better than chance",
                 "损失 {} ≈ ln {} = {}，准确率 {} ≈ 1/{}，已持续 {} 轮：模型的预测不比随机猜测好",
@@ -268,9 +336,8 @@ impl Plan<'_> {
                 ev_text(f, "accuracy"),
                 ev_text(f, "classes"),
                 epochs_text(lang, ev_num(f, "epochs_at_chance"))
-            )
-        } else {
-            say!(
+            ),
+            Stuck::Slow => say!(
                 lang,
                 "{} fell only {}% per epoch over the last {} epochs ({} → {})",
                 "{0} 在最近 {2} 轮中每轮仅下降 {1}%（{3} → {4}）",
@@ -279,8 +346,16 @@ impl Plan<'_> {
                 ev_text(f, "epochs"),
                 ev_text(f, "first"),
                 ev_text(f, "last")
-            )
+            ),
+            // The new detectors' own sentences carry their numbers.
+            Stuck::NotLearning | Stuck::Pinned => sentence(&f.summary),
         };
+        // A rate far above its optimizer's range on a run that does not learn: the rate is
+        // the harm. Cut it into the range, and start again when nothing was ever learned.
+        if at_chance && let (Some(lr), Some(x)) = (lr, self.extreme_high()) {
+            self.rescue(lr, x, &evidence);
+            return;
+        }
         let far_too_low = far_below
             || self
                 .diagnosis
@@ -375,6 +450,371 @@ impl Plan<'_> {
         }
     }
 
+    /// The config check's finding that the learning rate is above its optimizer's usual
+    /// range, for the config's learning-rate key.
+    fn extreme_high(&self) -> Option<&'a Finding> {
+        let lr = self.run.tunable("learning_rate")?;
+        let d: &'a Diagnosis = self.diagnosis;
+        d.findings.iter().find(|f| {
+            f.id == FindingId::LearningRateExtreme
+                && ev_str(f, "direction") == Some("high")
+                && ev_str(f, "parameter").is_none_or(|p| p == lr.path)
+        })
+    }
+
+    /// Where a cut of a rate above its range goes: the usual rate (a tenth of the range's
+    /// top) when the rate is an order of magnitude or more above the top, a rescue that
+    /// may pass the step limit; otherwise the largest step, which lands inside the range.
+    /// The bool says whether it is a rescue.
+    fn cut_into_range(&self, lr: &Tunable, x: &Finding) -> (f64, bool) {
+        let high = ev_num(x, "high");
+        let target = high / RESCUE_BELOW_TOP;
+        if lr.value >= high * RESCUE_OUTSIDE_FACTOR * (1.0 - 1e-9) {
+            (target, true)
+        } else {
+            let factor = lr.spec.max_factor.unwrap_or(1.0 / DIVERGENCE_LR_FACTOR);
+            (target.max(lr.value / factor), false)
+        }
+    }
+
+    /// The words for a cut into the range.
+    fn range_cut_text(&self, lr: &Tunable, x: &Finding, new: f64, rescue: bool) -> String {
+        let times = lr.value / ev_num(x, "high");
+        if rescue {
+            say!(
+                self.lang,
+                "the learning rate {} is {}× the top of the usual range for {} (≤ {}): cut it {} → {}, into the usual range in one step: the step limit is for tuning, this is a rescue",
+                "学习率 {0} 是 {2} 常用范围上限（≤ {3}）的 {1} 倍：一步降到常用范围内，{4} → {5}；步长限制用于调参，这是救援",
+                num(lr.value),
+                num(times),
+                self.optimizer_name(),
+                ev_text(x, "high"),
+                num(lr.value),
+                num(new)
+            )
+        } else {
+            say!(
+                self.lang,
+                "the learning rate {} is above the usual range for {} (≤ {}): cut it {} → {}, into the range",
+                "学习率 {} 高于 {} 的常用范围（≤ {}）：降低 {} → {}，回到范围内",
+                num(lr.value),
+                self.optimizer_name(),
+                ev_text(x, "high"),
+                num(lr.value),
+                num(new)
+            )
+        }
+    }
+
+    /// A run that does not learn at a rate far above its range: cut the rate into the
+    /// range; restart when the run never got better than chance (units a too-large step
+    /// has silenced do not come back when the rate falls), else go back to the best epoch.
+    fn rescue(&mut self, lr: &Tunable, x: &Finding, evidence: &str) {
+        let (new, rescue) = self.cut_into_range(lr, x);
+        let restart = never_learned(self.run, self.diagnosis);
+        let then = if restart {
+            say!(
+                self.lang,
+                "; no epoch was better than chance, so restart from fresh weights: the current ones hold nothing worth keeping",
+                "；没有一轮好于随机猜测，因此重新初始化权重：当前权重没有值得保留的内容"
+            )
+        } else {
+            say!(
+                self.lang,
+                "; go back to the best checkpoint",
+                "；恢复最佳检查点"
+            )
+        };
+        let rationale = format!(
+            "{evidence}; {}{then}",
+            self.range_cut_text(lr, x, new, rescue)
+        );
+        let before = self.changes.len();
+        self.propose(lr, new, rationale, 0.8);
+        if self.changes.len() > before {
+            self.actions.push(if restart {
+                Action::Restart
+            } else {
+                Action::RestoreCheckpoint
+            });
+        }
+    }
+
+    /// A rate already high (Adam-family ≥ 3× its usual 1e-3, or any rate the config check
+    /// found above its range) whose validation loss has made no new best for 2 epochs: cut
+    /// it as soon as ReduceLROnPlateau(patience=2) would, and into the range when it is
+    /// above it. A run at an ordinary rate is left to the plateau detector.
+    fn high_rate_stall(&mut self) {
+        let Some(lr) = self.run.tunable("learning_rate") else {
+            return;
+        };
+        // A rate already changed, or a run the other rules have decided to stop.
+        if self.changes.iter().any(|c| c.parameter == lr.path)
+            || self.actions.contains(&Action::StopEarly)
+        {
+            return;
+        }
+        let extreme = self.extreme_high();
+        let adaptive = !self.is_sgd()
+            && self
+                .run
+                .facts
+                .optimizer
+                .as_deref()
+                .is_some_and(|o| o.contains("adam") || o.contains("rmsprop"));
+        let high = extreme.is_some()
+            || (adaptive && lr.value >= HIGH_RATE_FACTOR * USUAL_LR_ADAPTIVE * (1.0 - 1e-9));
+        if !high {
+            return;
+        }
+        let Some(series) = [Canonical::ValLoss, Canonical::Loss]
+            .into_iter()
+            .find_map(|c| self.run.metrics.get(c))
+        else {
+            return;
+        };
+        let since = rolled_back_through(self.run);
+        let points: Vec<_> = series
+            .tail(RECENT_POINTS)
+            .into_iter()
+            .filter(|p| since.is_none_or(|e| p.epoch > e))
+            .collect();
+        if points.iter().any(|p| !p.value.is_finite()) {
+            return;
+        }
+        let Some(mut best) = points.first().copied() else {
+            return;
+        };
+        let mut wait = 0u32;
+        for p in &points[1..] {
+            if p.value < best.value * (1.0 - NEW_BEST_MARGIN) {
+                best = *p;
+                wait = 0;
+            } else {
+                wait += 1;
+            }
+        }
+        if wait < HIGH_RATE_PATIENCE {
+            return;
+        }
+        if self.would_reverse(lr, -1.0) {
+            return;
+        }
+        let lang = self.lang;
+        let stalled = say!(
+            lang,
+            "{} has made no new best for {} epochs (best {} at epoch {}, now {})",
+            "{} 已 {} 轮没有新的最佳值（第 {3} 轮最佳 {2}，当前 {4}）",
+            series.original,
+            wait,
+            num(best.value),
+            best.epoch,
+            num(points.last().map_or(f64::NAN, |p| p.value))
+        );
+        let rationale = match extreme {
+            Some(x) => {
+                let (new, rescue) = self.cut_into_range(lr, x);
+                let text = self.range_cut_text(lr, x, new, rescue);
+                self.propose(lr, new, format!("{stalled}; {text}"), 0.6);
+                return;
+            }
+            None => say!(
+                lang,
+                "{stalled} at a learning rate of {}, already {}× the usual {} for {}: cut it as soon as ReduceLROnPlateau(patience=2) would, {} → {}",
+                "{stalled}，而学习率 {} 已是 {3} 常用值 {2} 的 {1} 倍：像 ReduceLROnPlateau(patience=2) 一样及时降低，{4} → {5}",
+                num(lr.value),
+                num(lr.value / USUAL_LR_ADAPTIVE),
+                num(USUAL_LR_ADAPTIVE),
+                self.optimizer_name(),
+                num(lr.value),
+                num(lr.value * PLATEAU_LR_FACTOR)
+            ),
+        };
+        self.propose(lr, lr.value * PLATEAU_LR_FACTOR, rationale, 0.6);
+    }
+
+    /// Whether the training side is clearly better than validation, in every pair of
+    /// series the run logs (loss, accuracy): `Ok` with the numbers, or `Err` with the
+    /// numbers that show it is not. A run that logs no pair is taken at the detector's word.
+    fn training_clearly_better(&self) -> Result<String, String> {
+        let last = |c: Canonical| {
+            self.run
+                .metrics
+                .get(c)
+                .and_then(|s| s.last())
+                .map(|p| p.value)
+                .filter(|v| v.is_finite())
+        };
+        let mut shown = Vec::new();
+        let mut better = true;
+        if let (Some(train), Some(val)) = (last(Canonical::Loss), last(Canonical::ValLoss)) {
+            better &= val >= train * (1.0 + OVERFIT_LOSS_RATIO);
+            shown.push(say!(
+                self.lang,
+                "loss {} against val_loss {}",
+                "训练损失 {}，验证损失 {}",
+                num(train),
+                num(val)
+            ));
+        }
+        if let (Some(train), Some(val)) = (last(Canonical::Accuracy), last(Canonical::ValAccuracy))
+        {
+            better &= train - val >= OVERFIT_ACCURACY_GAP;
+            shown.push(say!(
+                self.lang,
+                "accuracy {} against val_accuracy {}",
+                "训练准确率 {}，验证准确率 {}",
+                num(train),
+                num(val)
+            ));
+        }
+        let text = shown.join(", ");
+        if better { Ok(text) } else { Err(text) }
+    }
+
+    /// Gradient-norm spikes and a rising norm: clip where the config has a clipping key
+    /// (at 2× the run's typical norm), lower the rate for a rising norm, say what to add
+    /// to the training script otherwise.
+    fn gradient_norm(&mut self) {
+        let d = self.diagnosis;
+        let Some(f) = d
+            .get(FindingId::GradNormSpike)
+            .or_else(|| d.get(FindingId::GradNormRising))
+        else {
+            return;
+        };
+        let lang = self.lang;
+        let evidence = sentence(&f.summary);
+        let typical = self.run.metrics.get(Canonical::GradNorm).and_then(|s| {
+            let mut v: Vec<f64> = s
+                .tail(RECENT_POINTS)
+                .into_iter()
+                .map(|p| p.value)
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied()
+        });
+        let clip_at = typical.map(|t| t * CLIP_OVER_TYPICAL);
+        if let Some(clip) = self.run.tunable("gradient_clip") {
+            // A threshold at or below the typical norm already clips most steps: a smaller
+            // one would only shrink every step, which the rate does more plainly.
+            let loose = clip.value <= 0.0 || clip_at.is_some_and(|c| clip.value > c * (1.0 + 1e-9));
+            if loose {
+                let new = clip_at.unwrap_or(CLIP_DEFAULT);
+                let why = match typical {
+                    Some(t) => say!(
+                        lang,
+                        "{evidence}; clip gradients at {} (2× the typical norm {} of this run), so a spike cannot throw the weights while ordinary steps stay as they are: {} {} → {}",
+                        "{evidence}；把梯度裁剪到 {}（本次训练典型范数 {} 的 2 倍），使尖峰无法打乱权重而普通步长不受影响：{} {} → {}",
+                        num(new),
+                        num(t),
+                        clip.path,
+                        num(clip.value),
+                        num(new)
+                    ),
+                    None => say!(
+                        lang,
+                        "{evidence}; gradient clipping is off ({} = {}): turn it on at {}, the HF Trainer's default",
+                        "{evidence}；梯度裁剪已关闭（{} = {}）：打开并设为 {}（HF Trainer 的默认值）",
+                        clip.path,
+                        num(clip.value),
+                        num(new)
+                    ),
+                };
+                self.propose(clip, new, why, 0.6);
+                return;
+            }
+            self.reduce_for_grad_norm(&evidence, Some(clip));
+            return;
+        }
+        if f.id == FindingId::GradNormRising {
+            self.reduce_for_grad_norm(&evidence, None);
+            return;
+        }
+        self.advice.push(say!(
+            lang,
+            "{evidence}. The config has no gradient-clipping key: clip in the training script{} (max_grad_norm, gradient_clip_val, clipnorm), which keeps one bad batch from throwing the weights.",
+            "{evidence}。配置中没有梯度裁剪键：请在训练脚本中裁剪梯度{}（max_grad_norm、gradient_clip_val、clipnorm），避免单个异常批次打乱权重。",
+            clip_at
+                .map(|c| say!(lang, " at about {}", "，阈值约 {}", num(c)))
+                .unwrap_or_default()
+        ));
+    }
+
+    fn reduce_for_grad_norm(&mut self, evidence: &str, clip: Option<&Tunable>) {
+        let lang = self.lang;
+        let Some(lr) = self.run.tunable("learning_rate") else {
+            self.advice.push(say!(
+                lang,
+                "{evidence}. The config has no learning-rate key to lower: lower the rate or clip gradients in the training script.",
+                "{evidence}。配置中没有学习率键可以调低：请在训练脚本中降低学习率或裁剪梯度。"
+            ));
+            return;
+        };
+        if self.changes.iter().any(|c| c.parameter == lr.path) || self.would_reverse(lr, -1.0) {
+            return;
+        }
+        let clipping = clip
+            .map(|c| {
+                say!(
+                    lang,
+                    " gradients are already clipped at {} = {},",
+                    "梯度已按 {} = {} 裁剪，",
+                    c.path,
+                    num(c.value)
+                )
+            })
+            .unwrap_or_default();
+        let new = lr.value * GRAD_NORM_LR_FACTOR;
+        let rationale = say!(
+            lang,
+            "{evidence};{clipping} so the steps are too large for this region: halve the learning rate ({} → {})",
+            "{evidence}；{clipping}说明步长对当前区域过大：学习率减半（{} → {}）",
+            num(lr.value),
+            num(new)
+        );
+        self.propose(lr, new, rationale, 0.5);
+    }
+
+    /// Findings about the data or the logging rather than the settings: what to check,
+    /// changing nothing.
+    fn signal_advice(&mut self) {
+        let lang = self.lang;
+        for f in &self.diagnosis.findings {
+            let evidence = sentence(&f.summary);
+            let text = match f.id {
+                FindingId::DegenerateLoss => say!(
+                    lang,
+                    "{evidence}. A loss this close to zero this early means the task is trivial as the model sees it: check for label leakage (the label or an ID that encodes it among the inputs), training examples duplicated into validation, a constant label, or a loss masked to almost nothing. No setting fixes this, so nothing is changed.",
+                    "{evidence}。这么早就接近零的损失说明模型看到的任务过于简单：请检查标签泄漏（输入中含有标签或编码标签的 ID）、训练样本是否重复出现在验证集中、标签是否恒定、损失是否几乎被全部屏蔽。调参无法解决，因此不做修改。"
+                ),
+                FindingId::AccuracyPinned if self.extreme_high().is_none() => say!(
+                    lang,
+                    "{evidence}. An accuracy that stays on one value is usually the model predicting one class (the majority share): check the labels and the class balance, and weight the classes (class_weight) or balance the sampler. Nothing in the config is a lever for it, so nothing is changed.",
+                    "{evidence}。准确率停在同一个值通常说明模型只预测一个类别（多数类占比）：请检查标签和类别分布，并使用类别权重（class_weight）或均衡采样。配置中没有对应的可调项，因此不做修改。"
+                ),
+                FindingId::MetricOutOfRange => say!(
+                    lang,
+                    "{evidence}. An accuracy above 1 or a negative loss is how the metric is computed or logged (summed instead of averaged, a wrong reduction, a loss with a negative term), not a setting: fix the metric before trusting any other finding.",
+                    "{evidence}。准确率大于 1 或损失为负是指标计算或记录的问题（求和而非平均、错误的归约、带负项的损失），不是超参数问题：请先修正指标，再参考其他诊断。"
+                ),
+                FindingId::WarmupUnfinished => say!(
+                    lang,
+                    "{evidence}. The learning rate was still rising when the log ends: the warmup may be longer than the run (compare warmup_steps or warmup_ratio with the total steps), so the run never trained at its peak rate. The scheduler reads it only at the start: fix it before the next run.",
+                    "{evidence}。日志结束时学习率仍在上升：预热可能比整个训练还长（请对比 warmup_steps 或 warmup_ratio 与总步数），训练从未达到峰值学习率。调度器只在开始时读取该值：请在下次训练前修改。"
+                ),
+                FindingId::ValAtChance => say!(
+                    lang,
+                    "{evidence}. Validation at chance while training learns points at the validation data, not at the model: check that the validation labels use the training's label mapping, that the split was not shuffled apart from its labels, and that validation inputs get the same preprocessing. Regularisation would not help, so none is added.",
+                    "{evidence}。训练在学习而验证处于随机水平，问题在验证数据而不在模型：请检查验证标签是否使用与训练相同的映射、划分时标签是否与输入分开打乱、验证输入是否经过相同的预处理。正则化无济于事，因此不添加。"
+                ),
+                _ => continue,
+            };
+            self.advice.push(text);
+        }
+    }
+
     /// Add regularisation where the config has a lever; otherwise stop at the best epoch.
     fn overfitting(&mut self, f: &Finding) {
         let lang = self.lang;
@@ -390,6 +830,37 @@ impl Plan<'_> {
             ev_str(f, "train_series").unwrap_or("loss"),
             ev_text(f, "train_last")
         );
+        // Regularisation answers a model that fits its training data better than it
+        // generalises. Validation at chance is the validation data's problem, and a rate
+        // far above its range keeps the model from fitting at all: neither is overfitting.
+        if self.diagnosis.has(FindingId::ValAtChance) {
+            return;
+        }
+        if self.extreme_high().is_some() {
+            self.advice.push(say!(
+                lang,
+                "{evidence}, but the learning rate is above the usual range for {}: a rate that high keeps the model from fitting, so no regularisation is added before the rate is fixed",
+                "{evidence}，但学习率高于 {} 的常用范围：这么高的学习率会使模型无法拟合，因此在修正学习率之前不添加正则化",
+                self.optimizer_name()
+            ));
+            return;
+        }
+        let gap = match self.training_clearly_better() {
+            Ok(gap) => gap,
+            Err(gap) => {
+                self.advice.push(say!(
+                    lang,
+                    "{evidence}, but the training side is not clearly better than validation ({gap}): the model has not fitted its training data, so this is not overfitting and regularisation would make it worse; nothing is added for it",
+                    "{evidence}，但训练集上的表现并不明显好于验证集（{gap}）：模型尚未拟合训练数据，这不是过拟合，正则化只会更糟；因此不为此添加正则化"
+                ));
+                return;
+            }
+        };
+        let evidence = if gap.is_empty() {
+            evidence
+        } else {
+            format!("{evidence} ({gap})")
+        };
         let mut regularised = false;
         if let Some(dropout) = self
             .run
@@ -523,7 +994,17 @@ impl Plan<'_> {
         if self.would_reverse(lr, -1.0) {
             return;
         }
-        let new = lr.value * factor;
+        let mut new = lr.value * factor;
+        // A cut that leaves the rate above its range goes into it (3 → 1.5 is still 12×
+        // above SGD's range; 3 → 0.0125 is in it).
+        let into_range = self
+            .extreme_high()
+            .filter(|x| new > ev_num(x, "high"))
+            .map(|x| {
+                let (to, rescue) = self.cut_into_range(lr, x);
+                new = to;
+                self.range_cut_text(lr, x, to, rescue)
+            });
         let why = match f.id {
             FindingId::Oscillation => say!(
                 lang,
@@ -549,6 +1030,14 @@ impl Plan<'_> {
                 num(lr.value),
                 num(new)
             ),
+        };
+        let why = match into_range {
+            Some(text) => format!(
+                "{}; {text}",
+                why.rsplit_once(", so ")
+                    .map_or(why.as_str(), |(head, _)| head)
+            ),
+            None => why,
         };
         self.propose(lr, new, why, confidence);
     }
@@ -578,6 +1067,18 @@ impl Plan<'_> {
         let Some(lr) = self.run.tunable("learning_rate") else {
             return;
         };
+        if lr.value * DIVERGENCE_LR_FACTOR > ev_num(f, "high") {
+            let (to, rescue) = self.cut_into_range(lr, f);
+            let text = self.range_cut_text(lr, f, to, rescue);
+            let rationale = say!(
+                self.lang,
+                "the run diverged at epoch {}; {text}",
+                "训练曾在第 {} 轮发散；{text}",
+                diverged.epoch.map_or("?".into(), |e| e.to_string())
+            );
+            self.propose(lr, to, rationale, 0.7);
+            return;
+        }
         let new = lr.value * DIVERGENCE_LR_FACTOR;
         let rationale = say!(
             self.lang,
@@ -866,6 +1367,73 @@ impl Plan<'_> {
     }
 }
 
+/// What kind of "not moving" a finding reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stuck {
+    Chance,
+    NotLearning,
+    Pinned,
+    Slow,
+}
+
+/// A finding's summary as a clause: without its final full stop.
+fn sentence(summary: &str) -> String {
+    summary.trim().trim_end_matches(['.', '。']).to_string()
+}
+
+/// The epoch of the latest rollback (restore or restart) the history records: epochs up
+/// to it are not what the run's weights came from.
+fn rolled_back_through(run: &Run) -> Option<u32> {
+    run.history
+        .iter()
+        .filter(|e| {
+            e.actions
+                .iter()
+                .any(|a| matches!(a, Action::RestoreCheckpoint | Action::Restart))
+        })
+        .filter_map(|e| e.epoch)
+        .max()
+}
+
+/// The run never got better than chance: the loss (training and validation) never fell
+/// clearly below ln C since the start or the latest rollback, so no checkpoint holds
+/// anything worth keeping and a restart loses nothing. With the class count unknown, a
+/// `not_learning` finding (no net progress from the first epoch) says the same.
+pub(crate) fn never_learned(run: &Run, diagnosis: &Diagnosis) -> bool {
+    let stuck = [
+        FindingId::ChanceLevel,
+        FindingId::NotLearning,
+        FindingId::AccuracyPinned,
+    ]
+    .into_iter()
+    .any(|id| diagnosis.has(id));
+    if !stuck {
+        return false;
+    }
+    let classes = diagnosis
+        .classes
+        .as_ref()
+        .or(run.facts.classes.as_ref())
+        .map(|k| k.value)
+        .filter(|&c| c >= 2);
+    let Some(classes) = classes else {
+        return diagnosis.has(FindingId::NotLearning);
+    };
+    let chance = f64::from(classes).ln();
+    let since = rolled_back_through(run);
+    [Canonical::Loss, Canonical::ValLoss]
+        .into_iter()
+        .filter_map(|c| run.metrics.get(c))
+        .flat_map(|s| s.tail(RECENT_POINTS).into_iter().chain(s.min()))
+        .filter(|p| since.is_none_or(|e| p.epoch > e) && p.value.is_finite())
+        .all(|p| p.value >= chance * (1.0 - CHANCE_BAND))
+}
+
+/// Points of a series read by the rules: the recent window the series keeps verbatim.
+const RECENT_POINTS: usize = 64;
+/// The chance-level detector's band: a loss within 10% of ln C is at chance.
+const CHANCE_BAND: f64 = 0.1;
+
 /// "1 epoch", "3 epochs" (the Chinese sentence carries its own measure word).
 fn epochs_text(lang: Lang, n: f64) -> String {
     match lang {
@@ -1079,8 +1647,9 @@ mod tests {
             &["divergence"],
             &[("loss", f64::NAN)],
         ));
+        // 0.1 is 10× the top of Adam's range: one cut takes it into the range.
         let p = advise(&r, vec![high()]);
-        assert_eq!(p.changes[0].new_value, json!(0.01), "{:?}", p);
+        assert_eq!(p.changes[0].new_value, json!(0.001), "{:?}", p);
         assert!(p.changes[0].rationale.contains("diverged at epoch 1"));
     }
 
@@ -1126,11 +1695,16 @@ mod tests {
             evidence!["parameter" => "lr", "direction" => "high", "high" => 0.125],
         );
         let p = advise(&r, vec![slow, high]);
-        assert!(p.changes.is_empty(), "{:?}", p.changes);
         assert!(
             p.advice[0].contains("already above the usual range"),
             "{:?}",
             p.advice
+        );
+        // The flat loss at a rate above the range is cut (the stall rule), never raised.
+        assert!(
+            p.changes.iter().all(|c| c.new_value.as_f64() < Some(0.5)),
+            "{:?}",
+            p.changes
         );
     }
 
@@ -1243,5 +1817,386 @@ mod tests {
         let p = advise(&r, vec![slow]);
         assert!(p.changes.is_empty(), "{:?}", p.changes);
         assert!(p.advice[0].starts_with("not reversing"), "{:?}", p.advice);
+    }
+}
+
+#[cfg(test)]
+mod rescue_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::run::testing::run;
+    use crate::types::evidence;
+
+    /// Hand-built findings of the new detectors (#12): the rules read only their summary,
+    /// so the evidence keys here are what a detector would sensibly write.
+    fn finding(id: FindingId, evidence: serde_json::Map<String, Value>) -> Finding {
+        Finding {
+            id,
+            severity: Severity::Warning,
+            summary: format!("{id} seen (numbers here)."),
+            evidence,
+        }
+    }
+
+    fn advise(run: &Run, findings: Vec<Finding>) -> (Proposal, crate::types::Decision) {
+        let diagnosis = Diagnosis {
+            findings,
+            ..Default::default()
+        };
+        let p = RulesAdvisor
+            .advise(&AdviceInput {
+                run,
+                diagnosis: &diagnosis,
+                lang: Lang::En,
+                trial: &|_| crate::types::Decision::default(),
+            })
+            .unwrap();
+        let d = crate::validate::validate(run, &diagnosis, &p, Lang::En);
+        (p, d)
+    }
+
+    fn extreme(parameter: &str, high: f64, low: f64) -> Finding {
+        finding(
+            FindingId::LearningRateExtreme,
+            evidence!["parameter" => parameter, "direction" => "high", "high" => high, "low" => low],
+        )
+    }
+
+    fn chance(loss: f64, epochs: u32) -> Finding {
+        finding(
+            FindingId::ChanceLevel,
+            evidence!["classes" => 10u32, "chance_loss" => std::f64::consts::LN_10, "loss" => loss, "accuracy" => 0.1, "epochs_at_chance" => epochs],
+        )
+    }
+
+    const SGD_3: &str = r#"{"optimizer": "sgd", "learning_rate": 3.0, "momentum": 0.9, "batch_size": 32, "num_classes": 10}"#;
+
+    #[test]
+    fn sgd_at_chance_an_order_of_magnitude_too_high_is_cut_into_range_and_restarted() {
+        let r = run(
+            Some(SGD_3),
+            &[
+                ("loss", &[3.04, 2.43, 2.44, 2.40]),
+                ("accuracy", &[0.1, 0.1, 0.11, 0.1]),
+            ],
+        );
+        let (p, d) = advise(
+            &r,
+            vec![chance(2.40, 3), extreme("learning_rate", 0.125, 1e-5)],
+        );
+        assert_eq!(p.changes[0].new_value, json!(0.0125), "{p:?}");
+        assert!(
+            p.changes[0]
+                .rationale
+                .contains("3 → 0.0125, into the usual range in one step: the step limit is for tuning, this is a rescue"),
+            "{}",
+            p.changes[0].rationale
+        );
+        assert_eq!(p.actions, vec![Action::Restart]);
+        assert!(
+            !p.advice.iter().any(|a| a.contains("Check the data")),
+            "{:?}",
+            p.advice
+        );
+        // Validation lets the rescue through unclamped, and says why.
+        assert_eq!(d.changes[0].new, json!(0.0125), "{d:?}");
+        assert!(d.changes[0].clamped.is_none());
+        assert!(
+            d.notes
+                .iter()
+                .any(|n| n.contains("a rescue may bring it into the range"))
+        );
+        assert_eq!(d.actions, vec![Action::Restart]);
+    }
+
+    #[test]
+    fn a_run_at_chance_that_learned_before_goes_back_rather_than_restarting() {
+        let r = run(Some(SGD_3), &[("loss", &[1.2, 0.9, 2.35, 2.33, 2.34])]);
+        let (p, d) = advise(
+            &r,
+            vec![chance(2.34, 3), extreme("learning_rate", 0.125, 1e-5)],
+        );
+        assert_eq!(p.actions, vec![Action::RestoreCheckpoint]);
+        assert_eq!(d.actions, vec![Action::RestoreCheckpoint]);
+    }
+
+    #[test]
+    fn a_rate_a_few_times_too_high_at_chance_is_cut_by_the_largest_step() {
+        let cfg = r#"{"optimizer": "sgd", "learning_rate": 0.5, "momentum": 0.9, "batch_size": 32, "num_classes": 10}"#;
+        let r = run(Some(cfg), &[("loss", &[2.5, 2.33, 2.33, 2.34])]);
+        let (p, d) = advise(
+            &r,
+            vec![chance(2.34, 3), extreme("learning_rate", 0.125, 1e-5)],
+        );
+        assert_eq!(p.changes[0].new_value, json!(0.05), "{p:?}");
+        assert!(!p.changes[0].rationale.contains("rescue"));
+        assert!(
+            d.changes[0].clamped.is_none() && d.notes.is_empty(),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn not_learning_is_like_chance_level() {
+        let cfg = r#"{"optimizer": "adam", "learning_rate": 0.5}"#;
+        let r = run(Some(cfg), &[("loss", &[5.0, 5.1, 4.9, 5.0])]);
+        let nl = finding(
+            FindingId::NotLearning,
+            evidence!["series" => "loss", "first" => 5.0, "last" => 5.0, "epochs" => 4u32],
+        );
+        let (p, d) = advise(&r, vec![nl.clone(), extreme("learning_rate", 0.01, 1e-7)]);
+        assert_eq!(p.changes[0].new_value, json!(0.001), "{p:?}");
+        assert!(
+            p.changes[0].rationale.starts_with(
+                "not_learning seen (numbers here); the learning rate 0.5 is 50× the top"
+            )
+        );
+        assert_eq!(d.actions, vec![Action::Restart]);
+        // An ordinary rate: check the data, change nothing.
+        let cfg = r#"{"optimizer": "adam", "learning_rate": 0.001}"#;
+        let r = run(Some(cfg), &[("loss", &[5.0, 5.1, 4.9, 5.0])]);
+        let (p, _) = advise(&r, vec![nl]);
+        assert!(p.changes.is_empty() && p.actions.is_empty(), "{p:?}");
+        assert!(
+            p.advice[0].contains("Check the data and labels"),
+            "{:?}",
+            p.advice
+        );
+    }
+
+    #[test]
+    fn a_model_that_has_not_fitted_its_training_data_gets_no_regularisation() {
+        let cfg =
+            r#"{"optimizer": "adam", "learning_rate": 0.002, "dropout": 0.1, "weight_decay": 0.0}"#;
+        let overfit = || {
+            finding(
+                FindingId::Overfitting,
+                evidence!["val_series" => "val_loss", "train_series" => "loss", "rising_epochs" => 3u32, "val_best" => 2.0, "val_best_epoch" => 2u32, "val_last" => 2.2, "train_last" => 1.9],
+            )
+        };
+        // Training accuracy 0.28 against validation 0.25: not fitted.
+        let r = run(
+            Some(cfg),
+            &[
+                ("loss", &[2.1, 2.0, 1.95, 1.9]),
+                ("val_loss", &[2.05, 2.0, 2.1, 2.2]),
+                ("accuracy", &[0.2, 0.25, 0.27, 0.28]),
+                ("val_accuracy", &[0.22, 0.26, 0.25, 0.25]),
+            ],
+        );
+        let (p, d) = advise(&r, vec![overfit()]);
+        assert!(p.changes.is_empty() && p.actions.is_empty(), "{p:?}");
+        assert!(p.advice[0].contains("not overfitting"), "{:?}", p.advice);
+        assert!(p.advice[0].contains("accuracy 0.28 against val_accuracy 0.25"));
+        assert!(d.changes.is_empty());
+        // Clearly better on both: regularise, quoting the gap.
+        let r = run(
+            Some(cfg),
+            &[
+                ("loss", &[1.0, 0.6, 0.4, 0.3]),
+                ("val_loss", &[0.9, 0.7, 0.75, 0.8]),
+                ("accuracy", &[0.7, 0.8, 0.9, 0.95]),
+                ("val_accuracy", &[0.7, 0.78, 0.77, 0.76]),
+            ],
+        );
+        let (p, _) = advise(&r, vec![overfit()]);
+        assert_eq!(p.changes[0].parameter, "dropout");
+        assert!(
+            p.changes[0].rationale.contains(
+                "(loss 0.3 against val_loss 0.8, accuracy 0.95 against val_accuracy 0.76)"
+            )
+        );
+        // A rate far above its range is the suspect, not memorisation.
+        let adam = r#"{"optimizer": "adam", "learning_rate": 0.2, "dropout": 0.1}"#;
+        let r = run(
+            Some(adam),
+            &[
+                ("loss", &[1.0, 0.6, 0.4, 0.3]),
+                ("val_loss", &[0.9, 0.7, 0.75, 0.8]),
+            ],
+        );
+        let (p, _) = advise(&r, vec![overfit(), extreme("learning_rate", 0.01, 1e-7)]);
+        assert!(!p.changes.iter().any(|c| c.parameter == "dropout"), "{p:?}");
+        // … and validation at chance is the validation data's problem.
+        let vac = finding(
+            FindingId::ValAtChance,
+            evidence!["series" => "val_accuracy", "value" => 0.1, "epochs" => 5u32],
+        );
+        let r = run(
+            Some(cfg),
+            &[
+                ("loss", &[1.0, 0.6, 0.4, 0.3]),
+                ("val_loss", &[2.3, 2.3, 2.4, 2.5]),
+            ],
+        );
+        let (p, _) = advise(&r, vec![overfit(), vac]);
+        assert!(p.changes.is_empty(), "{p:?}");
+        assert!(
+            p.advice.iter().any(|a| a.contains("validation data")),
+            "{:?}",
+            p.advice
+        );
+    }
+
+    #[test]
+    fn an_oscillation_cut_of_an_extreme_rate_goes_into_the_range() {
+        let r = run(Some(SGD_3), &[("loss", &[2.0, 2.5, 1.9, 2.6, 2.0, 2.5])]);
+        let osc = finding(
+            FindingId::Oscillation,
+            evidence!["series" => "loss", "swings" => 5u32, "window_epochs" => 6u32, "amplitude" => 0.6, "net_change" => 0.5],
+        );
+        let (p, d) = advise(&r, vec![osc, extreme("learning_rate", 0.125, 1e-5)]);
+        assert_eq!(p.changes[0].new_value, json!(0.0125), "not 1.5: {p:?}");
+        assert!(
+            p.changes[0].rationale.contains("this is a rescue"),
+            "{}",
+            p.changes[0].rationale
+        );
+        assert_eq!(d.changes[0].new, json!(0.0125));
+    }
+
+    #[test]
+    fn a_high_rate_whose_validation_loss_stalls_two_epochs_is_cut_and_a_usual_one_is_not() {
+        let series: &[(&str, &[f64])] = &[
+            ("loss", &[1.0, 0.7, 0.6, 0.55, 0.5]),
+            ("val_loss", &[1.0, 0.8, 0.7, 0.72, 0.71]),
+        ];
+        let r = run(
+            Some(r#"{"optimizer": "adam", "learning_rate": 0.01}"#),
+            series,
+        );
+        let (p, d) = advise(&r, vec![]);
+        assert_eq!(p.changes[0].new_value, json!(0.003), "{p:?}");
+        assert!(
+            p.changes[0].rationale.starts_with(
+                "val_loss has made no new best for 2 epochs (best 0.7 at epoch 3, now 0.71)"
+            ),
+            "{}",
+            p.changes[0].rationale
+        );
+        assert_eq!(d.changes.len(), 1);
+        // The healthy rate is left alone, and so is a high rate still improving.
+        let r = run(
+            Some(r#"{"optimizer": "adam", "learning_rate": 0.001}"#),
+            series,
+        );
+        assert!(advise(&r, vec![]).0.changes.is_empty());
+        let improving: &[(&str, &[f64])] = &[("val_loss", &[1.0, 0.8, 0.7, 0.72, 0.69])];
+        let r = run(
+            Some(r#"{"optimizer": "adam", "learning_rate": 0.01}"#),
+            improving,
+        );
+        assert!(advise(&r, vec![]).0.changes.is_empty());
+    }
+
+    #[test]
+    fn gradient_norm_findings_clip_where_the_config_can_and_advise_where_it_cannot() {
+        let norms: &[(&str, &[f64])] = &[
+            ("loss", &[1.0, 0.9, 0.85, 0.8, 0.9]),
+            ("grad_norm", &[1.0, 1.2, 0.9, 1.1, 9.0]),
+        ];
+        let spike = || {
+            finding(
+                FindingId::GradNormSpike,
+                evidence!["series" => "grad_norm", "epoch" => 5u32, "value" => 9.0, "baseline" => 1.05, "ratio" => 8.6],
+            )
+        };
+        // Clipping far above the typical norm: clip at 2× it.
+        let r = run(
+            Some(r#"{"optimizer": "adamw", "learning_rate": 0.0001, "max_grad_norm": 100.0}"#),
+            norms,
+        );
+        let (p, _) = advise(&r, vec![spike()]);
+        assert_eq!(p.changes[0].parameter, "max_grad_norm");
+        assert_eq!(p.changes[0].new_value, json!(2.2), "{p:?}");
+        // Clipping already at the typical norm: the rate comes down instead.
+        let r = run(
+            Some(r#"{"optimizer": "adamw", "learning_rate": 0.0001, "max_grad_norm": 1.0}"#),
+            norms,
+        );
+        let (p, _) = advise(&r, vec![spike()]);
+        assert_eq!(p.changes[0].parameter, "learning_rate");
+        assert_eq!(p.changes[0].new_value, json!(0.00005));
+        // No clipping key: advice for a spike, a halved rate for a rising norm.
+        let r = run(
+            Some(r#"{"optimizer": "adamw", "learning_rate": 0.0001}"#),
+            norms,
+        );
+        let (p, _) = advise(&r, vec![spike()]);
+        assert!(p.changes.is_empty(), "{p:?}");
+        assert!(
+            p.advice[0].contains("clip in the training script at about 2.2"),
+            "{:?}",
+            p.advice
+        );
+        let rising = finding(
+            FindingId::GradNormRising,
+            evidence!["series" => "grad_norm", "first" => 1.0, "last" => 9.0, "ratio" => 9.0, "epochs" => 5u32],
+        );
+        let (p, _) = advise(&r, vec![rising]);
+        assert_eq!(p.changes[0].new_value, json!(0.00005), "{p:?}");
+    }
+
+    #[test]
+    fn data_and_logging_findings_are_advice_and_change_nothing() {
+        let cfg = r#"{"optimizer": "adam", "learning_rate": 0.001, "dropout": 0.1, "warmup_steps": 5000}"#;
+        let r = run(Some(cfg), &[("loss", &[0.5, 0.0, 0.0, 0.0])]);
+        for (id, needle) in [
+            (FindingId::DegenerateLoss, "label leakage"),
+            (FindingId::AccuracyPinned, "class_weight"),
+            (FindingId::MetricOutOfRange, "fix the metric"),
+            (
+                FindingId::WarmupUnfinished,
+                "warmup may be longer than the run",
+            ),
+            (FindingId::ValAtChance, "validation labels"),
+        ] {
+            let (p, d) = advise(
+                &r,
+                vec![finding(
+                    id,
+                    evidence!["series" => "loss", "value" => 0.0, "epochs" => 3u32],
+                )],
+            );
+            assert!(p.changes.is_empty() && p.actions.is_empty(), "{id}: {p:?}");
+            assert!(d.changes.is_empty());
+            assert!(
+                p.advice.iter().any(|a| a.contains(needle)),
+                "{id}: {:?}",
+                p.advice
+            );
+        }
+    }
+
+    #[test]
+    fn validation_keeps_the_step_limit_for_a_rate_only_a_few_times_out_of_range() {
+        // 0.5 is 4× above SGD's range: 0.5 → 0.0125 is clamped to ×10.
+        let cfg =
+            r#"{"optimizer": "sgd", "learning_rate": 0.5, "momentum": 0.9, "batch_size": 32}"#;
+        let r = run(Some(cfg), &[("loss", &[2.0, 2.1])]);
+        let diagnosis = Diagnosis {
+            findings: vec![extreme("learning_rate", 0.125, 1e-5)],
+            ..Default::default()
+        };
+        let p = Proposal {
+            provider: "test".into(),
+            model: None,
+            diagnosis: String::new(),
+            changes: vec![ProposedChange {
+                parameter: "learning_rate".into(),
+                new_value: json!(0.0125),
+                rationale: "because".into(),
+                confidence: 0.5,
+            }],
+            actions: vec![Action::Restart],
+            advice: vec![],
+            discarded: vec![],
+            llm: None,
+        };
+        let d = crate::validate::validate(&r, &diagnosis, &p, Lang::En);
+        assert_eq!(d.changes[0].new, json!(0.05));
+        assert!(d.changes[0].clamped.is_some());
+        assert!(d.actions.is_empty(), "no finding supports a restart: {d:?}");
     }
 }

@@ -281,8 +281,31 @@ pub fn suggest_text(outcome: &Outcome) -> String {
 
 fn findings_text(diagnosis: &Diagnosis, lang: Lang) -> String {
     let mut out = String::new();
-    if diagnosis.findings.is_empty() {
+    // "Healthy" is a verdict only when every check that could contradict it ran: a check
+    // skipped (no config, classes unknown …) might have found something.
+    if diagnosis.findings.is_empty() && diagnosis.skipped.is_empty() {
         out.push_str(&say!(lang, "healthy: no finding\n", "健康：没有发现问题\n"));
+    } else if diagnosis.findings.is_empty() {
+        let n = diagnosis.skipped.len();
+        out.push_str(&say!(
+            lang,
+            "no finding from the checks that ran, but {} could not judge the run, so this is not a verdict of healthy:\n",
+            "已运行的检查没有发现问题，但有 {} 项检查无法判断，因此不能断定训练健康：\n",
+            if n == 1 {
+                say!(lang, "1 check", "1")
+            } else {
+                say!(lang, "{n} checks", "{n}")
+            }
+        ));
+        for s in &diagnosis.skipped {
+            out.push_str(&say!(
+                lang,
+                "  not judged: {} ({})\n",
+                "  未判断：{}（{}）\n",
+                s.check,
+                s.reason
+            ));
+        }
     }
     for f in &diagnosis.findings {
         out.push_str(&format!(
@@ -387,7 +410,13 @@ pub fn print_diagnosis(
                 ));
             }
             out.push_str(&findings_text(diagnosis, lang));
-            for s in &diagnosis.skipped {
+            // With no finding, `findings_text` has listed the skipped checks already.
+            let skipped: &[Skipped] = if diagnosis.findings.is_empty() {
+                &[]
+            } else {
+                &diagnosis.skipped
+            };
+            for s in skipped {
                 out.push_str(&say!(
                     lang,
                     "skipped   {}: {}\n",
@@ -398,5 +427,26 @@ pub fn print_diagnosis(
             }
             emit(&out)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_finding_is_healthy_only_when_every_check_ran() {
+        let mut d = Diagnosis::default();
+        assert_eq!(findings_text(&d, Lang::En), "healthy: no finding\n");
+        d.skipped.push(Skipped {
+            check: "chance_level",
+            reason: "the number of classes is unknown: pass --num-classes".into(),
+        });
+        let text = findings_text(&d, Lang::En);
+        assert!(!text.contains("healthy: no finding"), "{text}");
+        assert_eq!(
+            text,
+            "no finding from the checks that ran, but 1 check could not judge the run, so this is not a verdict of healthy:\n  not judged: chance_level (the number of classes is unknown: pass --num-classes)\n"
+        );
     }
 }
