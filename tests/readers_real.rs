@@ -156,16 +156,25 @@ fn real_logs_that_once_failed_now_read() {
             .map(|w| w.iter().map(|w| w.as_str().unwrap()).collect())
             .unwrap_or_default();
         match want.phases {
-            Some(note) => assert!(
-                warnings.contains(&note),
-                "{}: warnings {warnings:?}",
-                want.file
-            ),
-            None => assert!(
-                !warnings.iter().any(|w| w.contains("earlier")),
-                "{}: warnings {warnings:?}",
-                want.file
-            ),
+            Some(note) => {
+                assert!(
+                    warnings.contains(&note),
+                    "{}: warnings {warnings:?}",
+                    want.file
+                );
+                // The same, for a program: how many runs, and the span of the judged one.
+                let phases = &m["phases"];
+                assert!(phases["count"].as_u64().unwrap() >= 2, "{}", want.file);
+                assert_eq!(phases["latest"][1], want.epochs, "{}", want.file);
+            }
+            None => {
+                assert!(
+                    !warnings.iter().any(|w| w.contains("earlier")),
+                    "{}: warnings {warnings:?}",
+                    want.file
+                );
+                assert!(m.get("phases").is_none(), "{}", want.file);
+            }
         }
     }
 }

@@ -336,6 +336,10 @@ struct MetricsRead<'a> {
     epochs: u32,
     series: Vec<SeriesRead<'a>>,
     partial_epoch: Option<&'a crate::metrics::PartialEpoch>,
+    /// Earlier runs in the same file (fit() called again, runs appended): only the latest
+    /// is judged. Absent when the file holds one run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phases: Option<&'a crate::metrics::Phases>,
     /// What the reader read around (a truncated TensorBoard record); absent when nothing.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     warnings: &'a [String],
@@ -374,6 +378,7 @@ pub fn print_diagnosis(
                     })
                     .collect(),
                 partial_epoch: m.partial.as_ref(),
+                phases: m.phases.as_ref(),
                 warnings: &m.warnings,
             },
             config: run.config.as_ref().map(|c| c.path.display().to_string()),
