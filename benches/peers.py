@@ -49,8 +49,9 @@ import statistics
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 # ---------------------------------------------------------------------------------------
 # The peers, pinned (the versions on PyPI when this script was written).

@@ -3,9 +3,9 @@
 
 This is what the Keras, PyTorch, Hugging Face and Lightning callbacks do, written out
 with `retune`'s building blocks (`BestTracker`, `MetricsLog`, `Retune`) for a trainer of
-your own: append the epoch's metrics to a CSVLogger-format file, run `retune suggest --format json --in-place`, then act on the
-decision (restore the best weights, or start again from fresh ones; use the new learning
-rate; stop).
+your own: append the epoch's metrics to a CSVLogger-format file, run
+`retune suggest --format json --in-place`, then act on the decision (restore the best
+weights, or start again from fresh ones; use the new learning rate; stop).
 
 The config asks for a learning rate of 10 with momentum 0.9 on a 10-class task generated
 here: the first epoch blows up (the loss reaches 1e26) and the run never recovers (NaN,

@@ -94,7 +94,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                found.append(stack[stack.index(nxt):] + [nxt])
+                found.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt)
         stack.pop()
@@ -118,17 +118,20 @@ def main() -> int:
                 print(f"{module} -> {target}")
         return 0
     rank = {m: i for i, m in enumerate(order)}
-    upward = [
-        (m, t) for m in order for t in sorted(graph[m], key=order.index) if rank[t] > rank[m]
-    ]
+    upward = [(m, t) for m in order for t in sorted(graph[m], key=order.index) if rank[t] > rank[m]]
     loops = cycles(graph)
     for m, t in upward:
-        print(f"check-layers: `{m}` uses `{t}`, a higher layer (listed after it in src/lib.rs)", file=sys.stderr)
+        print(
+            f"check-layers: `{m}` uses `{t}`, a higher layer (listed after it in src/lib.rs)",
+            file=sys.stderr,
+        )
     for loop in loops:
         print(f"check-layers: import cycle: {' -> '.join(loop)}", file=sys.stderr)
     if upward or loops:
         return 1
-    print(f"check-layers: {len(order)} modules, {sum(map(len, graph.values()))} edges, all downward")
+    print(
+        f"check-layers: {len(order)} modules, {sum(map(len, graph.values()))} edges, all downward"
+    )
     return 0
 
 

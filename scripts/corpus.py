@@ -12,9 +12,10 @@ import argparse
 import json
 import subprocess
 import sys
-import tomllib
 from collections import Counter, defaultdict
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,18 +23,33 @@ ROOT = Path(__file__).resolve().parent.parent
 def metrics_path(run_dir: Path) -> Path:
     """The file SOURCE.txt names (its `path:` line's base name), else the folder itself."""
     source = (run_dir / "SOURCE.txt").read_text(errors="replace")
-    paths = [line.split(":", 1)[1].strip() for line in source.splitlines()
-             if line.lower().startswith("path:")]
+    paths = [
+        line.split(":", 1)[1].strip()
+        for line in source.splitlines()
+        if line.lower().startswith("path:")
+    ]
     for p in paths:
         for candidate in sorted(run_dir.rglob(Path(p.split(",")[0].strip()).name)):
             if candidate.is_file():
-                fmt = next((l.split(":", 1)[1].strip() for l in source.splitlines()
-                            if l.lower().startswith("format:")), "")
+                fmt = next(
+                    (
+                        ln.split(":", 1)[1].strip()
+                        for ln in source.splitlines()
+                        if ln.lower().startswith("format:")
+                    ),
+                    "",
+                )
                 if fmt == "tensorboard" and len(list(run_dir.rglob("events.out.tfevents*"))) > 1:
                     return run_dir
                 return candidate
-    files = [f for f in run_dir.rglob("*") if f.is_file() and f.name != "SOURCE.txt"
-             and not f.name.endswith(".json") or f.name in ("trainer_state.json",)]
+    files = [
+        f
+        for f in run_dir.rglob("*")
+        if f.is_file()
+        and f.name != "SOURCE.txt"
+        and not f.name.endswith(".json")
+        or f.name in ("trainer_state.json",)
+    ]
     return files[0] if len(files) == 1 else run_dir
 
 
@@ -70,25 +86,38 @@ def main() -> int:
         if args.only and slug not in args.only:
             continue
         path = metrics_path(corpus / slug)
-        out = subprocess.run([args.binary, "diagnose", "--metrics", str(path), "--format", "json"],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [args.binary, "diagnose", "--metrics", str(path), "--format", "json"],
+            capture_output=True,
+            text=True,
+        )
         if out.returncode != 0:
-            findings, ok, why = [], False, ["not read: " + out.stderr.strip().splitlines()[-1][:120]]
+            findings, ok, why = (
+                [],
+                False,
+                ["not read: " + out.stderr.strip().splitlines()[-1][:120]],
+            )
         else:
             findings = json.loads(out.stdout)["findings"]
             ok, why = judge(label, findings)
         right += ok
         # must ids joined by "+", any_of ids (one of them is enough) by " or ".
-        condition = "healthy" if label.get("healthy") else (
-            "+".join(label["must"]) if label.get("must")
-            else " or ".join(label.get("any_of") or ["?"]))
+        condition = (
+            "healthy"
+            if label.get("healthy")
+            else (
+                "+".join(label["must"])
+                if label.get("must")
+                else " or ".join(label.get("any_of") or ["?"])
+            )
+        )
         said = sorted({f["id"] for f in findings if f["severity"] != "info"}) or ["healthy"]
         confusion[condition]["+".join(said)] += 1
         if not args.table:
             mark = "ok  " if ok else "MISS"
             amb = " (ambiguous)" if label.get("ambiguous") else ""
-            print(f"{mark} {slug}{amb}: said {', '.join(f['id'] + '/' + f['severity'][0] for f in findings) or 'nothing'}"
-                  + ("" if ok else f"  <- {'; '.join(why)}"))
+            said = ", ".join(f["id"] + "/" + f["severity"][0] for f in findings) or "nothing"
+            print(f"{mark} {slug}{amb}: said {said}" + ("" if ok else f"  <- {'; '.join(why)}"))
     total = len([s for s in labels if not args.only or s in args.only])
     if args.table:
         print("| labelled condition | what retune said (warning or critical) | runs |")
