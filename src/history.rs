@@ -82,6 +82,21 @@ pub fn in_cooldown(entries: &[HistoryEntry], path: &str, now: u32) -> Option<u32
 /// again (a between-epoch loop otherwise flip-flops). Divergence overrides it.
 pub const COOLDOWN_EPOCHS: u32 = 2;
 
+/// The latest epoch the trainer rolled back from: a history line whose decision asked to
+/// restore a checkpoint or restart. Epochs up to it are not what the run's weights came
+/// from.
+pub fn rolled_back_through(entries: &[HistoryEntry]) -> Option<u32> {
+    entries
+        .iter()
+        .filter(|e| {
+            e.actions
+                .iter()
+                .any(|a| matches!(a, Action::RestoreCheckpoint | Action::Restart))
+        })
+        .filter_map(|e| e.epoch)
+        .max()
+}
+
 /// The latest recorded change to `parameter`, with the history line it is on.
 pub fn last_change<'a>(
     entries: &'a [HistoryEntry],

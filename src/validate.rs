@@ -547,13 +547,9 @@ fn validate_actions(
     let divergence = diagnosis.get(FindingId::Divergence);
     // A run stuck at chance (or not learning at all): starting again loses nothing when
     // no epoch was ever better than chance; going back to its best epoch never hurts.
-    let stuck = [
-        FindingId::ChanceLevel,
-        FindingId::NotLearning,
-        FindingId::AccuracyPinned,
-    ]
-    .into_iter()
-    .any(|id| diagnosis.has(id));
+    let stuck = crate::diagnose::STUCK_FINDINGS
+        .into_iter()
+        .any(|id| diagnosis.has(id));
     let never = never_learned(run, diagnosis);
     let sane_epoch = divergence
         .and_then(|f| f.evidence.get("last_sane_epoch"))

@@ -11,7 +11,7 @@
 //! every epoch from epoch 3 and spiked at epoch 10), so the epochs of that climb do not
 //! count as sane: restoring one of them would restore weights already on their way out.
 
-use super::{series, series_label};
+use super::{latest_run_start, series, series_label};
 
 use crate::lang::Lang;
 use crate::lang::say;
@@ -19,7 +19,6 @@ use crate::metrics::series::RECENT_CAPACITY;
 use crate::metrics::{Canonical, Point, Series, names};
 use crate::num::num;
 use crate::run::Run;
-use crate::types::Action;
 use crate::types::evidence;
 use crate::types::{Diagnosis, Finding, FindingId, Severity};
 
@@ -125,26 +124,12 @@ impl Sanity {
     }
 }
 
-/// The latest epoch the trainer rolled back from: a history line whose decision asked to
-/// restore a checkpoint or restart. The epochs up to it were undone, so a blow-up in them
-/// has been dealt with; judging it again would cut the rate and roll back once more at
-/// every epoch that follows (0.3 → 0.03 → 0.003 … while the run trains fine).
-fn rolled_back_through(run: &Run) -> u32 {
-    run.history
-        .iter()
-        .filter(|e| {
-            e.actions
-                .iter()
-                .any(|a| matches!(a, Action::RestoreCheckpoint | Action::Restart))
-        })
-        .filter_map(|e| e.epoch)
-        .max()
-        .unwrap_or(0)
-}
-
 pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
     let sanity = Sanity::of(run);
-    let since = rolled_back_through(run);
+    // Epochs up to the latest rollback were undone, so a blow-up in them has been dealt
+    // with; judging it again would cut the rate and roll back once more at every epoch
+    // that follows (0.3 → 0.03 → 0.003 … while the run trains fine).
+    let since = crate::history::rolled_back_through(&run.history).unwrap_or(0);
     let mut worst: Option<(&Series, Event)> = None;
     for canonical in WATCHED {
         let Some(s) = series(run, canonical) else {
@@ -390,15 +375,6 @@ fn nonfinite_loss(series: &Series, since: u32) -> Option<Event> {
     })
 }
 
-/// Where the latest run starts in points from a file where several runs were appended
-/// (the epoch counter starts again): 0 when there is one run.
-fn latest_run_start(points: &[Point]) -> usize {
-    points
-        .windows(2)
-        .rposition(|w| w[1].epoch <= w[0].epoch)
-        .map_or(0, |i| i + 1)
-}
-
 /// A non-finite gradient norm the run has not come back from. With fp16 loss scaling an
 /// overflow step has an infinite gradient norm and is skipped by the scaler; when later
 /// epochs are finite again, that is what happened, not a divergence.
@@ -523,7 +499,7 @@ mod tests {
     fn epochs_rolled_back_are_not_judged_again_and_a_new_blow_up_is() {
         let restored_at = |epoch: u32| {
             let mut e = crate::history::entry(Some(epoch), &[], &["divergence"], &[]);
-            e.actions = vec![Action::RestoreCheckpoint];
+            e.actions = vec![crate::types::Action::RestoreCheckpoint];
             e
         };
         // NaN at epoch 4, restored there; the epochs since train on.

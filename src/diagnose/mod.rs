@@ -15,7 +15,7 @@ mod trend;
 
 use crate::lang::Lang;
 use crate::lang::say;
-use crate::metrics::{Canonical, Series};
+use crate::metrics::{Canonical, Point, Series};
 use crate::run::Run;
 use crate::types::{Diagnosis, Finding, FindingId, Skipped};
 
@@ -53,6 +53,15 @@ pub const TRAINING_FINDINGS: [FindingId; 6] = [
     FindingId::Oscillation,
 ];
 
+/// Findings that say the run is stuck where it started (at chance, not learning, one
+/// class predicted): the rules may cut an extreme rate for them, and validation lets
+/// them restart or restore.
+pub const STUCK_FINDINGS: [FindingId; 3] = [
+    FindingId::ChanceLevel,
+    FindingId::NotLearning,
+    FindingId::AccuracyPinned,
+];
+
 const EXPLAINED_BY_DIVERGENCE: [FindingId; 3] = [
     FindingId::Plateau,
     FindingId::SlowConvergence,
@@ -78,6 +87,21 @@ fn set_aside_explained_by_divergence(out: &mut Diagnosis, lang: Lang) {
             ),
         });
     }
+}
+
+/// Where the latest run starts in points from a file where several runs were appended
+/// (the epoch counter starts again): 0 when there is one run. Every detector judges
+/// within one run; across the seam it would compare two different runs.
+pub(crate) fn latest_run_start(points: &[Point]) -> usize {
+    points
+        .windows(2)
+        .rposition(|w| w[1].epoch <= w[0].epoch)
+        .map_or(0, |i| i + 1)
+}
+
+/// The points of the latest run (see `latest_run_start`).
+pub(crate) fn latest_run(points: &[Point]) -> &[Point] {
+    &points[latest_run_start(points)..]
 }
 
 /// The series a detector reads, by canonical name.

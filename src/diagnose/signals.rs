@@ -12,7 +12,7 @@
 //! They read per-epoch values (`Series` keeps the epoch means), so a spike inside one
 //! epoch shows only as far as it lifts that epoch's mean.
 
-use super::series;
+use super::{latest_run, series};
 
 use crate::lang::Lang;
 use crate::lang::say;
@@ -102,16 +102,6 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
     metric_out_of_range(run, lang, out);
     warmup_unfinished(run, lang, out);
     grad_norm(run, lang, out);
-}
-
-/// The points of the latest run in a file where several runs were appended (the epoch
-/// counter starts again): judging across the seam compares two different runs.
-fn latest_run(points: &[Point]) -> &[Point] {
-    let start = points
-        .windows(2)
-        .rposition(|w| w[1].epoch <= w[0].epoch)
-        .map_or(0, |i| i + 1);
-    &points[start..]
 }
 
 /// Every epoch the series still holds, of its latest run.

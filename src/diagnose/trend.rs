@@ -11,7 +11,7 @@
 //! end of training, not a plateau.
 
 use super::robust::{MK_Z_5PCT, mann_kendall_z, median, theil_sen_slope};
-use super::{MIN_EPOCHS, series, series_label};
+use super::{MIN_EPOCHS, latest_run, series, series_label};
 
 use crate::lang::Lang;
 use crate::lang::say;
@@ -164,16 +164,6 @@ fn trailing_median(points: &[Point]) -> Vec<Point> {
             })
         })
         .collect()
-}
-
-/// The points after the last restart of the epoch counter (runs appended to one file):
-/// trends are judged within one run.
-fn last_run(points: &[Point]) -> &[Point] {
-    let start = points
-        .windows(2)
-        .rposition(|w| w[1].epoch <= w[0].epoch)
-        .map_or(0, |i| i + 1);
-    &points[start..]
 }
 
 /// How far the best of a loss is below its first epoch, relative.
@@ -486,7 +476,7 @@ fn not_learning(run: &Run, lang: Lang, out: &mut Diagnosis) {
         return;
     };
     let all = loss.tail(RECENT_CAPACITY);
-    let points = last_run(&all);
+    let points = latest_run(&all);
     let restarted = points.len() < all.len();
     let Some(first) = (if restarted {
         points.first().copied()

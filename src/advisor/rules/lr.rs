@@ -333,7 +333,7 @@ impl<'a> Plan<'a> {
         else {
             return;
         };
-        let since = rolled_back_through(self.run);
+        let since = crate::history::rolled_back_through(&self.run.history);
         let points: Vec<_> = series
             .tail(RECENT_POINTS)
             .into_iter()

@@ -477,32 +477,14 @@ fn sentence(summary: &str) -> String {
     summary.trim().trim_end_matches(['.', '。']).to_string()
 }
 
-/// The epoch of the latest rollback (restore or restart) the history records: epochs up
-/// to it are not what the run's weights came from.
-fn rolled_back_through(run: &Run) -> Option<u32> {
-    run.history
-        .iter()
-        .filter(|e| {
-            e.actions
-                .iter()
-                .any(|a| matches!(a, Action::RestoreCheckpoint | Action::Restart))
-        })
-        .filter_map(|e| e.epoch)
-        .max()
-}
-
 /// The run never got better than chance: the loss (training and validation) never fell
 /// clearly below ln C since the start or the latest rollback, so no checkpoint holds
 /// anything worth keeping and a restart loses nothing. With the class count unknown, a
 /// `not_learning` finding (no net progress from the first epoch) says the same.
 pub(crate) fn never_learned(run: &Run, diagnosis: &Diagnosis) -> bool {
-    let stuck = [
-        FindingId::ChanceLevel,
-        FindingId::NotLearning,
-        FindingId::AccuracyPinned,
-    ]
-    .into_iter()
-    .any(|id| diagnosis.has(id));
+    let stuck = crate::diagnose::STUCK_FINDINGS
+        .into_iter()
+        .any(|id| diagnosis.has(id));
     if !stuck {
         return false;
     }
@@ -516,7 +498,7 @@ pub(crate) fn never_learned(run: &Run, diagnosis: &Diagnosis) -> bool {
         return diagnosis.has(FindingId::NotLearning);
     };
     let chance = f64::from(classes).ln();
-    let since = rolled_back_through(run);
+    let since = crate::history::rolled_back_through(&run.history);
     [Canonical::Loss, Canonical::ValLoss]
         .into_iter()
         .filter_map(|c| run.metrics.get(c))
