@@ -246,11 +246,19 @@ fn plateau(run: &Run, lang: Lang, out: &mut Diagnosis) {
     let noisy = after_best.len() > 2 && jitter(&after_best).is_some_and(|j| j > NOISY_REL_JITTER);
     let (first, last, best) = if noisy {
         let smooth = trailing_median(&raw);
-        (
-            s.first(),
-            smooth.last().copied(),
-            best_epoch_of(&smooth, None),
-        )
+        // No new raw best for the patience and no downward trend since it: flat, however
+        // the median drifts by hundredths of a percent (ReduceLROnPlateau and EarlyStopping
+        // count from the raw best). A raw best that was a lucky dip on a curve still
+        // falling shows a falling trend since, and the smoothed best decides. The trend
+        // needs Prechelt's strip of k = `SLOW_WINDOW` epochs after the best to be a trend.
+        let flat_since_raw_best = after_best.len() > SLOW_WINDOW
+            && theil_sen_slope(&after_best).is_some_and(|slope| slope >= 0.0);
+        let best = if flat_since_raw_best {
+            raw_best
+        } else {
+            best_epoch_of(&smooth, None)
+        };
+        (s.first(), smooth.last().copied(), best)
     } else {
         (s.first(), s.last(), best_epoch(s))
     };
@@ -605,6 +613,49 @@ mod tests {
         assert_eq!(e["last"], 0.7001);
         assert!(f.summary.contains("epoch 4"), "{}", f.summary);
         assert!(!d.has(FindingId::SlowConvergence), "it learned: not slow");
+    }
+
+    #[test]
+    fn a_noisy_flat_validation_loss_long_after_its_best_is_a_plateau() {
+        // configs/examples/sweep/lr_0.01 (Keras, Adam at 0.01): the best 0.5271 at epoch 7,
+        // then 8 epochs hovering around 0.54 (steps of 1–3%, so the curve is noisy) while
+        // the training loss keeps falling. Its 5-epoch median drifts down by 0.09% at the
+        // end, which must not count as progress.
+        let val = [
+            0.6367, 0.5935, 0.5449, 0.5542, 0.6027, 0.5631, 0.5271, 0.5299, 0.5488, 0.5433, 0.5447,
+            0.5350, 0.5517, 0.5398, 0.5428,
+        ];
+        let loss = [
+            1.080, 0.488, 0.439, 0.399, 0.354, 0.340, 0.297, 0.277, 0.271, 0.269, 0.240, 0.235,
+            0.230, 0.220, 0.216,
+        ];
+        let d = Fixture::new()
+            .series("loss", &loss)
+            .series("val_loss", &val)
+            .check(check);
+        let e = &d.get(FindingId::Plateau).expect("plateau").evidence;
+        assert_eq!(e["best"], 0.5271);
+        assert_eq!(e["best_epoch"], 7);
+        assert_eq!(e["epochs_since_best"], 8);
+        assert_eq!(e["smoothed"], true);
+    }
+
+    #[test]
+    fn a_noisy_curve_still_falling_after_a_lucky_dip_is_not_a_plateau() {
+        // The dip at epoch 5 is 6 epochs old, but the curve since falls as a trend.
+        let val = [
+            1.0, 0.9, 0.85, 0.8, 0.70, 0.79, 0.78, 0.765, 0.77, 0.75, 0.755, 0.74,
+        ];
+        let d = Fixture::new()
+            .series(
+                "loss",
+                &[
+                    1.2, 1.0, 0.9, 0.8, 0.75, 0.7, 0.66, 0.62, 0.6, 0.57, 0.55, 0.52,
+                ],
+            )
+            .series("val_loss", &val)
+            .check(check);
+        assert!(!d.has(FindingId::Plateau), "{:?}", d.findings);
     }
 
     #[test]
