@@ -351,6 +351,9 @@ impl MetricsBuilder {
         }
         for (canonical, i) in &canonical_slots {
             all[*i].name = canonical.as_str().to_string();
+            if let Some(note) = percent_to_fraction(*canonical, &mut all[*i]) {
+                warnings.push(note);
+            }
         }
         let mut ordered = Vec::with_capacity(all.len());
         let chosen: Vec<usize> = canonical_slots.iter().map(|(_, i)| *i).collect();
@@ -378,6 +381,27 @@ impl MetricsBuilder {
             phases,
         })
     }
+}
+
+/// An accuracy logged in percent throughout (every value above 1, none above 100: a
+/// fraction is never above 1 and a percentage of a learning model soon is) is read as a
+/// fraction, so the detectors' fractions (1/C, converged at 0.7, gains of 0.03) apply.
+/// A series partly above 1 is left alone: `metric_out_of_range` says it is wrong.
+fn percent_to_fraction(canonical: Canonical, series: &mut Series) -> Option<String> {
+    if !matches!(canonical, Canonical::Accuracy | Canonical::ValAccuracy) {
+        return None;
+    }
+    let (min, max) = (series.min()?.value, series.max()?.value);
+    if !(min > 1.0 && max <= 100.0) {
+        return None;
+    }
+    series.scale(0.01);
+    Some(format!(
+        "`{}` runs from {} to {}: read as a percentage (divided by 100)",
+        series.original,
+        crate::num::num(min),
+        crate::num::num(max)
+    ))
 }
 
 /// The warning that says a file holds several runs and which one is judged.
@@ -568,6 +592,16 @@ fn detect_json(name: &str, trimmed: &str) -> Format {
     if history.is_some_and(|r| r.is_match(trimmed)) || nested.is_some_and(|r| r.is_match(trimmed)) {
         return Format::KerasHistory;
     }
+    // A history dump whose first keys are the run's settings (`"config": {…}`,
+    // `"timestamp": "…"`) before its lists: a metric's name mapped to a list of numbers.
+    let metric_list =
+        regex::Regex::new(r#""([^"]{1,100})"\s*:\s*\[\s*(-?[0-9]|NaN|-?Infinity|null)"#).ok();
+    if metric_list.is_some_and(|r| {
+        r.captures_iter(trimmed)
+            .any(|c| names::canonicalize(&c[1].to_ascii_lowercase()).is_some())
+    }) {
+        return Format::KerasHistory;
+    }
     // One object, on one line or many, is a snapshot (a JSON Lines file of one row reads
     // the same either way).
     Format::Snapshot
@@ -628,7 +662,7 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::example;
+    use super::testing::{ScratchFile, example, values};
     use super::*;
 
     /// Every example, by its own name and renamed to something neutral.
@@ -705,6 +739,30 @@ mod tests {
     }
 
     #[test]
+    fn an_accuracy_in_percent_throughout_is_read_as_a_fraction() {
+        let m = ScratchFile {
+            name: "history.json",
+            format: Format::KerasHistory,
+        }
+        .load(
+            r#"{"loss": [1.1, 0.9, 0.7], "acc": [35.5, 48.0, 56.0], "val_acc": [0.3, 1.5, 0.6]}"#,
+        );
+        assert_eq!(
+            values(&m, Canonical::Accuracy),
+            [(1, 0.355), (2, 0.48), (3, 0.56)]
+        );
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("`acc` runs from 35.5 to 56")),
+            "{:?}",
+            m.warnings
+        );
+        // A fraction that once exceeds 1 is a wrong metric, not a percentage: kept as is.
+        assert_eq!(values(&m, Canonical::ValAccuracy)[1], (2, 1.5));
+    }
+
+    #[test]
     fn detection_rules() {
         let cases: &[(&str, &str, Option<Format>)] = &[
             (
@@ -778,6 +836,18 @@ mod tests {
                 Some(Format::KerasHistory),
             ),
             ("m.json", "[1, 2]", None),
+            // a history dump that opens with the run's settings
+            (
+                "training_history.json",
+                "{\n  \"config\": {\"lr\": 3e-4},\n  \"epochs\": [1, 2],\n  \"train_loss\": [2.8, 1.9]\n}",
+                Some(Format::KerasHistory),
+            ),
+            // … but a snapshot holding a list that is not a metric stays a snapshot
+            (
+                "m.json",
+                "{\"loss\": 0.4, \"classes\": [0, 1, 2]}",
+                Some(Format::Snapshot),
+            ),
             // a Lightning column logged under a name with spaces
             (
                 "metrics.csv",

@@ -114,6 +114,30 @@ impl Series {
         self.overview.push(point);
     }
 
+    /// Every value multiplied by `factor` (> 0, so the order of values and the epochs of the
+    /// minimum and maximum stay): a percentage read as a fraction. Call after `flush`.
+    pub(crate) fn scale(&mut self, factor: f64) {
+        debug_assert!(factor > 0.0 && self.pending.is_none());
+        let scale = |p: &mut Point| p.value *= factor;
+        for p in [
+            &mut self.first,
+            &mut self.last,
+            &mut self.min,
+            &mut self.max,
+            &mut self.first_nonfinite,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            scale(p);
+        }
+        self.recent.iter_mut().for_each(scale);
+        self.overview.points.iter_mut().for_each(scale);
+        if let Some(b) = &mut self.overview.bucket {
+            b.sum *= factor;
+        }
+    }
+
     /// Number of epochs with a value.
     pub fn len(&self) -> usize {
         self.epochs as usize
