@@ -16,7 +16,7 @@ use super::{latest_run, series};
 
 use crate::lang::Lang;
 use crate::lang::say;
-use crate::metrics::series::RECENT_CAPACITY;
+use crate::metrics::series::{Peak, RECENT_CAPACITY};
 use crate::metrics::{Canonical, Format, Point, Series, names};
 use crate::num::num;
 use crate::run::Run;
@@ -90,6 +90,12 @@ pub const GRAD_SPIKE_FACTOR: f64 = 10.0;
 pub const GRAD_SPIKE_GRACE: usize = 1;
 /// Values a running median needs before it is a baseline.
 pub const GRAD_SPIKE_MIN_HISTORY: usize = 3;
+/// Values an epoch must have logged before its largest is judged against the others: a
+/// step-level log (derived: fewer leave the mean of the others to one or two values).
+pub const GRAD_STEP_SPIKE_MIN_VALUES: u32 = 8;
+/// The share of the first epoch's values where a large norm is ordinary (random init,
+/// warmup): the step-level form of `GRAD_SPIKE_GRACE` (derived).
+pub const GRAD_STEP_SPIKE_GRACE_SHARE: f64 = 0.1;
 /// Fitted rise of the gradient norm over the run (Theil–Sen on log values) that makes it
 /// rising: the brief's "last quarter ≥ 3× the first" in a robust form (derived).
 pub const GRAD_RISING_FACTOR: f64 = 3.0;
@@ -584,6 +590,24 @@ fn grad_spike(values: &[f64]) -> Option<(usize, f64)> {
     None
 }
 
+/// The step-level spike: the epoch whose largest logged value is the most times the mean of
+/// its other values, when that is at least `GRAD_SPIKE_FACTOR` (outside the first epoch's
+/// grace share).
+fn grad_step_spike(series: &Series) -> Option<Peak> {
+    let first_epoch = series.first()?.epoch;
+    let ratio = |p: &Peak| p.max / p.rest_mean;
+    series
+        .peaks()
+        .filter(|p| p.values >= GRAD_STEP_SPIKE_MIN_VALUES && p.rest_mean > 0.0)
+        .filter(|p| {
+            p.epoch != first_epoch
+                || f64::from(p.index) >= GRAD_STEP_SPIKE_GRACE_SHARE * f64::from(p.values)
+        })
+        .filter(|p| ratio(p) >= GRAD_SPIKE_FACTOR)
+        .max_by(|a, b| ratio(a).total_cmp(&ratio(b)))
+        .copied()
+}
+
 /// The Theil–Sen slope of log values per point: the median of the pairwise slopes, robust
 /// to the outliers a gradient norm is full of.
 fn theil_sen_log(values: &[f64]) -> Option<f64> {
@@ -648,6 +672,33 @@ fn grad_norm(run: &Run, lang: Lang, out: &mut Diagnosis) {
                 "ratio" => ratio,
                 "threshold_ratio" => GRAD_SPIKE_FACTOR,
                 "latest" => latest,
+            ],
+        });
+    } else if let Some(p) = grad_step_spike(g) {
+        let ratio = p.max / p.rest_mean;
+        let others = p.values - 1;
+        out.findings.push(Finding {
+            id: FindingId::GradNormSpike,
+            severity: Severity::Warning,
+            summary: say!(
+                lang,
+                "The gradient norm reached {} within epoch {}, {}× the mean of the epoch's {others} other logged values ({}); the epoch's mean hides it, the steps do not: a spike that large is a step the optimiser barely survived; gradient clipping or a lower learning rate keeps the next one from blowing the run up.",
+                "第 {1} 轮内梯度范数一度达到 {0}，是该轮其余 {others} 个记录值均值（{3}）的 {2} 倍；按轮平均看不出，按步看得出：如此大的尖峰意味着优化器险些失控；梯度裁剪或更低的学习率可防止下一次尖峰导致训练发散。",
+                num(p.max),
+                p.epoch,
+                num(ratio),
+                num(p.rest_mean)
+            ),
+            evidence: evidence![
+                "series" => g.name.as_str(),
+                "original" => g.original.as_str(),
+                "epoch" => p.epoch,
+                "value" => p.max,
+                "level" => "step",
+                "values_in_epoch" => p.values,
+                "mean_of_others" => p.rest_mean,
+                "ratio" => ratio,
+                "threshold_ratio" => GRAD_SPIKE_FACTOR,
             ],
         });
     }
@@ -856,6 +907,38 @@ mod tests {
         assert!(ids(Fixture::new().series("grad_norm", &start)).is_empty());
         let noisy = [5.5, 5.9, 5.5, 4.1, 4.2, 3.0, 3.0, 2.6, 2.4, 1.5, 3.3, 5.3];
         assert!(ids(Fixture::new().series("grad_norm", &noisy)).is_empty());
+    }
+
+    /// A step-level log: `per_epoch` values of `base` per epoch for 3 epochs, with the given
+    /// (epoch, place, value) replaced.
+    fn steps(per_epoch: u32, base: f64, spikes: &[(u32, u32, f64)]) -> Fixture {
+        let mut f = Fixture::new();
+        for epoch in 1..=3 {
+            for i in 0..per_epoch {
+                let v = spikes
+                    .iter()
+                    .find(|(e, at, _)| *e == epoch && *at == i)
+                    .map_or(base + 0.01 * f64::from(i % 7), |s| s.2);
+                f = f.at("grad_norm", epoch, v);
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn a_step_level_spike_the_epoch_mean_hides_is_a_spike() {
+        // tests/real/hf_t5_summarize_grad_norm_spike: one log of 35.6 among ~143 near 2.4.
+        let f = get(steps(143, 2.4, &[(3, 90, 35.6)]), FindingId::GradNormSpike).unwrap();
+        assert_eq!(f.evidence["level"], "step");
+        assert_eq!(f.evidence["epoch"], 3);
+        assert_eq!(f.evidence["value"], 35.6);
+        assert!(f.summary.contains("within epoch 3"), "{}", f.summary);
+        // The first tenth of epoch 1 is the start of training, where large norms are
+        // ordinary; 5× the others is noise, not a spike; an epoch of few values has no
+        // baseline.
+        assert!(ids(steps(143, 2.4, &[(1, 0, 56.8)])).is_empty());
+        assert!(ids(steps(143, 2.4, &[(2, 40, 12.0)])).is_empty());
+        assert!(ids(steps(4, 2.4, &[(2, 2, 35.6)])).is_empty());
     }
 
     #[test]

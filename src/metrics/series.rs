@@ -27,6 +27,37 @@ struct Accumulator {
     epoch: u32,
     sum: f64,
     n: u32,
+    /// The largest value within the epoch and its place (0-based) among the epoch's
+    /// values: a step-level spike the epoch mean hides.
+    max: f64,
+    max_at: u32,
+}
+
+impl Accumulator {
+    fn start(epoch: u32, value: f64) -> Self {
+        Accumulator {
+            epoch,
+            sum: value,
+            n: 1,
+            max: value,
+            max_at: 0,
+        }
+    }
+}
+
+/// The largest of the values logged within one epoch, beside the mean of the others:
+/// what a step-level log (HF `logging_steps`, Lightning `log_every_n_steps`) says that
+/// the epoch mean hides. Kept for the recent window, for epochs with at least two values.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Peak {
+    pub epoch: u32,
+    pub max: f64,
+    /// Place of the maximum among the epoch's values, 0-based.
+    pub index: u32,
+    /// Values logged within the epoch.
+    pub values: u32,
+    /// Mean of the epoch's other values.
+    pub rest_mean: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +74,7 @@ pub struct Series {
     first_nonfinite: Option<Point>,
     nonfinite_epochs: u64,
     recent: VecDeque<Point>,
+    peaks: VecDeque<Peak>,
     overview: Overview,
     pending: Option<Accumulator>,
 }
@@ -60,6 +92,7 @@ impl Series {
             first_nonfinite: None,
             nonfinite_epochs: 0,
             recent: VecDeque::with_capacity(RECENT_CAPACITY),
+            peaks: VecDeque::new(),
             overview: Overview::default(),
             pending: None,
         }
@@ -71,15 +104,15 @@ impl Series {
         match &mut self.pending {
             Some(acc) if acc.epoch == epoch => {
                 acc.sum += value;
+                if value > acc.max {
+                    acc.max = value;
+                    acc.max_at = acc.n;
+                }
                 acc.n += 1;
             }
             _ => {
                 self.flush();
-                self.pending = Some(Accumulator {
-                    epoch,
-                    sum: value,
-                    n: 1,
-                });
+                self.pending = Some(Accumulator::start(epoch, value));
             }
         }
     }
@@ -111,6 +144,18 @@ impl Series {
             self.recent.pop_front();
         }
         self.recent.push_back(point);
+        if acc.n >= 2 && acc.max.is_finite() {
+            if self.peaks.len() == RECENT_CAPACITY {
+                self.peaks.pop_front();
+            }
+            self.peaks.push_back(Peak {
+                epoch: acc.epoch,
+                max: acc.max,
+                index: acc.max_at,
+                values: acc.n,
+                rest_mean: (acc.sum - acc.max) / f64::from(acc.n - 1),
+            });
+        }
         self.overview.push(point);
     }
 
@@ -133,6 +178,10 @@ impl Series {
         }
         self.recent.iter_mut().for_each(scale);
         self.overview.points.iter_mut().for_each(scale);
+        for p in &mut self.peaks {
+            p.max *= factor;
+            p.rest_mean *= factor;
+        }
         if let Some(b) = &mut self.overview.bucket {
             b.sum *= factor;
         }
@@ -180,6 +229,12 @@ impl Series {
         self.recent.iter().skip(skip).copied().collect()
     }
 
+    /// The step-level peaks of the epochs in the recent window that logged several values,
+    /// oldest first.
+    pub fn peaks(&self) -> impl Iterator<Item = &Peak> {
+        self.peaks.iter()
+    }
+
     /// Value at a given epoch, if it is still in the recent window.
     pub fn at(&self, epoch: u32) -> Option<f64> {
         self.recent
@@ -215,9 +270,9 @@ impl Overview {
             self.stride = 1;
         }
         let acc = self.bucket.get_or_insert(Accumulator {
-            epoch: point.epoch,
-            sum: 0.0,
             n: 0,
+            sum: 0.0,
+            ..Accumulator::start(point.epoch, point.value)
         });
         acc.sum += point.value;
         acc.n += 1;
