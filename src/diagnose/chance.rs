@@ -23,6 +23,9 @@ pub const CHANCE_LOSS_TOLERANCE: f64 = 0.10;
 /// An accuracy within this of 1/C is at chance (derived): seed 003's 0.169 is 0.031 below
 /// 1/5; a binary run at 0.55 is no longer guessing.
 pub const CHANCE_ACCURACY_TOLERANCE: f64 = 0.05;
+/// Slack on the accuracy tolerance for float32 values written as decimals: Keras writes
+/// 0.55 as 0.550000011920929, which must be 0.05 from 0.5 as the trainer meant it.
+const FLOAT32_SLACK: f64 = 1e-6;
 /// Epochs at chance before it counts: the first epoch of any run may still be there.
 /// A file holding a single snapshot taken at this epoch or later is judged on it (seed
 /// 003: epoch 2), and says so; a lone epoch 1 is a fresh net, at chance by construction.
@@ -113,6 +116,20 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
         {
             Some(c) => c,
             None => {
+                // A validation split that sat at chance at some epoch while training
+                // learns names C there, even if it has since fallen below chance (a
+                // validation loss climbing past ln C, an accuracy under 1/C). Only this
+                // finding reads it: a C read mid-run is not sure enough to judge sanity.
+                if let Some(c) = splits
+                    .iter()
+                    .find(|s| s.name == "val")
+                    .and_then(infer_classes_in_window)
+                    && c.value >= 2
+                    && val_at_chance(&splits, &c, lang, out)
+                {
+                    out.classes = Some(c);
+                    return;
+                }
                 if splits.iter().all(|s| s.accuracy.is_none()) {
                     out.skipped.push(Skipped {
                         check: "chance_level",
@@ -197,7 +214,8 @@ fn loss_at_chance(loss: f64, classes: u32) -> bool {
 }
 
 fn accuracy_at_chance(accuracy: f64, classes: u32) -> bool {
-    accuracy.is_finite() && (accuracy - 1.0 / f64::from(classes)).abs() <= CHANCE_ACCURACY_TOLERANCE
+    accuracy.is_finite()
+        && (accuracy - 1.0 / f64::from(classes)).abs() <= CHANCE_ACCURACY_TOLERANCE + FLOAT32_SLACK
 }
 
 /// The C at which the split's latest loss and accuracy are both at chance, the one whose
@@ -222,6 +240,32 @@ fn infer_classes(split: &Split) -> Option<Known<u32>> {
             num(accuracy),
             last.epoch
         ),
+    })
+}
+
+/// The C at which the split's loss and accuracy were both at chance at the latest epoch
+/// of the recent window where they were.
+fn infer_classes_in_window(split: &Split) -> Option<Known<u32>> {
+    let accuracy_series = split.accuracy?;
+    split.loss.tail(RECENT_CAPACITY).iter().rev().find_map(|p| {
+        let accuracy = accuracy_series.at(p.epoch)?;
+        let c = (2..=MAX_INFERRED_CLASSES)
+            .filter(|&c| loss_at_chance(p.value, c) && accuracy_at_chance(accuracy, c))
+            .min_by(|&a, &b| {
+                let gap = |c: u32| (p.value - f64::from(c).ln()).abs();
+                gap(a).total_cmp(&gap(b))
+            })?;
+        Some(Known {
+            value: c,
+            source: format!(
+                "inferred from the metrics: `{}` {} ≈ ln {c} and `{}` {} ≈ 1/{c} at epoch {}",
+                split.loss.original,
+                num(p.value),
+                accuracy_series.original,
+                num(accuracy),
+                p.epoch
+            ),
+        })
     })
 }
 
@@ -293,9 +337,9 @@ fn val_at_chance(splits: &[Split], classes: &Known<u32>, lang: Lang, out: &mut D
     for p in points.iter().rev() {
         let at = p.value.is_finite()
             && p.value >= chance_loss * (1.0 - CHANCE_LOSS_TOLERANCE)
-            && val_acc
-                .at(p.epoch)
-                .is_some_and(|a| a.is_finite() && a <= chance_accuracy + CHANCE_ACCURACY_TOLERANCE);
+            && val_acc.at(p.epoch).is_some_and(|a| {
+                a.is_finite() && a <= chance_accuracy + CHANCE_ACCURACY_TOLERANCE + FLOAT32_SLACK
+            });
         if !at {
             break;
         }
@@ -554,6 +598,63 @@ mod tests {
             .series("accuracy", &[0.5, 0.5, 0.82, 0.88])
             .check(check);
         assert!(d.findings.is_empty());
+    }
+
+    #[test]
+    fn validation_that_was_at_chance_mid_run_names_c_for_val_at_chance() {
+        // tests/real/keras_csv_deepfake_val_at_chance, as Keras wrote it (float32 0.55 is
+        // 0.550000011920929): neither split's first or last epoch is at ln C and 1/C, but
+        // the validation split is at epoch 3 and 6, and never leaves chance.
+        let d = Fixture::new()
+            .series(
+                "loss",
+                &[1.4386, 1.1593, 0.7978, 0.6346, 0.5711, 0.4744, 0.3847],
+            )
+            .series(
+                "accuracy",
+                &[0.525, 0.55, 0.5875, 0.6625, 0.7875, 0.85, 0.9],
+            )
+            .series(
+                "val_loss",
+                &[1.5362, 0.8089, 0.7068, 0.6974, 0.75, 0.7297, 0.7693],
+            )
+            .series(
+                "val_accuracy",
+                &[
+                    0.5,
+                    0.5,
+                    0.5,
+                    0.550000011920929,
+                    0.550000011920929,
+                    0.45,
+                    0.4,
+                ],
+            )
+            .diagnose();
+        let e = &d
+            .get(FindingId::ValAtChance)
+            .expect("val_at_chance")
+            .evidence;
+        assert_eq!(e["classes"], 2);
+        assert!(
+            e["classes_source"].as_str().unwrap().contains("at epoch 6"),
+            "{}",
+            e["classes_source"]
+        );
+        assert_eq!(e["epochs_at_chance"], 7);
+        assert!(!d.has(FindingId::Overfitting));
+        // The same validation curve beside a training accuracy that has not learned says
+        // nothing about C: a C read mid-run is used for this finding only.
+        let d = Fixture::new()
+            .series("loss", &[1.4386, 1.1593, 0.9, 0.85, 0.8, 0.78, 0.77])
+            .series("accuracy", &[0.525, 0.55, 0.52, 0.55, 0.56, 0.55, 0.56])
+            .series(
+                "val_loss",
+                &[1.5362, 0.8089, 0.7068, 0.6974, 0.75, 0.7297, 0.7693],
+            )
+            .series("val_accuracy", &[0.5, 0.5, 0.5, 0.55, 0.55, 0.45, 0.4])
+            .diagnose();
+        assert!(d.classes.is_none() && !d.has(FindingId::ValAtChance));
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub const OSC_LOSS_REL_AMPLITUDE: f64 = 0.03;
 pub const OSC_MIN_SWINGS_PER_EPOCH: f64 = 0.2;
 /// Fewest epochs judged: two full swings need at least six points.
 pub const OSC_MIN_EPOCHS: usize = 6;
+/// A loss's swing smaller than this share of the way it came down (its first value to its
+/// best) is noise around a converged level, not steps too large: a Keras run whose
+/// training loss fell 1.645 → 0.068 and then wiggled by 0.0035 (5% of 0.07, 0.2% of the
+/// descent) with the rate cut 1000× (tests/real/keras_csv_blood_group_tiny_val_noisy_healthy).
+/// The oscillating examples swing by a fifth or more of their descent (derived).
+pub const OSC_MIN_DESCENT_SHARE: f64 = 0.05;
 /// Epochs judged: the recent window, so a run that oscillates now is not excused by the
 /// progress it made long ago (derived; the spike window is also 10).
 pub const OSC_WINDOW: usize = 10;
@@ -89,9 +95,14 @@ fn judge(series: &Series, is_loss: bool, lang: Lang) -> Option<Finding> {
     let (first, last) = (window[0], window[n - 1]);
     let net_change = last.value - first.value;
     let improvement = if is_loss { -net_change } else { net_change };
+    let descent = match (series.first(), series.min()) {
+        (Some(f), Some(m)) if is_loss && f.value.is_finite() => f.value - m.value,
+        _ => 0.0,
+    };
     let oscillating = swings >= 1
         && swings as f64 >= OSC_MIN_SWINGS_PER_EPOCH * n as f64
-        && improvement < zigzag.amplitude;
+        && improvement < zigzag.amplitude
+        && (descent <= 0.0 || zigzag.amplitude >= OSC_MIN_DESCENT_SHARE * descent);
     if !oscillating {
         return None;
     }
@@ -252,6 +263,23 @@ mod tests {
             .series("val_loss", &rising)
             .check(check);
         assert!(d.findings.is_empty());
+    }
+
+    #[test]
+    fn wiggles_of_a_converged_loss_are_noise_not_oscillation() {
+        // tests/real/keras_csv_blood_group_tiny_val_noisy_healthy: the training loss came
+        // down 1.645 → 0.069 and wiggles by 0.0035 (5% of the value, 0.2% of the descent).
+        let mut loss = vec![1.645, 1.119, 1.014, 0.639, 0.415, 0.347, 0.315, 0.306];
+        loss.extend([
+            0.0694, 0.0707, 0.0696, 0.0727, 0.0731, 0.0673, 0.0713, 0.0702, 0.0684, 0.0692, 0.0707,
+        ]);
+        let d = Fixture::new().series("loss", &loss).check(check);
+        assert!(d.findings.is_empty(), "{:?}", d.findings);
+        // The same swings after a short descent are as large as the way it came: judged.
+        let mut short = vec![0.08];
+        short.extend(&loss[8..]);
+        let d = Fixture::new().series("loss", &short).check(check);
+        assert!(d.has(FindingId::Oscillation), "{short:?}");
     }
 
     #[test]
