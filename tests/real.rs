@@ -25,6 +25,14 @@ const KNOWN_WRONG: &[(&str, &str)] = &[
         "lightning_ratos_chance_level",
         "says chance_level (right) and slow_convergence; the label also asks for not_learning or val_at_chance, while its training loss moves 1.10 -> 0.995 in the last 3 epochs",
     ),
+    (
+        "keras_csv_drowsiness_val_acc_pinned_near_chance",
+        "says nothing; val_accuracy is exactly 0.5532 for epochs 1-17 but rises to 0.57-0.64 by the end (past accuracy_pinned's 0.05 'got out' tolerance), and the training loss is not falling over the last epochs, so neither slow_convergence nor chance (val_acc 0.64 > 1/2 + 0.05) fires",
+    ),
+    (
+        "lightning_mnist_subset_acc_pinned",
+        "says nothing; the training accuracy climbed 0.125 -> 0.469 before sitting there for 8 epochs, which accuracy_pinned reads as a model that got there (the rule that keeps a converged small-set accuracy quiet)",
+    ),
 ];
 
 fn corpus() -> PathBuf {

@@ -295,13 +295,33 @@ fn plateau(run: &Run, lang: Lang, out: &mut Diagnosis) {
         num(last.value),
         last.epoch,
     );
+    // Flat after coming far, with no accuracy saying it has not converged: as likely the
+    // end of a converged run (a language model, a regression, a run whose learning rate
+    // is not logged) as a plateau, so it is said, not warned about. A smaller rate may
+    // still gain a little; the rules decide that as for any plateau.
+    let maybe_converged = best_drop(s).is_some_and(|d| d >= CAME_FAR_DROP)
+        && accuracy_for(run, s)
+            .and_then(Series::max)
+            .is_none_or(|a| a.value >= CONVERGED_ACCURACY);
+    let (severity, tail) = if maybe_converged {
+        (
+            Severity::Info,
+            say!(
+                lang,
+                " It came far and may have converged; a smaller learning rate may still gain a little.",
+                "它已下降了很多，可能已经收敛；更小的学习率或许还能带来少许改善。"
+            ),
+        )
+    } else {
+        (Severity::Warning, String::new())
+    };
     out.findings.push(Finding {
         id: FindingId::Plateau,
-        severity: Severity::Warning,
+        severity,
         summary: say!(
             lang,
-            "The {what} has not improved by more than {min_rel}% for {since} epochs: its best was {b} at epoch {be} (down from {f} at epoch 1), and it is {l} at epoch {le}.",
-            "{what}已连续 {since} 轮没有超过 {min_rel}% 的改善：最佳值是第 {be} 轮的 {b}（第 1 轮为 {f}），第 {le} 轮为 {l}。"
+            "The {what} has not improved by more than {min_rel}% for {since} epochs: its best was {b} at epoch {be} (down from {f} at epoch 1), and it is {l} at epoch {le}.{tail}",
+            "{what}已连续 {since} 轮没有超过 {min_rel}% 的改善：最佳值是第 {be} 轮的 {b}（第 1 轮为 {f}），第 {le} 轮为 {l}。{tail}"
         ),
         evidence: evidence![
             "series" => s.name.as_str(),
