@@ -365,6 +365,12 @@ async fn send_with_retries(
                 } else {
                     MAX_ERROR_BODY_BYTES
                 };
+                // An answer declared too large is not read at all.
+                let declared = response.content_length().unwrap_or(0);
+                if status.is_success() && declared > MAX_RESPONSE_BYTES as u64 {
+                    record(observed, status.as_u16(), "");
+                    return Err(Failed::Final(Err(OpenAIError::Boxed(Box::new(TooLarge)))));
+                }
                 let body = match read_capped(response, limit)
                     .await
                     .map_err(transient_error)?
@@ -413,14 +419,11 @@ enum Capped {
 }
 
 /// Reads `response`'s body up to `limit` bytes, chunk by chunk, so a huge body costs
-/// `limit` and not its size. A declared length over the limit is not read at all.
+/// `limit` and not its size.
 async fn read_capped(
     mut response: reqwest::Response,
     limit: usize,
 ) -> Result<Capped, reqwest::Error> {
-    if response.content_length().is_some_and(|n| n > limit as u64) {
-        return Ok(Capped::Cut(Vec::new()));
-    }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > limit {
