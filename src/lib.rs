@@ -20,6 +20,7 @@
 pub mod error;
 pub mod lang;
 pub(crate) mod num;
+pub mod untrusted;
 pub(crate) mod fsio;
 pub(crate) mod http;
 pub mod settings;

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     match retune::commands::run(cli) {
         Ok(status) => ExitCode::from(status.code()),
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: {}", retune::untrusted::printable(&err.to_string()));
             ExitCode::from(err.exit_code())
         }
     }

@@ -1,5 +1,10 @@
 //! What the commands print on stdout: text for people, one JSON object for programs.
 //! Errors and warnings go to stderr elsewhere; stdout is the result alone.
+//!
+//! Everything printed passes through `emit`, which makes terminal controls visible
+//! (`crate::untrusted::printable`): a rationale from the LLM or a column name from the
+//! user's CSV can hold ESC, OSC, BEL, C1 or bidi characters, and a terminal would obey
+//! them (retitle itself, clear the screen, reorder a line).
 
 use serde::Serialize;
 
@@ -194,9 +199,14 @@ pub fn print_revert(plan: &crate::history::RevertPlan, format: OutputFormat) -> 
     }
 }
 
-/// Writes to stdout. A reader that closed the pipe early (`retune … | head`) is not an
-/// error worth a message: the output it wanted, it got.
+/// Writes text to stdout, terminal controls made visible. A reader that closed the pipe
+/// early (`retune … | head`) is not an error worth a message: the output it wanted, it
+/// got.
 pub(crate) fn emit(text: &str) -> Result<()> {
+    write_stdout(&crate::untrusted::printable(text))
+}
+
+fn write_stdout(text: &str) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -210,7 +220,7 @@ pub(crate) fn emit(text: &str) -> Result<()> {
 pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::write(std::path::Path::new("<stdout>"), std::io::Error::other(e)))?;
-    emit(&format!("{text}\n"))
+    write_stdout(&format!("{}\n", crate::untrusted::printable_json(&text)))
 }
 
 /// The summary a person reads in the terminal.

@@ -1,7 +1,8 @@
 //! The report's chart: an SVG of the loss curves and, when logged, the accuracy curves
 //! over epochs, one panel each, drawn from each series' bounded overview so a run of a
-//! million epochs costs the same as one of ten. Non-finite values are gaps, and the first
-//! one is marked "NaN" (or "inf") because that epoch is usually the story. Earlier
+//! million epochs costs the same as one of ten. Non-finite values, and finite ones too
+//! large for an axis (`PLOT_MAGNITUDE_MAX`), are gaps, and the first one is marked
+//! "NaN" (or "inf", or the value) because that epoch is usually the story. Earlier
 //! adjustments from the history are marked so their effect can be seen.
 //!
 //! Text is drawn without a font library: plotters without its `ttf` feature falls back
@@ -28,6 +29,14 @@ const PANEL_HEIGHT: u32 = 300;
 /// A loss spanning more than this factor is drawn on a log axis; on a linear one an
 /// exploding loss flattens everything before it into a line on the floor.
 pub const LOG_SCALE_RATIO: f64 = 100.0;
+/// Values beyond this magnitude are drawn as off the chart (a gap and a marker naming the
+/// value), like non-finite ones. plotters' axis code divides the axis ends and takes
+/// logarithms of them: an end past f64::MAX (a loss of 1.2e308 padded by 1.5×) or a
+/// ratio past it (9e307 over 0.5) makes its key-point loops run forever, and a linear
+/// axis over an infinite span does the same. Within ±1e150 no padding, span or ratio of
+/// two ends (down to 1e-150, where `log_axis` checks) leaves f64; a loss beyond it has
+/// blown up whatever its exact value, and the marker says what it was.
+pub const PLOT_MAGNITUDE_MAX: f64 = 1e150;
 /// Points are marked with dots up to this many per curve; beyond it dots become a smear.
 const MAX_DOTTED_POINTS: usize = 40;
 /// A single epoch is a point, not a curve: the report's table already shows it.
@@ -64,8 +73,13 @@ impl Panel {
         self.curves
             .iter()
             .flat_map(|c| c.points.iter().map(|p| p.value))
-            .filter(|v| v.is_finite())
+            .filter(|v| drawable(*v))
     }
+}
+
+/// Whether a value can be placed on an axis (`PLOT_MAGNITUDE_MAX`).
+fn drawable(v: f64) -> bool {
+    v.is_finite() && v.abs() <= PLOT_MAGNITUDE_MAX
 }
 
 /// The chart as SVG text, or `None` when there is no curve to draw (no loss or accuracy
@@ -86,10 +100,20 @@ pub fn render(run: &Run, lang: Lang) -> Option<String> {
             .zip([TRAIN_COLOR, VAL_COLOR])
             .filter_map(|(name, color)| {
                 let series = run.metrics.get(*name)?;
+                let points = series.overview();
+                // The first value off the chart: non-finite ones the series tracks over
+                // every epoch, too large ones are looked for in what is drawn.
+                let off_chart = points
+                    .iter()
+                    .find(|p| p.value.is_finite() && !drawable(p.value));
+                let first_nonfinite = match (series.first_nonfinite(), off_chart) {
+                    (Some(a), Some(b)) => Some(if b.epoch < a.epoch { *b } else { a }),
+                    (a, b) => a.or(b.copied()),
+                };
                 Some(Curve {
                     label: series.original.clone(),
-                    points: series.overview(),
-                    first_nonfinite: series.first_nonfinite(),
+                    points,
+                    first_nonfinite,
                     color,
                 })
             })
@@ -156,7 +180,7 @@ fn draw_panel(
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
-    let log = panel.kind == Kind::Loss && use_log_scale(lo, hi);
+    let log = panel.kind == Kind::Loss && use_log_scale(lo, hi) && log_axis(lo, hi).is_some();
     let title = match (panel.kind, log) {
         (Kind::Loss, false) => say!(lang, "Loss", "损失"),
         (Kind::Loss, true) => say!(lang, "Loss (log scale)", "损失（对数刻度）"),
@@ -168,8 +192,7 @@ fn draw_panel(
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(64);
-    if log {
-        let (bottom, top) = (lo / 1.5, hi * 1.5);
+    if let Some((bottom, top)) = log_axis(lo, hi).filter(|_| log) {
         let scale = move |v: f64| (v / bottom).ln() / (top / bottom).ln();
         let chart = builder.build_cartesian_2d(epochs.clone(), (bottom..top).log_scale())?;
         fill_panel(chart, panel, &epochs, scale, adjustments, lang)
@@ -185,6 +208,16 @@ fn draw_panel(
 /// Log only when the loss is positive and spans more than `LOG_SCALE_RATIO`.
 fn use_log_scale(lo: f64, hi: f64) -> bool {
     lo > 0.0 && hi / lo > LOG_SCALE_RATIO
+}
+
+/// The ends of a log axis over `lo..hi` with air around them, or `None` when plotters
+/// could not draw it: it needs both ends and their ratio finite and positive (a loss
+/// between 1e-200 and 1e150 has a ratio past f64::MAX; the linear axis takes it).
+fn log_axis(lo: f64, hi: f64) -> Option<(f64, f64)> {
+    let (bottom, top) = (lo / 1.5, hi * 1.5);
+    let ratio = top / bottom;
+    (bottom > 0.0 && top.is_finite() && ratio.is_finite() && ratio.ln().is_finite())
+        .then_some((bottom, top))
 }
 
 /// The values with some air around them; an accuracy in [0, 1] stays within [0, 1].
@@ -272,7 +305,7 @@ where
                 labelled = true;
             }
         }
-        let finite = curve.points.iter().filter(|p| p.value.is_finite());
+        let finite = curve.points.iter().filter(|p| drawable(p.value));
         if curve.points.len() <= MAX_DOTTED_POINTS {
             chart.draw_series(
                 finite.map(|p| Circle::new((p.epoch, p.value), 2, curve.color.filled())),
@@ -315,7 +348,8 @@ where
     Ok(())
 }
 
-/// The earliest non-finite value in the panel: where the run broke. Later ones follow
+/// The earliest value off the chart (non-finite or too large) in the panel: where the
+/// run broke. Later ones follow
 /// from it and would only crowd the chart. The label names every kind of non-finite
 /// value that appeared at that epoch ("inf/NaN" when the loss overflowed and the
 /// validation loss went NaN together).
@@ -359,7 +393,7 @@ fn legend_corner(
             .curves
             .iter()
             .flat_map(|c| &c.points)
-            .filter(|p| p.value.is_finite() && in_x(x(p.epoch)) && in_y(y_scale(p.value)))
+            .filter(|p| drawable(p.value) && in_x(x(p.epoch)) && in_y(y_scale(p.value)))
             .count();
         let marker = nonfinite_epoch
             .filter(|e| upper && in_x(x(*e)))
@@ -373,10 +407,11 @@ fn legend_corner(
         .map_or(SeriesLabelPosition::UpperRight, |(pos, _, _)| pos)
 }
 
-/// Stretches of consecutive finite points: a non-finite value breaks the line.
+/// Stretches of consecutive drawable points: a non-finite or off-chart value breaks the
+/// line.
 fn finite_runs(points: &[Point]) -> Vec<&[Point]> {
     points
-        .split(|p| !p.value.is_finite())
+        .split(|p| !drawable(p.value))
         .filter(|run| !run.is_empty())
         .collect()
 }
@@ -435,6 +470,24 @@ mod tests {
             !svg.contains("准确率"),
             "no accuracy panel without accuracy"
         );
+    }
+
+    #[test]
+    fn axes_stay_within_what_plotters_can_draw() {
+        assert!(log_axis(0.5, 900.0).is_some());
+        // hi × 1.5 past f64::MAX, and a ratio past it with both ends finite (the issue's
+        // 9e307, which hung without overflowing either end).
+        assert!(log_axis(0.8, 1e308).is_none());
+        assert!(log_axis(0.5, 9e307).is_none());
+        assert!(log_axis(1e-300, 1e140).is_none());
+        assert!(log_axis(1e-150, PLOT_MAGNITUDE_MAX).is_some());
+        assert!(!drawable(1e151) && !drawable(-1e151) && !drawable(f64::NAN));
+        assert!(drawable(PLOT_MAGNITUDE_MAX) && drawable(-3.0));
+        // Off-chart values are gaps with a marker naming the value.
+        let r = run(&[("loss", &[1.0, 0.9, 1e308, 0.8])]);
+        let svg = render(&r, Lang::En).unwrap();
+        assert!(svg.lines().any(|l| l == "1e308"), "{svg}");
+        assert!(svg.lines().any(|l| l == "Loss"), "a linear axis: {svg}");
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! leniently (numbers written as strings are numbers), and report every structural
 //! problem as a reason the model can act on in a repair round. Values are not judged
 //! here: `validate` does that for every advisor alike.
+//!
+//! Sizes are judged here, since servers do not all honour the schema's bounds: text
+//! fields are cut to the schema's lengths, and names and values far longer than any
+//! real one are reasons, so no model can put megabytes into the terminal or a report.
 
 use serde_json::Value;
 
@@ -10,6 +14,24 @@ use crate::types::ProposedChange;
 
 /// The rationale of the example answer in prompts/system.j2.
 const PLACEHOLDER_RATIONALE: &str = "why, citing the run's numbers";
+
+// The schema's string bounds (schema.rs: MAX_DIAGNOSIS_CHARS, MAX_TEXT_CHARS), mirrored
+// so this reader does not depend on how the schema is built; the test
+// `limits_match_the_schema_sent` fails when the two disagree.
+/// Longest diagnosis kept (characters): the schema's `maxLength` for it.
+pub const MAX_DIAGNOSIS_CHARS: usize = 600;
+/// Longest rationale, expected effect or risk kept (characters): the schema's
+/// `maxLength` for them.
+pub const MAX_TEXT_CHARS: usize = 300;
+/// Longest parameter name read. The schema lists the names (an enum); real dotted paths
+/// are a few dozen characters, and validation quotes an unknown name back.
+pub const MAX_PARAMETER_CHARS: usize = 200;
+/// Longest `new_value` written as a string ("5e-4", "0.0003"): a number needs no more.
+pub const MAX_VALUE_CHARS: usize = 40;
+/// Most changes read. The schema allows `types::MAX_CHANGES` (4) and validation keeps
+/// the most confident of a few more; a list this long is not an answer to the question
+/// (each extra would be listed as rejected).
+pub const MAX_CHANGES_READ: usize = 16;
 
 /// The parts of an answer we use.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +55,7 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<String>> {
     };
     let mut reasons = Vec::new();
     let diagnosis = match object.get("diagnosis") {
-        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::String(s)) => bounded(s, MAX_DIAGNOSIS_CHARS),
         _ => {
             reasons.push("\"diagnosis\" must be a string".to_string());
             String::new()
@@ -41,6 +63,11 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<String>> {
     };
     let mut changes = Vec::new();
     match object.get("changes") {
+        Some(Value::Array(items)) if items.len() > MAX_CHANGES_READ => reasons.push(format!(
+            "\"changes\" has {} items: give at most {}",
+            items.len(),
+            crate::types::MAX_CHANGES
+        )),
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 match change(item) {
@@ -59,7 +86,7 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<String>> {
             object
                 .get(*k)
                 .and_then(Value::as_str)
-                .map(|v| (k.to_string(), v.trim().to_string()))
+                .map(|v| (k.to_string(), bounded(v, MAX_TEXT_CHARS)))
         })
         .filter(|(_, v)| !v.is_empty())
         .collect();
@@ -84,16 +111,25 @@ fn change(item: &Value) -> Result<ProposedChange, String> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or("\"parameter\" must be a parameter path from the list")?;
+    if parameter.chars().count() > MAX_PARAMETER_CHARS {
+        return Err(format!(
+            "\"parameter\" is {} characters long: it must be a parameter path from the list",
+            parameter.chars().count()
+        ));
+    }
     let new_value = match obj.get("new_value") {
+        Some(Value::String(s)) if s.chars().count() > MAX_VALUE_CHARS => {
+            return Err(format!("{parameter}: \"new_value\" must be a number"));
+        }
         Some(v @ (Value::Number(_) | Value::String(_))) => v.clone(),
         _ => return Err(format!("{parameter}: \"new_value\" must be a number")),
     };
-    let rationale = obj
-        .get("rationale")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let rationale = bounded(
+        obj.get("rationale")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        MAX_TEXT_CHARS,
+    );
     // A weak model copies the example in the system prompt instead of giving a reason:
     // that is no reason, and validation rejects a change without one, listing it.
     let rationale = if rationale.eq_ignore_ascii_case(PLACEHOLDER_RATIONALE) {
@@ -117,6 +153,11 @@ fn change(item: &Value) -> Result<ProposedChange, String> {
         rationale,
         confidence,
     })
+}
+
+/// `text` trimmed and cut to `max` characters (the last one an ellipsis when cut).
+fn bounded(text: &str, max: usize) -> String {
+    crate::num::truncate(text.trim(), max)
 }
 
 /// The first JSON object in `text`: the whole text, else the first `{` from which a
@@ -175,5 +216,57 @@ mod tests {
         assert_eq!(parse(copied).unwrap().changes[0].rationale, "");
         // Cut off mid-string, as max_tokens does.
         assert!(parse(r#"{"diagnosis": "the loss is at ln 5 and the mod"#).is_err());
+    }
+
+    #[test]
+    fn text_is_cut_to_the_schemas_lengths_and_huge_names_are_refused() {
+        let long = "x".repeat(5_000_000);
+        let answer = serde_json::json!({
+            "diagnosis": long,
+            "changes": [{"parameter": "lr", "new_value": 0.1, "rationale": long, "confidence": 0.5}],
+            "risk": long,
+        });
+        let p = parse(&answer.to_string()).unwrap();
+        assert_eq!(p.diagnosis.chars().count(), MAX_DIAGNOSIS_CHARS);
+        assert!(p.diagnosis.ends_with('…'));
+        assert_eq!(p.changes[0].rationale.chars().count(), MAX_TEXT_CHARS);
+        assert_eq!(p.extras[0].1.chars().count(), MAX_TEXT_CHARS);
+        // Within the limits nothing is cut.
+        let fits = "é".repeat(MAX_DIAGNOSIS_CHARS);
+        let p = parse(&serde_json::json!({"diagnosis": fits, "changes": []}).to_string()).unwrap();
+        assert_eq!(p.diagnosis, fits);
+
+        let named = |parameter: &str, value: Value| {
+            serde_json::json!({"diagnosis": "d", "changes": [{"parameter": parameter, "new_value": value, "rationale": "r", "confidence": 0.5}]}).to_string()
+        };
+        let reasons = parse(&named(&long, Value::from(0.1))).unwrap_err();
+        assert!(reasons[0].contains("5000000 characters"), "{reasons:?}");
+        assert!(reasons[0].len() < 200, "the name is not quoted back");
+        let reasons = parse(&named("lr", Value::from(long.as_str()))).unwrap_err();
+        assert_eq!(
+            reasons,
+            vec!["changes[0]: lr: \"new_value\" must be a number"]
+        );
+        let many: Vec<Value> = (0..1000)
+            .map(|_| serde_json::json!({"parameter": "lr", "new_value": 0.1, "rationale": "r", "confidence": 0.5}))
+            .collect();
+        let reasons =
+            parse(&serde_json::json!({"diagnosis": "d", "changes": many}).to_string()).unwrap_err();
+        assert_eq!(reasons, vec!["\"changes\" has 1000 items: give at most 4"]);
+    }
+
+    #[test]
+    fn limits_match_the_schema_sent() {
+        let schema = crate::advisor::llm::schema::answer_schema(&[]);
+        let props = &schema["properties"];
+        assert_eq!(props["diagnosis"]["maxLength"], MAX_DIAGNOSIS_CHARS);
+        for key in ["expected_effect", "risk"] {
+            assert_eq!(props[key]["maxLength"], MAX_TEXT_CHARS, "{key}");
+        }
+        assert_eq!(
+            props["changes"]["items"]["properties"]["rationale"]["maxLength"],
+            MAX_TEXT_CHARS
+        );
+        assert!(props["changes"]["maxItems"].as_u64().unwrap() <= MAX_CHANGES_READ as u64);
     }
 }

@@ -6,6 +6,11 @@
 //! within the deadline), and a count of attempts. Responses are parsed by us (`create_byot`
 //! into `serde_json::Value`), because servers omit or add fields the typed response
 //! requires. The key goes into the request headers and nowhere else.
+//!
+//! The server is untrusted: its body is read up to `MAX_RESPONSE_BYTES` and no further,
+//! within the request timeout however slowly it comes, and everything it says (the
+//! answer, the model's name, error bodies) is redacted (`crate::untrusted::redact`)
+//! before anyone prints, stores or caches it, since a server's 401 body repeats the key.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +25,17 @@ use serde_json::{Value, json};
 use crate::http::{Failed, RetryPolicy};
 use crate::settings::Secret;
 use crate::types::Message;
+
+/// The largest response body read. An answer is at most `max_tokens` of text (800 by
+/// default, a few KB); a reasoning model's chain of thought adds at most its own token
+/// limit (64k tokens, about 256 KB). 4 MiB leaves room for any of them and for servers
+/// that add log-probabilities; beyond it the server is not answering our question, and
+/// the body is not read (a 20 MB "diagnosis" was once read, printed and stored whole).
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// Of an error body (401, 429, 5xx) only this much is read: it only becomes a message,
+/// and messages show 300 characters of it.
+pub const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
 /// Azure OpenAI's REST API version when `AZURE_OPENAI_API_VERSION` is not set.
 pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
@@ -201,31 +217,47 @@ impl Transport {
         let request = request_body(&self.endpoint.model, messages, mode, schema, max_tokens);
         let result: Result<Value, OpenAIError> = self.client.chat().create_byot(request).await;
         let last = self.observed.last.lock().map(|l| l.clone()).unwrap_or(None);
+        let base = &self.endpoint.base_url;
         match result {
-            Ok(body) => parse_reply(&body).ok_or_else(|| {
-                CallError::Failed(format!(
-                    "{} answered without a message: {}",
-                    self.endpoint.base_url,
-                    crate::num::truncate(&body.to_string(), 300)
-                ))
-            }),
+            Ok(body) => match parse_reply(&body) {
+                Some(reply) => Ok(Reply {
+                    content: self.redact(&reply.content),
+                    model: reply.model.map(|m| self.shown(&m)),
+                    ..reply
+                }),
+                None => Err(CallError::Failed(format!(
+                    "{base} answered without a message: {}",
+                    self.shown(&crate::num::truncate(&body.to_string(), 300))
+                ))),
+            },
             Err(err) => match last {
                 Some((status @ (400 | 422), body)) => Err(CallError::Refused {
                     status,
-                    message: crate::num::truncate(&body, 300),
+                    message: self.shown(&crate::num::truncate(&body, 300)),
                 }),
                 Some((status, body)) if status >= 400 => Err(CallError::Failed(format!(
-                    "{} answered HTTP {status}: {}",
-                    self.endpoint.base_url,
-                    crate::num::truncate(&body, 300)
+                    "{base} answered HTTP {status}: {}",
+                    self.shown(&crate::num::truncate(&body, 300))
                 ))),
                 _ => Err(CallError::Failed(format!(
-                    "{}: {}",
-                    self.endpoint.base_url,
-                    describe(&err)
+                    "{base}: {}",
+                    self.shown(&describe(&err))
                 ))),
             },
         }
+    }
+
+    /// What the server said, with the key and anything like a key taken out.
+    fn redact(&self, text: &str) -> String {
+        let key = self.endpoint.key.as_ref().map(Secret::expose);
+        crate::untrusted::redact(text, key).into_owned()
+    }
+
+    /// What the server said as part of a message: redacted, and with terminal controls
+    /// made visible, since messages reach stderr through paths that print them as they
+    /// are.
+    fn shown(&self, text: &str) -> String {
+        crate::untrusted::printable(&self.redact(text)).into_owned()
     }
 }
 
@@ -310,38 +342,61 @@ async fn send_with_retries(
             async move {
                 observed.attempts.fetch_add(1, Ordering::Relaxed);
                 let request = factory.build().await.map_err(|e| Failed::Final(Err(e)))?;
-                match http.execute(request).await {
-                    Ok(response) => {
-                        let status = response.status();
-                        if !(status.as_u16() == 429 || status.is_server_error()) {
-                            if !status.is_success() {
-                                // Keep the body for the message; hand async-openai an equal
-                                // response.
-                                let headers = response.headers().clone();
-                                let body = response.text().await.unwrap_or_default();
-                                record(observed, status.as_u16(), &body);
-                                return Ok(rebuild(status, headers, body));
-                            }
-                            record(observed, status.as_u16(), "");
-                            return Ok(response);
-                        }
-                        let retry_after = crate::http::retry_after(response.headers());
-                        let headers = response.headers().clone();
-                        let body = response.text().await.unwrap_or_default();
-                        record(observed, status.as_u16(), &body);
-                        Err(Failed::Transient {
-                            error: Ok(rebuild(status, headers, body)),
-                            retry_after,
-                        })
-                    }
-                    Err(err) if err.is_timeout() || err.is_connect() || err.is_request() => {
+                let transient_error = |err: reqwest::Error| {
+                    if err.is_timeout() || err.is_connect() || err.is_request() || err.is_body() {
                         record(observed, 0, &err.to_string());
-                        Err(Failed::Transient {
+                        Failed::Transient {
                             error: Err(OpenAIError::Reqwest(err)),
                             retry_after: None,
-                        })
+                        }
+                    } else {
+                        Failed::Final(Err(OpenAIError::Reqwest(err)))
                     }
-                    Err(err) => Err(Failed::Final(Err(OpenAIError::Reqwest(err)))),
+                };
+                let response = http.execute(request).await.map_err(transient_error)?;
+                let status = response.status();
+                let transient = status.as_u16() == 429 || status.is_server_error();
+                let retry_after = crate::http::retry_after(response.headers());
+                let headers = response.headers().clone();
+                // Every body is read here, within the request timeout and the size limit,
+                // and handed to async-openai as an equal response.
+                let limit = if status.is_success() {
+                    MAX_RESPONSE_BYTES
+                } else {
+                    MAX_ERROR_BODY_BYTES
+                };
+                // An answer declared too large is not read at all.
+                let declared = response.content_length().unwrap_or(0);
+                if status.is_success() && declared > MAX_RESPONSE_BYTES as u64 {
+                    record(observed, status.as_u16(), "");
+                    return Err(Failed::Final(Err(OpenAIError::Boxed(Box::new(TooLarge)))));
+                }
+                let body = match read_capped(response, limit)
+                    .await
+                    .map_err(transient_error)?
+                {
+                    Capped::Whole(body) => body,
+                    // The beginning of an error body is message enough.
+                    Capped::Cut(body) if !status.is_success() => body,
+                    Capped::Cut(_) => {
+                        record(observed, status.as_u16(), "");
+                        return Err(Failed::Final(Err(OpenAIError::Boxed(Box::new(TooLarge)))));
+                    }
+                };
+                let text = if status.is_success() {
+                    String::new()
+                } else {
+                    String::from_utf8_lossy(&body).into_owned()
+                };
+                record(observed, status.as_u16(), &text);
+                let response = rebuild(status, headers, body);
+                if transient {
+                    Err(Failed::Transient {
+                        error: Ok(response),
+                        retry_after,
+                    })
+                } else {
+                    Ok(response)
                 }
             }
         })
@@ -356,12 +411,55 @@ fn record(observed: &Observed, status: u16, body: &str) {
     }
 }
 
+/// A body read up to a limit.
+enum Capped {
+    Whole(Vec<u8>),
+    /// The first `limit` bytes; the rest was not read.
+    Cut(Vec<u8>),
+}
+
+/// Reads `response`'s body up to `limit` bytes, chunk by chunk, so a huge body costs
+/// `limit` and not its size.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Capped, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            body.extend_from_slice(&chunk[..limit - body.len()]);
+            return Ok(Capped::Cut(body));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Capped::Whole(body))
+}
+
+/// A success whose body passed `MAX_RESPONSE_BYTES`.
+#[derive(Debug)]
+struct TooLarge;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the answer was larger than {} MiB, the most retune reads (MAX_RESPONSE_BYTES), and was not read",
+            MAX_RESPONSE_BYTES >> 20
+        )
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
 /// A response with a body we already read, for async-openai to read again.
 fn rebuild(
     status: reqwest::StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+    mut headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
 ) -> reqwest::Response {
+    // The body may have been cut, and is no longer encoded for transfer.
+    headers.remove(reqwest::header::CONTENT_LENGTH);
+    headers.remove(reqwest::header::TRANSFER_ENCODING);
     let mut builder = http::Response::builder().status(status);
     if let Some(h) = builder.headers_mut() {
         *h = headers;
@@ -369,7 +467,7 @@ fn rebuild(
     builder
         .body(body)
         .map(reqwest::Response::from)
-        .unwrap_or_else(|_| reqwest::Response::from(http::Response::new(String::new())))
+        .unwrap_or_else(|_| reqwest::Response::from(http::Response::new(Vec::new())))
 }
 
 /// An error for a person: timeouts and refused connections in plain words.
@@ -381,6 +479,7 @@ fn describe(err: &OpenAIError) -> String {
         OpenAIError::Reqwest(e) if e.is_connect() => {
             "could not connect (is the server running, and the URL right?)".into()
         }
+        OpenAIError::Boxed(e) if e.is::<TooLarge>() => e.to_string(),
         OpenAIError::JSONDeserialize(e, body) => {
             format!(
                 "answer is not JSON ({e}): {}",

@@ -80,7 +80,9 @@ pub(crate) fn code(text: &str) -> String {
 }
 
 /// Whitespace runs (newlines included) as one space, none after CJK punctuation, which
-/// carries its own spacing; control characters dropped.
+/// carries its own spacing; control characters dropped, and the other characters a
+/// terminal or viewer obeys (C1 controls, bidi overrides: `crate::untrusted::is_hostile`),
+/// since a report is also read with `cat`.
 pub(super) fn one_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for word in text.split_whitespace() {
@@ -88,7 +90,10 @@ pub(super) fn one_line(text: &str) -> String {
         if !out.is_empty() && !cjk_stop {
             out.push(' ');
         }
-        out.extend(word.chars().filter(|c| !c.is_control()));
+        out.extend(
+            word.chars()
+                .filter(|c| !c.is_control() && !crate::untrusted::is_hostile(*c)),
+        );
     }
     out
 }
@@ -135,6 +140,7 @@ mod tests {
         assert_eq!(escape_cell("C:\\data"), r"C:\\data");
         assert_eq!(escape_cell("learning_rate 降低"), "learning_rate 降低");
         assert_eq!(escape_cell("tab\there\u{7}"), "tab here");
+        assert_eq!(escape_cell("lr\u{202e}0.1\u{9b}2J\u{2066}"), "lr0.12J");
         assert_eq!(escape_cell("第一句。\n第二句"), "第一句。第二句");
     }
 
