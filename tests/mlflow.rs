@@ -1592,9 +1592,12 @@ fn write_back_where_the_server_does_not_proxy_artifacts() {
     }
 
     // S3 reached (moto, with the standard AWS variables and MLflow's endpoint variable):
-    // MLflow's own client then finds the files where it would have put them.
+    // MLflow's own client then finds the files where it would have put them. A report
+    // folder of its own: the failed review above kept its proposals in its runs' local
+    // history, which a second review there would read as already made.
+    let fresh = tempfile::tempdir().unwrap();
     let out = review_in(
-        work.path(),
+        fresh.path(),
         &["--mlflow", &url, "--experiment", "on-s3", "--write-back"],
         &s3,
     );
@@ -1649,9 +1652,9 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
 fn basic_auth_on_a_real_server_reads_writes_and_refuses_by_user() {
     let Some(python) = real_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    const ADMIN_PW: &str = "adm-5c1e-pw";
-    const READER_PW: &str = "rdr-90af-pw";
-    const WRONG_PW: &str = "wrong-77d2-pw";
+    const ADMIN_PW: &str = "adm-5c1e-pass-9041";
+    const READER_PW: &str = "rdr-90af-pass-3318";
+    const WRONG_PW: &str = "wrong-77d2-pass-5507";
     let config = dir.path().join("auth.ini");
     std::fs::write(
         &config,

@@ -72,20 +72,20 @@ impl DirectStore {
         let (store, folder): (Arc<dyn ObjectStore>, String) = match scheme {
             "s3" | "s3a" => {
                 let mut builder = object_store::aws::AmazonS3Builder::from_env();
-                if let Some(endpoint) = set("MLFLOW_S3_ENDPOINT_URL") {
-                    builder = builder
-                        .with_allow_http(endpoint.starts_with("http://"))
-                        .with_endpoint(endpoint);
-                } else if let Some(endpoint) = set("AWS_ENDPOINT_URL") {
-                    builder = builder.with_allow_http(endpoint.starts_with("http://"));
+                let endpoint = set("MLFLOW_S3_ENDPOINT_URL").or_else(|| set("AWS_ENDPOINT_URL"));
+                if let Some(endpoint) = &endpoint {
+                    builder = builder.with_endpoint(endpoint);
                 }
+                // A local S3 (MinIO, moto) is often plain HTTP; the client options, set
+                // whole below, carry the permission.
+                let plain = endpoint.is_some_and(|e| e.starts_with("http://"));
                 // boto3 falls back to us-east-1 when no region is set; so does S3's API.
                 if set("AWS_REGION").is_none() && set("AWS_DEFAULT_REGION").is_none() {
                     builder = builder.with_region("us-east-1");
                 }
                 let store = builder
                     .with_url(uri)
-                    .with_client_options(options)
+                    .with_client_options(options.with_allow_http(plain))
                     .with_retry(retry)
                     .build()
                     .map_err(|e| format!("artifact store `{uri}`: {e}"))?;
