@@ -1708,13 +1708,13 @@ fn basic_auth_on_a_real_server_reads_writes_and_refuses_by_user() {
     let args = ["--mlflow", url.as_str(), "--experiment", "retune-test"];
     let with_write = [&args[..], &["--write-back"]].concat();
     // No secret in what retune prints or writes.
-    let no_secret = |out: &std::process::Output| {
+    let no_secret = |out: &std::process::Output, work: &Path| {
         let mut texts = vec![
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         ];
         texts.extend(
-            walk_files(work.path())
+            walk_files(work)
                 .iter()
                 .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned()),
         );
@@ -1747,7 +1747,7 @@ fn basic_auth_on_a_real_server_reads_writes_and_refuses_by_user() {
             "{stderr}"
         );
         assert!(stderr.contains("refused the ones given"), "{stderr}");
-        no_secret(&out);
+        no_secret(&out, work.path());
     }
     untouched();
 
@@ -1759,7 +1759,7 @@ fn basic_auth_on_a_real_server_reads_writes_and_refuses_by_user() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    no_secret(&out);
+    no_secret(&out, work.path());
     let out = review_in(work.path(), &with_write, &reader);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1770,10 +1770,12 @@ fn basic_auth_on_a_real_server_reads_writes_and_refuses_by_user() {
     );
     assert!(stderr.contains("HTTP 403"), "{stderr}");
     assert!(stderr.contains("do not allow this"), "{stderr}");
-    no_secret(&out);
+    no_secret(&out, work.path());
     untouched();
 
-    // The admin writes back.
+    // The admin writes back (in a report folder of its own: the refused write-back above
+    // kept its proposals in the runs' local history, which would read as already made).
+    let work = tempfile::tempdir().unwrap();
     let out = review_in(work.path(), &with_write, &admin);
     assert_eq!(
         out.status.code(),
@@ -1781,7 +1783,7 @@ fn basic_auth_on_a_real_server_reads_writes_and_refuses_by_user() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    no_secret(&out);
+    no_secret(&out, work.path());
     let back = python_script_env(
         &python,
         dir.path(),
