@@ -548,16 +548,28 @@ fn a_failed_write_back_leaves_nothing_behind() {
 fn write_back_refuses_before_sending_anything() {
     let stand = Stand::new();
     let client = stand.client(0);
-    // a server without artifact proxying hands out local paths
+    // a server without artifact proxying hands out a shared folder this machine lacks
     let e = client
         .write_back(&run("/srv/mlruns/1/abc/artifacts"), &tags(), &artifacts())
         .unwrap_err()
         .to_string();
     assert!(e.starts_with(&format!("{}: run abc: ", stand.url())), "{e}");
     assert!(
-        e.contains("`/srv/mlruns/1/abc/artifacts`, which the server does not proxy"),
+        e.contains(
+            "go to `/srv/mlruns/1/abc/artifacts`, and `/srv/mlruns` is not a folder on this machine"
+        ),
         "{e}"
     );
+    // or a kind of store retune does not write
+    let e = client
+        .write_back(
+            &run("hdfs://nn:8020/mlruns/1/abc/artifacts"),
+            &tags(),
+            &artifacts(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a kind of store retune does not write"), "{e}");
     // a tag value MLflow would refuse, or a file name that leaves retune/
     let long = vec![("retune.findings".to_string(), "x".repeat(8001))];
     assert!(
@@ -576,6 +588,59 @@ fn write_back_refuses_before_sending_anything() {
             .is_err()
     );
     assert!(stand.requests().is_empty());
+}
+
+#[test]
+fn write_back_to_a_shared_folder_puts_the_files_there_then_the_tags() {
+    let stand = Stand::new();
+    stand.mount(
+        Mock::given(method("POST"))
+            .and(path("/api/2.0/mlflow/runs/log-batch"))
+            .respond_with(ok(json!({}))),
+    );
+    let shared = tempfile::tempdir().unwrap();
+    let folder = shared.path().join("1/abc/artifacts");
+    stand
+        .client(0)
+        .write_back(
+            &run(&format!("file://{}", folder.display())),
+            &tags(),
+            &artifacts(),
+        )
+        .unwrap();
+    assert_eq!(
+        std::fs::read(folder.join("retune/report.md")).unwrap(),
+        b"# retune report\n"
+    );
+    assert!(folder.join("retune/config.retuned.json").is_file());
+    let requests = stand.requests();
+    assert_eq!(requests.len(), 1, "only the tags go to the server");
+    assert_eq!(body(&requests[0])["tags"][0]["key"], "retune.status");
+
+    // tags refused: the files go again, so the run has neither
+    let refusing = Stand::new();
+    refusing.mount(
+        Mock::given(method("POST"))
+            .and(path("/api/2.0/mlflow/runs/log-batch"))
+            .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+                "error_code": "PERMISSION_DENIED", "message": "Permission denied"
+            }))),
+    );
+    let other = shared.path().join("1/def/artifacts");
+    let e = refusing
+        .client(0)
+        .write_back(&run(&other.display().to_string()), &tags(), &artifacts())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("setting tags: HTTP 403 PERMISSION_DENIED"),
+        "{e}"
+    );
+    assert!(
+        e.contains("the 2 artifact(s) uploaded before were deleted again"),
+        "{e}"
+    );
+    assert!(!other.join("retune/report.md").exists());
 }
 
 #[test]
@@ -815,13 +880,27 @@ struct MlflowServer {
 }
 
 impl MlflowServer {
+    /// A server with a SQLite store and artifacts served through it, MLflow's default.
     fn start(python: &str, dir: &Path) -> MlflowServer {
+        let store = format!("sqlite:///{}", dir.join("mlflow.db").display());
+        let artifacts = dir.join("artifacts").display().to_string();
+        MlflowServer::start_with(
+            python,
+            dir,
+            &[
+                "--backend-store-uri",
+                &store,
+                "--artifacts-destination",
+                &artifacts,
+            ],
+            &[],
+        )
+    }
+
+    /// A server started with `args` (its stores, its app) and `env` added.
+    fn start_with(python: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> MlflowServer {
         use std::os::unix::process::CommandExt;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let log = dir.join("server.log");
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(python)
@@ -835,12 +914,10 @@ impl MlflowServer {
                 "1",
             ])
             .args(["--port", &port.to_string()])
-            .arg("--backend-store-uri")
-            .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
-            .arg("--artifacts-destination")
-            .arg(dir.join("artifacts"))
+            .args(args)
             .current_dir(dir)
             .envs(quiet_mlflow())
+            .envs(env.iter().copied())
             // GenAI job runners: six more processes, and a folder in /dev/shm left behind
             // by a killed server
             .env("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
@@ -882,27 +959,40 @@ impl MlflowServer {
 
 impl Drop for MlflowServer {
     fn drop(&mut self) {
-        // The group's id is the server's pid (`process_group(0)`); only its processes get
-        // the signals.
-        let group = format!("-{}", self.child.id());
-        let signal = |name: &str| {
-            let _ = Command::new("kill")
-                .args([name, "--", &group])
-                .stderr(Stdio::null())
-                .status();
-        };
-        signal("-TERM");
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // Workers may outlive the parent by a moment, or the parent may not have stopped.
-        signal("-KILL");
-        let _ = self.child.wait();
+        stop_group(&mut self.child);
     }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Stops a child started with `process_group(0)` and everything it started.
+fn stop_group(child: &mut Child) {
+    // The group's id is the child's pid (`process_group(0)`); only its processes get the
+    // signals.
+    let group = format!("-{}", child.id());
+    let signal = |name: &str| {
+        let _ = Command::new("kill")
+            .args([name, "--", &group])
+            .stderr(Stdio::null())
+            .status();
+    };
+    signal("-TERM");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Workers may outlive the parent by a moment, or the parent may not have stopped.
+    signal("-KILL");
+    let _ = child.wait();
 }
 
 /// MLflow's client and server phone home unless told not to; here there is no network,
@@ -934,12 +1024,18 @@ fn health(address: &str) -> bool {
 /// Runs tests/python/mlflow_log_runs.py in `dir` (outside this repository, whose git
 /// state MLflow would otherwise spend seconds recording) and parses the JSON it prints.
 fn python_script(python: &str, dir: &Path, args: &[&str]) -> Value {
+    python_script_env(python, dir, args, &[])
+}
+
+/// As `python_script`, with `env` added (credentials, a file store's permission, S3).
+fn python_script_env(python: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/mlflow_log_runs.py");
     let out = Command::new(python)
         .arg(&script)
         .args(args)
         .current_dir(dir)
         .envs(quiet_mlflow())
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -1181,4 +1277,520 @@ fn against_a_real_mlflow_server() {
 
 fn diverged_id(ids: &Value) -> String {
     ids["diverged"].as_str().unwrap().to_string()
+}
+
+// --- a file store, servers that do not proxy artifacts, and basic-auth, all real -------------
+
+/// The Python with mlflow (and moto, Flask-WTF) that `.ci/run` points RETUNE_TEST_MLFLOW at.
+fn real_python() -> Option<String> {
+    match std::env::var("RETUNE_TEST_MLFLOW") {
+        Ok(p) if !p.trim().is_empty() => Some(p),
+        _ => {
+            eprintln!(
+                "RETUNE_TEST_MLFLOW is not set: point it at a Python with mlflow installed (see .ci/run)"
+            );
+            None
+        }
+    }
+}
+
+/// `retune review ARGS --format json` in `work`, with `env` added.
+fn review_in(work: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("retune")
+        .unwrap()
+        .current_dir(work)
+        .env("SOURCE_DATE_EPOCH", "1790000000")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("MLFLOW_TRACKING_USERNAME")
+        .env_remove("MLFLOW_TRACKING_PASSWORD")
+        .env_remove("MLFLOW_TRACKING_TOKEN")
+        .env("XDG_CONFIG_HOME", work.join(".xdg"))
+        .arg("review")
+        .args(args)
+        .args(["--format", "json"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// What a review says of each run, the parts that depend on the data and not on where it
+/// was read from: name → (status, epochs, finding ids, changed parameters).
+fn verdicts(review: &Value) -> std::collections::BTreeMap<String, Value> {
+    review["runs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{review:#}"))
+        .iter()
+        .map(|r| {
+            let ids: Vec<&Value> = r["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| &f["id"])
+                .collect();
+            let changes: Vec<&Value> = r["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| &c["parameter"])
+                .collect();
+            (
+                r["name"].as_str().unwrap().to_string(),
+                json!([r["status"], r["epochs"], ids, changes]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_file_store_written_by_mlflows_client_reads_as_its_server_reads_it() {
+    let Some(python) = real_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("mlruns");
+    let file_store = [("MLFLOW_ALLOW_FILE_STORE", "true")];
+    let uri = format!("file:{}", store.display());
+    let ids = python_script_env(
+        &python,
+        dir.path(),
+        &["log", &uri, "retune-test"],
+        &file_store,
+    );
+
+    let work = dir.path();
+    let by_folder = review_in(work, &["mlruns"], &[]);
+    assert_eq!(
+        by_folder.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&by_folder.stderr)
+    );
+    let by_folder: Value = serde_json::from_slice(&by_folder.stdout).unwrap();
+    let by_uri = review_in(
+        work,
+        &["--mlflow", "file:./mlruns", "--experiment", "retune-test"],
+        &[],
+    );
+    let by_uri: Value = serde_json::from_slice(&by_uri.stdout).unwrap();
+    let local = verdicts(&by_folder);
+    assert_eq!(local, verdicts(&by_uri));
+    assert_eq!(
+        local.keys().collect::<Vec<_>>(),
+        [
+            "retune-test/diverged",
+            "retune-test/healthy",
+            "retune-test/overfitting"
+        ],
+        "the deleted run is left out"
+    );
+    assert_eq!(local["retune-test/healthy"][0], "healthy");
+    assert_eq!(local["retune-test/diverged"][0], "critical");
+    assert_eq!(local["retune-test/diverged"][1], 7);
+    assert_eq!(local["retune-test/diverged"][3], json!(["learning_rate"]));
+    assert_eq!(local["retune-test/overfitting"][0], "warning");
+    let diverged = by_folder["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["source"]["run_id"] == ids["diverged"])
+        .unwrap();
+    assert_eq!(diverged["source"]["kind"], "mlruns");
+    assert_eq!(diverged["source"]["run_status"], "FAILED");
+
+    // The same store served by `mlflow server`: the REST path says the same of every run.
+    let backend = format!("file:{}", store.display());
+    let artifacts = dir.path().join("served-artifacts").display().to_string();
+    let mut server = MlflowServer::start_with(
+        &python,
+        dir.path(),
+        &[
+            "--backend-store-uri",
+            &backend,
+            "--artifacts-destination",
+            &artifacts,
+        ],
+        &file_store,
+    );
+    server.wait_healthy(Duration::from_secs(180));
+    let served = review_in(
+        work,
+        &["--mlflow", &server.url, "--experiment", "retune-test"],
+        &[],
+    );
+    assert_eq!(
+        served.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+    let served: Value = serde_json::from_slice(&served.stdout).unwrap();
+    assert_eq!(verdicts(&served), local);
+}
+
+/// moto's S3 server on a loopback port, in its own process group; stopped on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start(python: &str, dir: &Path) -> Moto {
+        use std::os::unix::process::CommandExt;
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("moto.log")).unwrap();
+        let child = Command::new(python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{python} -m moto.server: {e}"));
+        let address = format!("127.0.0.1:{port}");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "moto not listening: {}",
+                std::fs::read_to_string(dir.join("moto.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Moto {
+            child,
+            endpoint: format!("http://{address}"),
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        stop_group(&mut self.child);
+    }
+}
+
+#[test]
+fn write_back_where_the_server_does_not_proxy_artifacts() {
+    let Some(python) = real_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let moto = Moto::start(&python, dir.path());
+    let s3 = [
+        ("MLFLOW_S3_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ];
+    python_script_env(
+        &python,
+        dir.path(),
+        &["make-bucket", &moto.endpoint, "team-artifacts"],
+        &s3,
+    );
+    // The team's server: no artifact proxy, a shared folder as the default artifact root;
+    // one experiment keeps its artifacts on S3 instead.
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let store = format!("sqlite:///{}", dir.path().join("mlflow.db").display());
+    let root = shared.display().to_string();
+    let mut server = MlflowServer::start_with(
+        &python,
+        dir.path(),
+        &[
+            "--backend-store-uri",
+            &store,
+            "--no-serve-artifacts",
+            "--default-artifact-root",
+            &root,
+        ],
+        &[],
+    );
+    server.wait_healthy(Duration::from_secs(180));
+    let url = server.url.clone();
+    let in_folder = python_script(&python, dir.path(), &["log", &url, "in-folder"]);
+    let on_s3 = python_script_env(
+        &python,
+        dir.path(),
+        &["log", &url, "on-s3", "s3://team-artifacts/mlflow"],
+        &s3,
+    );
+    let work = tempfile::tempdir().unwrap();
+
+    // A shared folder: the files land in each run's folder, the tags on the server.
+    let out = review_in(
+        work.path(),
+        &[
+            "--mlflow",
+            &url,
+            "--experiment",
+            "in-folder",
+            "--write-back",
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = python_script(
+        &python,
+        dir.path(),
+        &["read-back", &url, &diverged_id(&in_folder)],
+    );
+    assert_eq!(back["tags"]["retune.status"], "critical", "{back:#}");
+    assert!(
+        back["artifacts"]["retune/report.md"]
+            .as_str()
+            .unwrap()
+            .contains("learning_rate")
+    );
+    let on_disk = format!(
+        "{}/artifacts/retune/config.retuned.json",
+        diverged_id(&in_folder)
+    );
+    let found: Vec<PathBuf> = walk_files(&shared)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(&on_disk))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+
+    // S3 that cannot be reached: a clear error naming the store, and no tag on any run.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let unreachable = [
+        ("MLFLOW_S3_ENDPOINT_URL", closed.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    let out = review_in(
+        work.path(),
+        &["--mlflow", &url, "--experiment", "on-s3", "--write-back"],
+        &unreachable,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{url}: run ")), "{stderr}");
+    assert!(
+        stderr.contains("write-back failed, nothing was recorded: uploading artifact retune/"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("to `s3://team-artifacts/mlflow/"),
+        "{stderr}"
+    );
+    for name in ["healthy", "diverged", "overfitting"] {
+        let id = on_s3[name].as_str().unwrap();
+        let back = python_script_env(&python, dir.path(), &["read-back", &url, id], &s3);
+        assert_eq!(back["tags"], json!({}), "{name}: {back:#}");
+        assert_eq!(back["artifacts"], json!({}), "{name}: {back:#}");
+    }
+
+    // S3 reached (moto, with the standard AWS variables and MLflow's endpoint variable):
+    // MLflow's own client then finds the files where it would have put them. A report
+    // folder of its own: the failed review above kept its proposals in its runs' local
+    // history, which a second review there would read as already made.
+    let fresh = tempfile::tempdir().unwrap();
+    let out = review_in(
+        fresh.path(),
+        &["--mlflow", &url, "--experiment", "on-s3", "--write-back"],
+        &s3,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let review: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for run in review["runs"].as_array().unwrap() {
+        assert_eq!(run["written_back"], true, "{run:#}");
+    }
+    let back = python_script_env(
+        &python,
+        dir.path(),
+        &["read-back", &url, &diverged_id(&on_s3)],
+        &s3,
+    );
+    assert_eq!(back["tags"]["retune.status"], "critical", "{back:#}");
+    let adjusted: Value = serde_json::from_str(
+        back["artifacts"]["retune/config.retuned.json"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let line = review["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "on-s3/diverged")
+        .unwrap();
+    assert_eq!(adjusted["learning_rate"], line["changes"][0]["new"]);
+    assert!(back["artifacts"]["retune/report.json"].is_string());
+    drop(server);
+    drop(moto);
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.path().is_dir() {
+            out.extend(walk_files(&entry.path()));
+        } else {
+            out.push(entry.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn basic_auth_on_a_real_server_reads_writes_and_refuses_by_user() {
+    let Some(python) = real_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    const ADMIN_PW: &str = "adm-5c1e-pass-9041";
+    const READER_PW: &str = "rdr-90af-pass-3318";
+    const WRONG_PW: &str = "wrong-77d2-pass-5507";
+    let config = dir.path().join("auth.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{}\nadmin_username = admin\nadmin_password = {ADMIN_PW}\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+            dir.path().join("auth.db").display()
+        ),
+    )
+    .unwrap();
+    let store = format!("sqlite:///{}", dir.path().join("mlflow.db").display());
+    let artifacts = dir.path().join("artifacts").display().to_string();
+    let config_text = config.display().to_string();
+    let mut server = MlflowServer::start_with(
+        &python,
+        dir.path(),
+        &[
+            "--app-name",
+            "basic-auth",
+            "--backend-store-uri",
+            &store,
+            "--artifacts-destination",
+            &artifacts,
+        ],
+        &[
+            ("MLFLOW_AUTH_CONFIG_PATH", config_text.as_str()),
+            ("MLFLOW_FLASK_SERVER_SECRET_KEY", "retune-test-only"),
+        ],
+    );
+    server.wait_healthy(Duration::from_secs(180));
+    let url = server.url.clone();
+    let admin = [
+        ("MLFLOW_TRACKING_USERNAME", "admin"),
+        ("MLFLOW_TRACKING_PASSWORD", ADMIN_PW),
+    ];
+    let reader = [
+        ("MLFLOW_TRACKING_USERNAME", "reader"),
+        ("MLFLOW_TRACKING_PASSWORD", READER_PW),
+    ];
+    let wrong = [
+        ("MLFLOW_TRACKING_USERNAME", "admin"),
+        ("MLFLOW_TRACKING_PASSWORD", WRONG_PW),
+    ];
+    python_script_env(
+        &python,
+        dir.path(),
+        &["add-user", &url, "reader", READER_PW],
+        &admin,
+    );
+    let ids = python_script_env(&python, dir.path(), &["log", &url, "retune-test"], &admin);
+    let work = tempfile::tempdir().unwrap();
+    let args = ["--mlflow", url.as_str(), "--experiment", "retune-test"];
+    let with_write = [&args[..], &["--write-back"]].concat();
+    // No secret in what retune prints or writes.
+    let no_secret = |out: &std::process::Output, work: &Path| {
+        let mut texts = vec![
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ];
+        texts.extend(
+            walk_files(work)
+                .iter()
+                .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned()),
+        );
+        for text in texts {
+            for secret in [ADMIN_PW, READER_PW, WRONG_PW] {
+                assert!(!text.contains(secret), "a password was shown: {text}");
+            }
+        }
+    };
+    let untouched = || {
+        for name in ["healthy", "diverged", "overfitting"] {
+            let back = python_script_env(
+                &python,
+                dir.path(),
+                &["read-back", &url, ids[name].as_str().unwrap()],
+                &admin,
+            );
+            assert_eq!(back["tags"], json!({}), "{name}: {back:#}");
+            assert_eq!(back["artifacts"], json!({}), "{name}: {back:#}");
+        }
+    };
+
+    // No credentials, or a wrong password: refused at the first call, naming the server.
+    for env in [&[][..], &wrong[..]] {
+        let out = review_in(work.path(), &with_write, env);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with(&format!("error: {url}: experiment `retune-test`: HTTP 401")),
+            "{stderr}"
+        );
+        assert!(stderr.contains("refused the ones given"), "{stderr}");
+        no_secret(&out, work.path());
+    }
+    untouched();
+
+    // A user with READ: the review reads, and its write-back is refused with nothing written.
+    let out = review_in(work.path(), &args, &reader);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    no_secret(&out, work.path());
+    let out = review_in(work.path(), &with_write, &reader);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{url}: run ")), "{stderr}");
+    assert!(
+        stderr.contains("write-back failed, nothing was recorded"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("HTTP 403"), "{stderr}");
+    assert!(stderr.contains("do not allow this"), "{stderr}");
+    no_secret(&out, work.path());
+    untouched();
+
+    // The admin writes back (in a report folder of its own: the refused write-back above
+    // kept its proposals in the runs' local history, which would read as already made).
+    let work = tempfile::tempdir().unwrap();
+    let out = review_in(work.path(), &with_write, &admin);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    no_secret(&out, work.path());
+    let back = python_script_env(
+        &python,
+        dir.path(),
+        &["read-back", &url, &diverged_id(&ids)],
+        &admin,
+    );
+    assert_eq!(back["tags"]["retune.status"], "critical", "{back:#}");
+    assert!(back["artifacts"]["retune/report.md"].is_string());
+    drop(server);
 }

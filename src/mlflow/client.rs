@@ -16,7 +16,7 @@ use crate::settings::Secret;
 
 /// Connecting takes at most this long whatever the request timeout: a server that does
 /// not accept a connection in 10 s is down, not slow.
-const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
+pub(super) const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
 /// Characters of a server's answer quoted in an error message.
 const QUOTED_CHARS: usize = 300;
 
@@ -119,8 +119,11 @@ impl Failure {
             } => {
                 let code = code.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
                 let hint = match status {
-                    401 | 403 => {
-                        " (the server wants credentials: set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+                    401 => {
+                        " (the server wants credentials, or refused the ones given: set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+                    }
+                    403 => {
+                        " (the credentials were accepted but do not allow this: MLflow's basic-auth gives users READ unless an admin or the experiment's owner grants EDIT)"
                     }
                     _ => "",
                 };

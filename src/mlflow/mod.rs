@@ -47,14 +47,19 @@
 //! it still works, on a thread of its own, but blocks the calling task meanwhile: from
 //! there, call it through `tokio::task::spawn_blocking`.
 //!
+//! A local file store (`mlruns/`) is read into the same `MlflowRun` (`local`), so the
+//! rules above hold for it too.
+//!
 //! The files: `client` (the REST client: connection, credentials, one request with its
 //! retries, paging, errors), `runs` (experiments, runs and metric histories read from the
-//! server), `params` (params → config), `epochs` (metric histories placed in epochs) and
+//! server), `local` (the same from a file store), `params` (params → config), `epochs` (metric histories placed in epochs) and
 //! `writeback` (artifacts and tags written back). The reading side does not use the
 //! write-back side.
 
+mod artifacts;
 mod client;
 mod epochs;
+pub mod local;
 mod params;
 mod runs;
 mod writeback;
@@ -71,6 +76,7 @@ use crate::run::Run;
 use crate::space::Space;
 
 pub use client::{Auth, Client};
+pub use local::LocalStore;
 pub use writeback::{ARTIFACT_DIR, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS_PER_BATCH};
 
 /// An experiment on the server.
@@ -118,7 +124,11 @@ impl MlflowRun {
     /// The run as retune's pipeline reads it: params as the config, metric histories as
     /// the series (the rules in the module comment), named by the run's UI address.
     pub fn to_run(&self, client_url: &str, space: Space) -> Result<Run> {
-        let path = PathBuf::from(self.location(client_url));
+        self.to_run_at(PathBuf::from(self.location(client_url)), space)
+    }
+
+    /// As `to_run`, named by `path` (a file store's run folder).
+    pub fn to_run_at(&self, path: PathBuf, space: Space) -> Result<Run> {
         let mut builder = MetricsBuilder::new();
         let (root, flat) = params::params_config(&self.params);
         for key in flat {

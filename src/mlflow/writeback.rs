@@ -8,6 +8,7 @@ use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
 use super::MlflowRun;
+use super::artifacts::{DirectStore, Limits};
 use super::client::{Client, Inner, Request};
 use crate::error::{Error, Result};
 
@@ -26,9 +27,11 @@ impl Client {
     /// Records retune's result on one run: the artifacts go under `retune/` in the run's
     /// artifacts first, then every tag in one `runs/log-batch` call, so a run has either
     /// all the tags or none. Tags and file names are checked against the server's limits
-    /// before anything is sent; a run whose artifacts are not served through the server's
-    /// artifact proxy is refused before anything is written; artifacts already uploaded
-    /// when a later step fails are deleted again.
+    /// before anything is sent. Artifacts go through the server's artifact proxy, or,
+    /// when the server hands out the store itself (`s3://`, `gs://`, `wasbs://`, a shared
+    /// folder), straight to that store as MLflow's client would (`artifacts`); a store
+    /// that cannot be written from here is refused before anything is written, and
+    /// artifacts already uploaded when a later step fails are deleted again.
     pub fn write_back(
         &self,
         run: &MlflowRun,
@@ -46,12 +49,12 @@ impl Client {
         if tags.is_empty() && artifacts.is_empty() {
             return Ok(());
         }
-        let folder = if artifacts.is_empty() {
+        let target = if artifacts.is_empty() {
             None
         } else {
             Some(
                 self.inner
-                    .artifact_folder(&run.artifact_uri)
+                    .artifact_target(&run.artifact_uri)
                     .map_err(run_error)?,
             )
         };
@@ -61,26 +64,45 @@ impl Client {
         let artifacts = artifacts.to_vec();
         self.block_on(async move {
             let mut uploaded: Vec<Url> = Vec::new();
+            let mut stored = Vec::new();
             let mut failure = None;
-            if let Some(folder) = &folder {
-                for (name, bytes) in &artifacts {
-                    let mut url = folder.clone();
-                    if let Ok(mut segments) = url.path_segments_mut() {
-                        segments.pop_if_empty().push(ARTIFACT_DIR).push(name);
+            match &target {
+                None => {}
+                Some(Target::Proxy(folder)) => {
+                    for (name, bytes) in &artifacts {
+                        let mut url = folder.clone();
+                        if let Ok(mut segments) = url.path_segments_mut() {
+                            segments.pop_if_empty().push(ARTIFACT_DIR).push(name);
+                        }
+                        let request = Request {
+                            method: Method::PUT,
+                            url: url.clone(),
+                            body: Some((bytes.clone(), content_type(name))),
+                        };
+                        match inner.send(request).await {
+                            Ok(_) => uploaded.push(url),
+                            Err(f) => {
+                                failure = Some(format!(
+                                    "uploading artifact {ARTIFACT_DIR}/{name}: {}",
+                                    f.describe()
+                                ));
+                                break;
+                            }
+                        }
                     }
-                    let request = Request {
-                        method: Method::PUT,
-                        url: url.clone(),
-                        body: Some((bytes.clone(), content_type(name))),
-                    };
-                    match inner.send(request).await {
-                        Ok(_) => uploaded.push(url),
-                        Err(f) => {
-                            failure = Some(format!(
-                                "uploading artifact {ARTIFACT_DIR}/{name}: {}",
-                                f.describe()
-                            ));
-                            break;
+                }
+                Some(Target::Direct(store)) => {
+                    for (name, bytes) in &artifacts {
+                        let at = store.location(ARTIFACT_DIR, name);
+                        match store.put(&at, bytes.clone()).await {
+                            Ok(()) => stored.push((name.as_str(), at)),
+                            Err(e) => {
+                                failure = Some(format!(
+                                    "uploading artifact {ARTIFACT_DIR}/{name} to `{}`: {e}",
+                                    store.shown
+                                ));
+                                break;
+                            }
                         }
                     }
                 }
@@ -101,7 +123,10 @@ impl Client {
             let Some(failure) = failure else {
                 return Ok(());
             };
-            let undone = inner.delete_all(&uploaded).await;
+            let undone = match &target {
+                Some(Target::Direct(store)) => delete_stored(store, &stored).await,
+                _ => inner.delete_all(&uploaded).await,
+            };
             Err(Error::input(
                 Path::new(&inner.shown),
                 format!("run {run_id}: write-back failed, nothing was recorded: {failure}{undone}"),
@@ -110,7 +135,52 @@ impl Client {
     }
 }
 
+/// Where a run's artifacts are written.
+enum Target {
+    /// The run's folder on the server's artifact proxy.
+    Proxy(Url),
+    /// The store the server hands out, written directly.
+    Direct(DirectStore),
+}
+
+/// Deletes artifacts a failed write-back put in a store directly; says how that went.
+async fn delete_stored(store: &DirectStore, stored: &[(&str, object_store::path::Path)]) -> String {
+    if stored.is_empty() {
+        return String::new();
+    }
+    let mut left = Vec::new();
+    for (name, at) in stored {
+        if store.delete(at).await.is_err() {
+            left.push(*name);
+        }
+    }
+    if left.is_empty() {
+        format!(
+            " (the {} artifact(s) uploaded before were deleted again)",
+            stored.len()
+        )
+    } else {
+        format!(
+            " (artifacts uploaded before that could not be deleted again: {})",
+            left.join(", ")
+        )
+    }
+}
+
 impl Inner {
+    /// Where a run's artifacts go: the proxy, or the store the server hands out.
+    fn artifact_target(&self, artifact_uri: &str) -> std::result::Result<Target, String> {
+        let limits = Limits {
+            timeout: self.timeout,
+            retries: self.retry.retries,
+            deadline: self.retry.deadline,
+        };
+        match DirectStore::for_uri(artifact_uri, &limits)? {
+            Some(store) => Ok(Target::Direct(store)),
+            None => self.artifact_folder(artifact_uri).map(Target::Proxy),
+        }
+    }
+
     /// The URL of a run's artifact folder on the server's artifact proxy, resolved as
     /// MLflow's own client does (mlflow/store/artifact/mlflow_artifacts_repo.py):
     /// `mlflow-artifacts:/1/<run>/artifacts` → `<base>/api/2.0/mlflow-artifacts/artifacts/1/<run>/artifacts`,

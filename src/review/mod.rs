@@ -1,5 +1,6 @@
-//! `retune review`: many runs, one summary. Runs come from folders (`discover`) or an
-//! MLflow experiment; each is loaded and diagnosed, siblings are compared
+//! `retune review`: many runs, one summary. Runs come from folders (`discover`), an
+//! MLflow experiment on a server, or MLflow's file store (`mlruns/`, read before folder
+//! discovery); each is loaded and diagnosed, siblings are compared
 //! (`siblings`), and then each is advised and validated exactly as `suggest` does it —
 //! the same `conclude` — writing its files only with `--suggest`. Runs are reviewed
 //! concurrently on a bounded pool; LLM calls share one budget. One run that cannot be
@@ -82,6 +83,15 @@ pub enum Source {
         run_id: String,
         run_name: String,
         /// `RUNNING`, `FINISHED`, `FAILED` …
+        run_status: String,
+    },
+    /// A run in MLflow's local file store (`mlruns/`).
+    Mlruns {
+        /// The run's folder, `mlruns/<experiment id>/<run id>`.
+        dir: PathBuf,
+        experiment_id: String,
+        run_id: String,
+        run_name: String,
         run_status: String,
     },
 }
@@ -225,11 +235,37 @@ pub fn run(args: &ReviewOptions, time: Timestamp) -> Result<Review> {
     let uses_llm = advisor.uses_llm();
     let space = Space::load(args.space.as_deref())?;
     let (items, server) = match &args.mlflow.url {
-        Some(url) => {
-            let (items, client) = mlflow_items(args, url)?;
-            (items, Some(client))
+        Some(url) => match local_store_uri(url) {
+            Some(store) => (
+                mlruns_items(args, &store?, args.mlflow.experiment.as_deref())?,
+                None,
+            ),
+            None => {
+                let (items, client) = mlflow_items(args, url)?;
+                (items, Some(client))
+            }
+        },
+        None => {
+            // An MLflow file store among the folders is read as one, before discovery
+            // (whose rule, a folder with a metrics file, does not fit its layout).
+            let (stores, dirs): (Vec<_>, Vec<_>) = args
+                .dirs
+                .iter()
+                .map(|d| (d, mlflow::LocalStore::detect(d)))
+                .partition(|(_, store)| store.is_some());
+            let mut items = Vec::new();
+            for store in stores.into_iter().filter_map(|(_, s)| s) {
+                items.extend(mlruns_items(args, &store, None)?);
+            }
+            if !dirs.is_empty() || items.is_empty() {
+                let rest = ReviewOptions {
+                    dirs: dirs.into_iter().map(|(d, _)| d.clone()).collect(),
+                    ..args.clone()
+                };
+                items.extend(folder_items(&rest)?);
+            }
+            (items, None)
         }
-        None => (folder_items(args)?, None),
     };
     let context = Context {
         args,
@@ -365,21 +401,13 @@ fn mlflow_items(args: &ReviewOptions, url: &str) -> Result<(Vec<Item>, mlflow::C
         )));
     }
     // Run names repeat in MLflow (they are labels); the id settles a tie.
-    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for r in &runs {
-        *seen.entry(r.run_name.as_str()).or_default() += 1;
-    }
-    let names: Vec<String> = runs
-        .iter()
-        .map(|r| {
-            let short = &r.run_id[..r.run_id.len().min(8)];
-            match r.run_name.as_str() {
-                "" => format!("{}/{short}", experiment.name),
-                name if seen[name] > 1 => format!("{}/{name}@{short}", experiment.name),
-                name => format!("{}/{name}", experiment.name),
-            }
-        })
-        .collect();
+    let names = mlflow::local::run_names(runs.iter().map(|r| {
+        (
+            experiment.name.as_str(),
+            r.run_name.as_str(),
+            r.run_id.as_str(),
+        )
+    }));
     let items = runs
         .into_iter()
         .zip(names)
@@ -399,6 +427,92 @@ fn mlflow_items(args: &ReviewOptions, url: &str) -> Result<(Vec<Item>, mlflow::C
         })
         .collect();
     Ok((items, client))
+}
+
+/// The file store a `--mlflow` value names, if it names one: a `file:` URI as MLflow's
+/// client takes it, or a plain path (which MLflow's client also takes) to a folder.
+fn local_store_uri(url: &str) -> Option<Result<mlflow::LocalStore>> {
+    if let Some(store) = mlflow::LocalStore::from_uri(url) {
+        return Some(store);
+    }
+    let path = std::path::Path::new(url.trim());
+    let web = url.contains("://");
+    (!web && path.is_dir()).then(|| mlflow::LocalStore::open(path))
+}
+
+/// Every active run of a file store's active experiments (or of the one asked for),
+/// named as runs on a server are. Only the `meta.yaml` files are read here; a run whose
+/// `meta.yaml` cannot be read is listed, and its review says why.
+fn mlruns_items(
+    args: &ReviewOptions,
+    store: &mlflow::LocalStore,
+    experiment: Option<&str>,
+) -> Result<Vec<Item>> {
+    let shown = store.shown();
+    if args.mlflow.write_back {
+        return Err(Error::Usage(format!(
+            "{shown}: --write-back records results on a tracking server; a file store is only read (MLflow's client writes it, and two writers without locks would corrupt it). Leave out --write-back (the reports are under --report-dir), or serve the store with `mlflow server --backend-store-uri {shown}` and review that"
+        )));
+    }
+    if let Some(filter) = &args.mlflow.filter {
+        return Err(Error::Usage(format!(
+            "{shown}: --filter `{filter}` is MLflow's search syntax, which a tracking server evaluates; a file store is read whole. Leave out --filter, or serve the store with `mlflow server --backend-store-uri {shown}`"
+        )));
+    }
+    let experiments = match experiment {
+        Some(wanted) => vec![store.experiment(wanted)?],
+        None => store.experiments()?,
+    };
+    let mut listed = Vec::new();
+    for experiment in &experiments {
+        for run in store.runs(experiment)? {
+            let folder = run
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (run_id, run_name, run_status) = match run.meta {
+                Ok(None) => continue,
+                Ok(Some(meta)) => (meta.run_id, meta.run_name, meta.status),
+                Err(_) => (folder, String::new(), String::new()),
+            };
+            listed.push((experiment, run.dir, run_id, run_name, run_status));
+        }
+    }
+    if listed.is_empty() {
+        return Err(Error::Usage(match experiment {
+            Some(_) => format!(
+                "{shown}: experiment `{}` has no active runs",
+                experiments[0].name
+            ),
+            None => format!("{shown}: the MLflow file store has no active runs"),
+        }));
+    }
+    let names = mlflow::local::run_names(
+        listed
+            .iter()
+            .map(|(e, _, id, name, _)| (e.name.as_str(), name.as_str(), id.as_str())),
+    );
+    Ok(listed
+        .into_iter()
+        .zip(names)
+        .map(
+            |((experiment, dir, run_id, run_name, run_status), name)| Item {
+                subdir: PathBuf::from("mlflow")
+                    .join(discover::report_subdir(&experiment.name))
+                    .join(discover::report_subdir(&run_id)),
+                source: Source::Mlruns {
+                    dir,
+                    experiment_id: experiment.id.clone(),
+                    run_id,
+                    run_name,
+                    run_status,
+                },
+                name,
+                mlflow: None,
+            },
+        )
+        .collect())
 }
 
 /// Records each reviewed run's result on the server: its report, chart, JSON and adjusted
@@ -478,7 +592,7 @@ fn run_paths(context: &Context, item: &Item) -> OutputPaths {
             ..
         } => default_out(config),
         Source::Folder { dir, .. } => dir.join("config.retuned.json"),
-        Source::Mlflow { .. } => report_dir.join("config.retuned.json"),
+        Source::Mlflow { .. } | Source::Mlruns { .. } => report_dir.join("config.retuned.json"),
     };
     OutputPaths {
         config_out,
@@ -520,6 +634,15 @@ fn load(context: &Context, item: &Item) -> std::result::Result<(Run, Diagnosis),
                 .ok_or_else(|| Error::Usage(format!("{url}: the run's data was not read")))?;
             let base = context.args.mlflow.url.as_deref().unwrap_or_default();
             let mut run = server.to_run(base, context.space.clone())?;
+            run.history = history::read(&paths.history)?;
+            run
+        }
+        Source::Mlruns { dir, .. } => {
+            // Read again in full here, on the pool: the listing read only the meta.yaml.
+            let meta = mlflow::local::read_run_meta(dir)?.ok_or_else(|| {
+                Error::input(dir, "the run was deleted while the review was reading it")
+            })?;
+            let mut run = meta.read()?.to_run_at(dir.clone(), context.space.clone())?;
             run.history = history::read(&paths.history)?;
             run
         }
@@ -626,6 +749,10 @@ fn not_started(item: &Item) -> bool {
             .mlflow
             .as_ref()
             .is_some_and(|r| r.metrics.values().all(|points| points.is_empty())),
+        Source::Mlruns { dir, .. } => mlflow::local::read_run_meta(dir)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.no_metrics_yet()),
     }
 }
 

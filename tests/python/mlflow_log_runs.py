@@ -3,8 +3,21 @@
 `loss`, `val_loss`, `accuracy`, `val_accuracy` at step = the epoch index from 0. Used by
 tests/mlflow.rs (run with RETUNE_TEST_MLFLOW=<python with mlflow>).
 
-    python mlflow_log_runs.py log URI EXPERIMENT      -> {"healthy": run_id, ...}
+    python mlflow_log_runs.py log URI EXPERIMENT [ARTIFACT_LOCATION]
+                                                      -> {"healthy": run_id, ...}
+
+URI is a server's URL or a file store's `file:/path/mlruns` (MLflow 3 writes a file store
+only with MLFLOW_ALLOW_FILE_STORE=true). After the three runs, a fourth (`deleted`, a
+diverging loss) is logged and deleted, as `mlflow.delete_run` leaves it: a reader of the
+active runs must not see it.
     python mlflow_log_runs.py read-back URI RUN_ID    -> {"tags": {...}, "artifacts": {...}}
+    python mlflow_log_runs.py make-bucket ENDPOINT BUCKET     -> {"bucket": BUCKET}
+    python mlflow_log_runs.py add-user URI USER PASSWORD      -> {"user": USER}
+
+ARTIFACT_LOCATION creates the experiment with its own artifact root (`s3://…`), as a team
+whose server does not proxy artifacts does. Credentials come from the environment as MLflow's
+client reads them (MLFLOW_TRACKING_USERNAME/_PASSWORD; MLFLOW_S3_ENDPOINT_URL and AWS_* for
+S3); add-user runs as the admin those name, on a server started with --app-name basic-auth.
 
 The runs, 10 classes (chance loss ln 10 = 2.30):
 - healthy: Adam at 1e-3; both losses fall, validation a little above training.
@@ -78,8 +91,10 @@ RUNS = {
 }
 
 
-def log(uri: str, experiment: str) -> None:
+def log(uri: str, experiment: str, artifact_location: str | None = None) -> None:
     mlflow.set_tracking_uri(uri)
+    if artifact_location is not None:
+        MlflowClient().create_experiment(experiment, artifact_location=artifact_location)
     mlflow.set_experiment(experiment)
     ids = {}
     for name, run in RUNS.items():
@@ -89,6 +104,11 @@ def log(uri: str, experiment: str) -> None:
             mlflow.log_metrics(dict(zip(KEYS, values)), step=epoch)
         mlflow.end_run(status=run["status"])
         ids[name] = active.info.run_id
+    with mlflow.start_run(run_name="deleted") as gone:
+        mlflow.log_param("learning_rate", 5.0)
+        for epoch, loss in enumerate([2.3, 40.0, NAN]):
+            mlflow.log_metric("loss", loss, step=epoch)
+    MlflowClient().delete_run(gone.info.run_id)
     print(json.dumps(ids))
 
 
@@ -104,9 +124,27 @@ def read_back(uri: str, run_id: str) -> None:
     print(json.dumps({"tags": tags, "artifacts": artifacts}))
 
 
+def make_bucket(endpoint: str, bucket: str) -> None:
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    print(json.dumps({"bucket": bucket}))
+
+
+def add_user(uri: str, user: str, password: str) -> None:
+    from mlflow.server.auth.client import AuthServiceClient
+
+    AuthServiceClient(uri).create_user(user, password)
+    print(json.dumps({"user": user}))
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) == 4 and argv[1] == "log":
-        log(argv[2], argv[3])
+    if len(argv) in (4, 5) and argv[1] == "log":
+        log(argv[2], argv[3], argv[4] if len(argv) == 5 else None)
+    elif len(argv) == 4 and argv[1] == "make-bucket":
+        make_bucket(argv[2], argv[3])
+    elif len(argv) == 5 and argv[1] == "add-user":
+        add_user(argv[2], argv[3], argv[4])
     elif len(argv) == 4 and argv[1] == "read-back":
         read_back(argv[2], argv[3])
     else:
