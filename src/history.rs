@@ -210,64 +210,70 @@ pub fn same_value(now: Option<&Value>, recorded: &Value) -> bool {
 pub fn settle(lines: Vec<HistoryEntry>) -> Vec<HistoryEntry> {
     let (follow_ups, mut entries): (Vec<HistoryEntry>, Vec<HistoryEntry>) =
         lines.into_iter().partition(is_follow_up);
-    let confirmed = |id: &str| {
-        follow_ups
-            .iter()
-            .any(|f| f.adjustment_id == id && f.state == Some(State::Applied))
-    };
-    let live = |id: &str| {
-        follow_ups
-            .iter()
-            .rev()
-            .find(|f| f.adjustment_id == id && f.state == Some(State::Live))
-            .map(|f| f.applied.clone().unwrap_or_default())
-    };
-    let mut configs: std::collections::HashMap<String, Option<ConfigDoc>> = Default::default();
-    // Whether each change of line `i` reached the config the trainer reads: the next
-    // recorded change of its parameter found the new value as its old one, or, with
-    // none, the config holds it now.
-    let mut reached = |entries: &[HistoryEntry], i: usize| -> bool {
-        let e = &entries[i];
-        let config = configs
-            .entry(e.config.clone())
-            .or_insert_with(|| ConfigDoc::load(Path::new(&e.config)).ok());
-        e.changes.iter().all(|c| {
-            let next = entries[i + 1..]
-                .iter()
-                .find_map(|later| later.changes.iter().find(|l| l.parameter == c.parameter));
-            match (next, config.as_ref()) {
-                (Some(later), _) => same_value(Some(&later.old), &c.new),
-                (None, Some(doc)) => same_value(doc.get(&c.parameter), &c.new),
-                // The config cannot be read here (moved, or the path was relative to
-                // another folder): keep the line as it was written.
-                (None, None) => true,
-            }
-        })
-    };
-    let judged: Vec<(bool, bool)> = (0..entries.len())
-        .map(|i| {
-            let e = &entries[i];
-            if e.changes.is_empty() || !e.reverts.is_empty() {
-                return (true, true);
-            }
-            let in_place = e.config_out.as_deref().is_none_or(|out| out == e.config);
-            if in_place {
-                // A line from before pending lines existed was written after its config;
-                // a pending one without its follow-up only if the config says so.
-                let written =
-                    e.state.is_none() || confirmed(&e.adjustment_id) || reached(&entries, i);
-                (written, written)
-            } else {
-                // Written after the separate output; applied once the config has it.
-                (true, reached(&entries, i))
-            }
+    let confirmed: std::collections::HashSet<&str> = follow_ups
+        .iter()
+        .filter(|f| f.state == Some(State::Applied))
+        .map(|f| f.adjustment_id.as_str())
+        .collect();
+    // The latest word of the trainer on each adjustment.
+    let live: std::collections::HashMap<&str, Vec<String>> = follow_ups
+        .iter()
+        .filter(|f| f.state == Some(State::Live))
+        .map(|f| {
+            (
+                f.adjustment_id.as_str(),
+                f.applied.clone().unwrap_or_default(),
+            )
         })
         .collect();
+    let mut configs: std::collections::HashMap<String, Option<ConfigDoc>> = Default::default();
+    // Whether every change of a line reached the config the trainer reads: the next
+    // recorded change of its parameter found the new value as its old one, or, with
+    // none, the config holds it now. Judged newest first, keeping for each parameter the
+    // old value the nearest later change found, so a long history is read in one pass.
+    let mut next_old: std::collections::HashMap<String, Value> = Default::default();
+    let mut judged: Vec<(bool, bool)> = vec![(true, true); entries.len()];
+    for (i, e) in entries.iter().enumerate().rev() {
+        if e.changes.is_empty() || !e.reverts.is_empty() {
+            for c in &e.changes {
+                next_old.insert(c.parameter.clone(), c.old.clone());
+            }
+            continue;
+        }
+        let mut reached = || {
+            let config = configs
+                .entry(e.config.clone())
+                .or_insert_with(|| ConfigDoc::load(Path::new(&e.config)).ok());
+            e.changes.iter().all(|c| {
+                match (next_old.get(&c.parameter), config.as_ref()) {
+                    (Some(later), _) => same_value(Some(later), &c.new),
+                    (None, Some(doc)) => same_value(doc.get(&c.parameter), &c.new),
+                    // The config cannot be read here (moved, or the path was relative to
+                    // another folder): keep the line as it was written.
+                    (None, None) => true,
+                }
+            })
+        };
+        let in_place = e.config_out.as_deref().is_none_or(|out| out == e.config);
+        judged[i] = if in_place {
+            // A line from before pending lines existed was written after its config; a
+            // pending one without its follow-up only if the config says so.
+            let written =
+                e.state.is_none() || confirmed.contains(e.adjustment_id.as_str()) || reached();
+            (written, written)
+        } else {
+            // Written after the separate output; applied once the config has it.
+            (true, reached())
+        };
+        for c in &e.changes {
+            next_old.insert(c.parameter.clone(), c.old.clone());
+        }
+    }
     for (e, (written, applied)) in entries.iter_mut().zip(judged) {
         e.written = written;
         if !applied {
             e.not_applied = std::mem::take(&mut e.changes);
-        } else if let Some(taken) = live(&e.adjustment_id) {
+        } else if let Some(taken) = live.get(e.adjustment_id.as_str()) {
             let (took, not): (Vec<_>, Vec<_>) = std::mem::take(&mut e.changes)
                 .into_iter()
                 .partition(|c| taken.contains(&c.parameter));

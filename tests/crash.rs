@@ -132,8 +132,7 @@ fn a_kill_at_any_moment_keeps_the_config_whole_and_the_old_text_recoverable() {
             got_new += 1;
             assert!(
                 history.lines().any(|l| {
-                    serde_json::from_str::<Value>(l).unwrap()["config_before"]
-                        == Value::from(old.as_str())
+                    serde_json::from_str::<Value>(l).unwrap()["config_before"] == old.as_str()
                 }),
                 "{context}: the config was replaced but the old text is in no history line"
             );
