@@ -317,8 +317,22 @@ impl Appender {
     }
 
     pub fn append(&mut self, entry: &HistoryEntry) -> Result<()> {
-        let mut line = serde_json::to_string(entry)
-            .map_err(|e| Error::write(&self.path, std::io::Error::other(e)))?;
+        // A follow-up is written with its own four fields only, not an adjustment's
+        // empty ones.
+        let line = if is_follow_up(entry) {
+            let mut fields = serde_json::json!({
+                "time": entry.time,
+                "adjustment_id": entry.adjustment_id,
+                "state": entry.state,
+            });
+            if let Some(applied) = &entry.applied {
+                fields["applied"] = serde_json::json!(applied);
+            }
+            serde_json::to_string(&fields)
+        } else {
+            serde_json::to_string(entry)
+        };
+        let mut line = line.map_err(|e| Error::write(&self.path, std::io::Error::other(e)))?;
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
