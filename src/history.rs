@@ -556,6 +556,82 @@ pub fn plan_revert(
 mod tests {
     use super::*;
 
+    /// An adjustment of `lr` 0.3 → 0.03 on `config` (in place unless `out` differs).
+    fn change_line(id: &str, config: &Path, out: &Path, state: Option<State>) -> HistoryEntry {
+        HistoryEntry {
+            adjustment_id: id.into(),
+            config: config.display().to_string(),
+            config_out: Some(out.display().to_string()),
+            state,
+            ..entry(Some(3), &[("lr", "learning_rate", 0.3, 0.03)], &[], &[])
+        }
+    }
+
+    #[test]
+    fn a_pending_line_is_applied_exactly_when_the_config_holds_its_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.json");
+        let pending = || vec![change_line("a", &config, &config, Some(State::Pending))];
+        std::fs::write(&config, r#"{"lr": 0.3}"#).unwrap();
+        let settled = settle(pending());
+        assert!(settled[0].changes.is_empty() && !settled[0].written);
+        assert_eq!(settled[0].not_applied.len(), 1);
+        std::fs::write(&config, r#"{"lr": 0.03}"#).unwrap();
+        let settled = settle(pending());
+        assert_eq!(settled[0].changes.len(), 1);
+        assert!(settled[0].written);
+        // Confirmed, it counts whatever the config says now (a hand edit since).
+        std::fs::write(&config, r#"{"lr": 0.5}"#).unwrap();
+        let mut lines = pending();
+        lines.push(follow_up("a", "t".into(), State::Applied, None));
+        let settled = settle(lines);
+        assert_eq!(settled.len(), 1);
+        assert_eq!(settled[0].changes.len(), 1);
+    }
+
+    #[test]
+    fn a_separate_output_counts_once_the_next_call_found_its_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.json");
+        let out = dir.path().join("c.retuned.json");
+        std::fs::write(&config, r#"{"lr": 0.03}"#).unwrap();
+        // The next call read 0.3: the first suggestion was not applied, though the
+        // config holds 0.03 now (the second one was).
+        let second = HistoryEntry {
+            changes: vec![HistoryChange {
+                parameter: "lr".into(),
+                canonical: "learning_rate".into(),
+                old: Value::from(0.3),
+                new: Value::from(0.03),
+            }],
+            ..change_line("b", &config, &out, None)
+        };
+        let settled = settle(vec![change_line("a", &config, &out, None), second]);
+        assert!(settled[0].changes.is_empty() && settled[0].written);
+        assert_eq!(settled[1].changes.len(), 1);
+    }
+
+    #[test]
+    fn a_live_record_keeps_only_what_the_job_took() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.json");
+        let mut line = change_line("a", &config, &config, None);
+        line.changes.push(HistoryChange {
+            parameter: "momentum".into(),
+            canonical: "momentum".into(),
+            old: Value::from(0.0),
+            new: Value::from(0.9),
+        });
+        let settled = settle(vec![
+            line,
+            follow_up("a", "t".into(), State::Live, Some(vec!["lr".into()])),
+        ]);
+        assert_eq!(settled[0].changes[0].parameter, "lr");
+        assert_eq!(settled[0].not_applied[0].parameter, "momentum");
+        // Not applied live, yet in the file: revert still undoes it.
+        assert!(settled[0].written);
+    }
+
     fn entry_with_id(id: &str) -> HistoryEntry {
         HistoryEntry {
             adjustment_id: id.into(),
