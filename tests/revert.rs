@@ -246,6 +246,11 @@ fn a_change_the_trainer_could_not_apply_live_starts_no_cooldown_and_shows_no_eff
     // The trainer took none of it.
     let out = s.retune(&["applied", "--history", "reports/history.jsonl", &id]);
     assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("applied live: none; not applied: optimizer.lr"),
+        "{}",
+        stdout(&out)
+    );
     let text = stdout(&s.retune(&["history", "reports/history.jsonl"]));
     assert!(!text.contains("0.42 → 0.042"), "{text}");
     // No cooldown: the next call's report does not say the rate is cooling down.

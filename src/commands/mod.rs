@@ -76,7 +76,6 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             // The same lock `suggest --in-place` holds: a revert is not undone by a call
             // that read the config just before it.
             let _lock = fsio::DirLock::acquire(&fsio::resolve(&plan.file))?;
-            let before = std::fs::read(&plan.file).ok();
             let mut batch =
                 fsio::Batch::stage(&[(plan.file.clone(), plan.text.clone().into_bytes())])?;
             let mut log = history::Appender::open(&args.history)?;
@@ -91,17 +90,12 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 config_out: Some(plan.file.display().to_string()),
                 changes: plan.restored.clone(),
                 reverts: plan.undone.clone(),
-                ..history::follow_up("", String::new(), history::State::Applied, None)
-            };
-            let line = history::HistoryEntry {
                 state: None,
-                ..line
+                ..history::follow_up("", String::new(), history::State::Applied, None)
             };
             if let Err(e) = log.append(&line) {
                 // The config goes back to what it held, so the history stays true.
-                if before.is_some() {
-                    batch.rollback();
-                }
+                batch.rollback();
                 return Err(e);
             }
             print::print_revert(&plan, args.format)
@@ -150,7 +144,25 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                     Some(args.parameter.clone()),
                 ),
             )?;
-            Ok(())
+            let missed: Vec<&str> = adjustment
+                .changes
+                .iter()
+                .map(|c| c.parameter.as_str())
+                .filter(|p| !args.parameter.iter().any(|a| a == p))
+                .collect();
+            let list = |names: Vec<&str>| {
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            };
+            print::emit(&format!(
+                "{}: applied live: {}; not applied: {}\n",
+                args.adjustment,
+                list(args.parameter.iter().map(String::as_str).collect()),
+                list(missed)
+            ))
         }
     };
     done.map(|()| ExitStatus::Success)
