@@ -297,8 +297,16 @@ fn write(outcome: &mut Outcome, in_place: bool, reports: bool) -> Result<()> {
     )));
     crate::fsio::clean_stale_temporaries(&outcome.paths.report_dir);
     let entry = report::history_entry(outcome, replaces);
-    let mut batch = Batch::stage(&files)?;
+    // The history first: a history that cannot be opened (a dangling link) fails the
+    // call before any folder or temporary file is made.
     let mut history = Appender::open(&outcome.paths.history)?;
+    let mut batch = match Batch::stage(&files) {
+        Ok(batch) => batch,
+        Err(e) => {
+            history.discard_if_created();
+            return Err(e);
+        }
+    };
     if replaces {
         let pending = history::HistoryEntry {
             state: Some(State::Pending),
