@@ -188,6 +188,10 @@ fn write_history(path: &Path, config: &Path, n: u32) {
             ]),
             config_before: changed.then(|| config_text.clone()),
             reverts: Vec::new(),
+            state: None,
+            applied: None,
+            not_applied: Vec::new(),
+            written: true,
         };
         writeln!(
             f,

@@ -64,6 +64,13 @@ pub enum Command {
     /// Example: retune revert --history reports/history.jsonl --to adj-20261123T003241Z-1a2b3c
     #[command(after_help = EXIT_CODES)]
     Revert(RevertArgs),
+    /// Record which changes of an adjustment the running job took live (a trainer's
+    /// callback calls it after applying a decision); the others count as not applied:
+    /// no cooldown, no effect in `history`.
+    ///
+    /// Example: retune applied --history run/history.jsonl adj-20261123T003241Z-1a2b3c learning_rate
+    #[command(after_help = EXIT_CODES)]
+    Applied(AppliedArgs),
     /// Review many runs at once: every run found under the folders, or every run of an
     /// MLflow experiment; one summary of which are sick, why, and what to change.
     ///
@@ -130,6 +137,22 @@ pub struct RevertArgs {
 
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct AppliedArgs {
+    /// The run's history file.
+    #[arg(long, value_name = "FILE")]
+    pub history: PathBuf,
+
+    /// The adjustment the job applied.
+    #[arg(value_name = "ID")]
+    pub adjustment: String,
+
+    /// The parameters (config keys, as in the adjustment's changes) the job took; none
+    /// means it took none.
+    #[arg(value_name = "PARAMETER")]
+    pub parameter: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,22 @@
 //! rules advisor reads it for cooldowns and to avoid undoing its own changes; the report
 //! reads it to say what followed each earlier adjustment. Appends hold an exclusive file
 //! lock so two `suggest` processes on one run never interleave lines.
+//!
+//! The history says what was *applied*, not only what was proposed. On disk a line is
+//! one of:
+//! - an adjustment (as always); one that replaces a config in place is written *before*
+//!   the config, with `"state": "pending"` and the config's old text, so the old text is
+//!   on disk whatever moment the call is killed at;
+//! - a follow-up `{"time", "adjustment_id", "state": "applied"}` that `suggest` writes
+//!   once the config is replaced;
+//! - a follow-up `{"time", "adjustment_id", "state": "live", "applied": [parameters]}`
+//!   from a trainer (`retune applied`) naming the changes it could make to the running
+//!   job; the others reached the config only.
+//!
+//! `read` folds the follow-ups into their adjustments (`settle`): `changes` keeps what was
+//! applied, `not_applied` the rest. Whether a change without a follow-up was applied is
+//! told by the config the trainer reads: the next recorded change of the parameter found
+//! the new value there as its `old`, or, when there is none, the config holds it now.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -10,6 +26,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::ConfigDoc;
 use crate::error::{Error, Result};
 use crate::num::number_from_json;
 use crate::types::Action;
@@ -25,17 +42,35 @@ pub struct HistoryChange {
     pub new: Value,
 }
 
+/// Where an adjustment stands, as a line on disk says it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Written before the config was replaced; a later `applied` line, or the config
+    /// itself, says whether it was.
+    Pending,
+    /// Follow-up: the config was replaced.
+    Applied,
+    /// Follow-up from a trainer: `applied` names the changes the running job took.
+    Live,
+}
+
 /// One line of the history file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub time: String,
     pub adjustment_id: String,
     /// Last complete epoch in the metrics when the adjustment was made.
+    #[serde(default)]
     pub epoch: Option<u32>,
+    #[serde(default)]
     pub provider: String,
+    #[serde(default)]
     pub config: String,
     #[serde(default)]
     pub config_out: Option<String>,
+    /// As written: the changes made to the config. As `read` returns it: the ones
+    /// applied (in the config the trainer reads, and taken live when a trainer said).
     #[serde(default)]
     pub changes: Vec<HistoryChange>,
     #[serde(default)]
@@ -51,6 +86,20 @@ pub struct HistoryEntry {
     /// For a `retune revert` line: the adjustments it undid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reverts: Vec<String>,
+    /// Pending on an adjustment line; `applied` or `live` on a follow-up line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<State>,
+    /// On a `live` follow-up: the parameters the running job took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Vec<String>>,
+    /// Set by `read`, never written: changes proposed but not applied (not in the config
+    /// the next call read, or not taken by the running job).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_applied: Vec<HistoryChange>,
+    /// Set by `read`: the file this line wrote (`config_out`) holds what it wrote, so
+    /// `revert` has something to undo, whether or not it was applied.
+    #[serde(skip)]
+    pub written: bool,
 }
 
 impl HistoryEntry {
@@ -110,8 +159,15 @@ pub fn last_change<'a>(
     })
 }
 
-/// Reads a history file; a missing file is an empty history (the first call of a run).
+/// Reads a history file, its follow-up lines folded into the adjustments they follow
+/// (see the module's comment); a missing file is an empty history (the first call of a
+/// run).
 pub fn read(path: &Path) -> Result<Vec<HistoryEntry>> {
+    Ok(settle(read_lines(path)?))
+}
+
+/// The lines of a history file as written, follow-ups included.
+pub fn read_lines(path: &Path) -> Result<Vec<HistoryEntry>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -136,25 +192,193 @@ pub fn read(path: &Path) -> Result<Vec<HistoryEntry>> {
     Ok(entries)
 }
 
+fn is_follow_up(e: &HistoryEntry) -> bool {
+    matches!(e.state, Some(State::Applied | State::Live))
+}
+
+/// Two recorded values are the same value (numbers to a relative 1e-9, as a config
+/// written and read back may differ in the last digit).
+pub fn same_value(now: Option<&Value>, recorded: &Value) -> bool {
+    match (now.and_then(Value::as_f64), recorded.as_f64()) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * b.abs().max(1e-300),
+        _ => now == Some(recorded),
+    }
+}
+
+/// Folds the follow-up lines into their adjustments and splits each adjustment's changes
+/// into applied (`changes`) and not (`not_applied`).
+pub fn settle(lines: Vec<HistoryEntry>) -> Vec<HistoryEntry> {
+    let (follow_ups, mut entries): (Vec<HistoryEntry>, Vec<HistoryEntry>) =
+        lines.into_iter().partition(is_follow_up);
+    let confirmed: std::collections::HashSet<&str> = follow_ups
+        .iter()
+        .filter(|f| f.state == Some(State::Applied))
+        .map(|f| f.adjustment_id.as_str())
+        .collect();
+    // The latest word of the trainer on each adjustment.
+    let live: std::collections::HashMap<&str, Vec<String>> = follow_ups
+        .iter()
+        .filter(|f| f.state == Some(State::Live))
+        .map(|f| {
+            (
+                f.adjustment_id.as_str(),
+                f.applied.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut configs: std::collections::HashMap<String, Option<ConfigDoc>> = Default::default();
+    // Whether every change of a line reached the config the trainer reads: the next
+    // recorded change of its parameter found the new value as its old one, or, with
+    // none, the config holds it now. Judged newest first, keeping for each parameter the
+    // old value the nearest later change found, so a long history is read in one pass.
+    let mut next_old: std::collections::HashMap<String, Value> = Default::default();
+    let mut judged: Vec<(bool, bool)> = vec![(true, true); entries.len()];
+    for (i, e) in entries.iter().enumerate().rev() {
+        if e.changes.is_empty() || !e.reverts.is_empty() {
+            for c in &e.changes {
+                next_old.insert(c.parameter.clone(), c.old.clone());
+            }
+            continue;
+        }
+        let mut reached = || {
+            let config = configs
+                .entry(e.config.clone())
+                .or_insert_with(|| ConfigDoc::load(Path::new(&e.config)).ok());
+            e.changes.iter().all(|c| {
+                match (next_old.get(&c.parameter), config.as_ref()) {
+                    (Some(later), _) => same_value(Some(later), &c.new),
+                    (None, Some(doc)) => same_value(doc.get(&c.parameter), &c.new),
+                    // The config cannot be read here (moved, or the path was relative to
+                    // another folder): keep the line as it was written.
+                    (None, None) => true,
+                }
+            })
+        };
+        let in_place = e.config_out.as_deref().is_none_or(|out| out == e.config);
+        judged[i] = if in_place {
+            // A line from before pending lines existed was written after its config; a
+            // pending one without its follow-up only if the config says so.
+            let written =
+                e.state.is_none() || confirmed.contains(e.adjustment_id.as_str()) || reached();
+            (written, written)
+        } else {
+            // Written after the separate output; applied once the config has it.
+            (true, reached())
+        };
+        for c in &e.changes {
+            next_old.insert(c.parameter.clone(), c.old.clone());
+        }
+    }
+    for (e, (written, applied)) in entries.iter_mut().zip(judged) {
+        e.written = written;
+        if !applied {
+            e.not_applied = std::mem::take(&mut e.changes);
+        } else if let Some(taken) = live.get(e.adjustment_id.as_str()) {
+            let (took, not): (Vec<_>, Vec<_>) = std::mem::take(&mut e.changes)
+                .into_iter()
+                .partition(|c| taken.contains(&c.parameter));
+            e.changes = took;
+            e.not_applied = not;
+        }
+    }
+    entries
+}
+
+/// An open, locked history file that lines are appended to, one whole line a write,
+/// each on disk before the call returns. The lock is held until it drops, so the lines
+/// of one call (pending, then applied) are not interleaved with another's.
+pub struct Appender {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    /// The file did not exist before: removing it undoes everything this call wrote.
+    pub created: bool,
+}
+
+impl Appender {
+    pub fn open(path: &Path) -> Result<Appender> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+        }
+        let created = !path.exists();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::write(path, e))?;
+        file.lock().map_err(|e| Error::write(path, e))?;
+        if created {
+            crate::fsio::sync_dir(&crate::fsio::resolve(path));
+        }
+        Ok(Appender {
+            path: path.to_path_buf(),
+            file,
+            created,
+        })
+    }
+
+    pub fn append(&mut self, entry: &HistoryEntry) -> Result<()> {
+        // A follow-up is written with its own four fields only, not an adjustment's
+        // empty ones.
+        let line = if is_follow_up(entry) {
+            let mut fields = serde_json::json!({
+                "time": entry.time,
+                "adjustment_id": entry.adjustment_id,
+                "state": entry.state,
+            });
+            if let Some(applied) = &entry.applied {
+                fields["applied"] = serde_json::json!(applied);
+            }
+            serde_json::to_string(&fields)
+        } else {
+            serde_json::to_string(entry)
+        };
+        let mut line = line.map_err(|e| Error::write(&self.path, std::io::Error::other(e)))?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| Error::write(&self.path, e))
+    }
+
+    /// Removes the file if this call created it and wrote nothing that must stay.
+    pub fn discard_if_created(self) {
+        if self.created {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Appends one entry under an exclusive lock, as a single write of a whole line.
 pub fn append(path: &Path, entry: &HistoryEntry) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+    Appender::open(path)?.append(entry)
+}
+
+/// A follow-up line for adjustment `id`: `state` applied (the config was replaced), or
+/// live with the parameters the running job took.
+pub fn follow_up(
+    id: &str,
+    time: String,
+    state: State,
+    applied: Option<Vec<String>>,
+) -> HistoryEntry {
+    HistoryEntry {
+        time,
+        adjustment_id: id.to_string(),
+        epoch: None,
+        provider: String::new(),
+        config: String::new(),
+        config_out: None,
+        changes: Vec::new(),
+        actions: Vec::new(),
+        findings: Vec::new(),
+        metrics: IndexMap::new(),
+        config_before: None,
+        reverts: Vec::new(),
+        state: Some(state),
+        applied,
+        not_applied: Vec::new(),
+        written: true,
     }
-    let mut line =
-        serde_json::to_string(entry).map_err(|e| Error::write(path, std::io::Error::other(e)))?;
-    line.push('\n');
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::write(path, e))?;
-    file.lock().map_err(|e| Error::write(path, e))?;
-    let result = file
-        .write_all(line.as_bytes())
-        .and_then(|()| file.sync_data());
-    // The lock is released when `file` drops, after the data is on disk.
-    result.map_err(|e| Error::write(path, e))
 }
 
 /// A recorded adjustment for tests: made by the rules at `epoch` on `c.json`, each change
@@ -190,6 +414,10 @@ pub fn entry(
             .collect(),
         config_before: None,
         reverts: vec![],
+        state: None,
+        applied: None,
+        not_applied: vec![],
+        written: true,
     }
 }
 
@@ -215,9 +443,12 @@ pub fn plan_revert(
     to: Option<&str>,
     force: bool,
 ) -> Result<RevertPlan> {
+    // What the config file got, whether or not the running job took all of it: revert
+    // puts the file back.
     let applied: Vec<&HistoryEntry> = entries
         .iter()
-        .filter(|e| !e.changes.is_empty() && e.reverts.is_empty())
+        .filter(|e| e.written && e.reverts.is_empty())
+        .filter(|e| !e.changes.is_empty() || !e.not_applied.is_empty())
         .collect();
     let undone_ids: Vec<&str> = entries
         .iter()
@@ -261,11 +492,14 @@ pub fn plan_revert(
     let restored: Vec<HistoryChange> = undo
         .iter()
         .flat_map(|e| {
-            e.changes.iter().map(|c| HistoryChange {
-                old: c.new.clone(),
-                new: c.old.clone(),
-                ..c.clone()
-            })
+            e.changes
+                .iter()
+                .chain(&e.not_applied)
+                .map(|c| HistoryChange {
+                    old: c.new.clone(),
+                    new: c.old.clone(),
+                    ..c.clone()
+                })
         })
         .collect();
     let text = match &target.config_before {
@@ -276,17 +510,13 @@ pub fn plan_revert(
                 let mut checked: Vec<&str> = Vec::new();
                 for e in &undo {
                     // Only the newest change of each parameter says what it holds now.
-                    for c in &e.changes {
+                    for c in e.changes.iter().chain(&e.not_applied) {
                         if checked.contains(&c.parameter.as_str()) {
                             continue;
                         }
                         checked.push(&c.parameter);
                         let now = doc.get(&c.parameter);
-                        let same = match (now.and_then(Value::as_f64), c.new.as_f64()) {
-                            (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * b.abs().max(1e-300),
-                            _ => now == Some(&c.new),
-                        };
-                        if !same {
+                        if !same_value(now, &c.new) {
                             return Err(Error::input(
                                 &file,
                                 format!(
@@ -325,6 +555,82 @@ pub fn plan_revert(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An adjustment of `lr` 0.3 → 0.03 on `config` (in place unless `out` differs).
+    fn change_line(id: &str, config: &Path, out: &Path, state: Option<State>) -> HistoryEntry {
+        HistoryEntry {
+            adjustment_id: id.into(),
+            config: config.display().to_string(),
+            config_out: Some(out.display().to_string()),
+            state,
+            ..entry(Some(3), &[("lr", "learning_rate", 0.3, 0.03)], &[], &[])
+        }
+    }
+
+    #[test]
+    fn a_pending_line_is_applied_exactly_when_the_config_holds_its_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.json");
+        let pending = || vec![change_line("a", &config, &config, Some(State::Pending))];
+        std::fs::write(&config, r#"{"lr": 0.3}"#).unwrap();
+        let settled = settle(pending());
+        assert!(settled[0].changes.is_empty() && !settled[0].written);
+        assert_eq!(settled[0].not_applied.len(), 1);
+        std::fs::write(&config, r#"{"lr": 0.03}"#).unwrap();
+        let settled = settle(pending());
+        assert_eq!(settled[0].changes.len(), 1);
+        assert!(settled[0].written);
+        // Confirmed, it counts whatever the config says now (a hand edit since).
+        std::fs::write(&config, r#"{"lr": 0.5}"#).unwrap();
+        let mut lines = pending();
+        lines.push(follow_up("a", "t".into(), State::Applied, None));
+        let settled = settle(lines);
+        assert_eq!(settled.len(), 1);
+        assert_eq!(settled[0].changes.len(), 1);
+    }
+
+    #[test]
+    fn a_separate_output_counts_once_the_next_call_found_its_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.json");
+        let out = dir.path().join("c.retuned.json");
+        std::fs::write(&config, r#"{"lr": 0.03}"#).unwrap();
+        // The next call read 0.3: the first suggestion was not applied, though the
+        // config holds 0.03 now (the second one was).
+        let second = HistoryEntry {
+            changes: vec![HistoryChange {
+                parameter: "lr".into(),
+                canonical: "learning_rate".into(),
+                old: Value::from(0.3),
+                new: Value::from(0.03),
+            }],
+            ..change_line("b", &config, &out, None)
+        };
+        let settled = settle(vec![change_line("a", &config, &out, None), second]);
+        assert!(settled[0].changes.is_empty() && settled[0].written);
+        assert_eq!(settled[1].changes.len(), 1);
+    }
+
+    #[test]
+    fn a_live_record_keeps_only_what_the_job_took() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.json");
+        let mut line = change_line("a", &config, &config, None);
+        line.changes.push(HistoryChange {
+            parameter: "momentum".into(),
+            canonical: "momentum".into(),
+            old: Value::from(0.0),
+            new: Value::from(0.9),
+        });
+        let settled = settle(vec![
+            line,
+            follow_up("a", "t".into(), State::Live, Some(vec!["lr".into()])),
+        ]);
+        assert_eq!(settled[0].changes[0].parameter, "lr");
+        assert_eq!(settled[0].not_applied[0].parameter, "momentum");
+        // Not applied live, yet in the file: revert still undoes it.
+        assert!(settled[0].written);
+    }
 
     fn entry_with_id(id: &str) -> HistoryEntry {
         HistoryEntry {

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use crate::advisor::llm::{LlmAdvisor, LlmOptions, budget::Budget, transport};
 use crate::advisor::{AdviceInput, Advisor, rules::RulesAdvisor};
 use crate::error::{Error, Result};
-use crate::fsio::same_file;
+use crate::fsio::{Batch, DirLock, same_file};
+use crate::history::{self, Appender, State};
 use crate::lang::Lang;
 use crate::metrics::Format;
 use crate::outcome::{Outcome, OutputPaths, Written, default_out};
@@ -118,6 +119,25 @@ pub fn suggest(options: &SuggestOptions, time: Timestamp) -> Result<Outcome> {
             paths.config_out.display()
         )));
     }
+    let mut inputs = vec![
+        ("--config", options.config.clone()),
+        ("--metrics", options.input.metrics.clone()),
+    ];
+    if let Some(space) = &options.input.space {
+        inputs.push(("--space", space.clone()));
+    }
+    let mut outputs = vec![("the history", paths.history.clone())];
+    if !options.in_place {
+        outputs.push(("--out", paths.config_out.clone()));
+    }
+    refuse_inputs_as_outputs(&outputs, &inputs)?;
+    // Concurrent calls on one config read, decide and write one after another, so the
+    // second sees the first's change and its cooldown.
+    let _lock = if options.dry_run {
+        None
+    } else {
+        Some(DirLock::acquire(&crate::fsio::resolve(&options.config))?)
+    };
     let lang = options.input.lang;
     let run = load(
         &options.input,
@@ -197,9 +217,156 @@ pub fn conclude(
         let reports = finish.report_on == ReportOn::Always
             || !outcome.decision.changes.is_empty()
             || !outcome.decision.actions.is_empty();
-        report::write(&mut outcome, finish.in_place, reports)?;
+        write(&mut outcome, finish.in_place, reports)?;
     }
     Ok(outcome)
+}
+
+/// An output that is one of the inputs (by any name: symbolic or hard link) is refused
+/// before anything is read or written: `--out` naming the metrics file would replace the
+/// run's log with a config.
+fn refuse_inputs_as_outputs(outputs: &[(&str, PathBuf)], inputs: &[(&str, PathBuf)]) -> Result<()> {
+    for (what, output) in outputs {
+        for (input_flag, input) in inputs {
+            if same_file(output, input) {
+                return Err(Error::Usage(format!(
+                    "{what} {} is the {input_flag} file {}: no output may overwrite an input",
+                    output.display(),
+                    input.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the adjusted config, the chart and reports, and the history line: all of them
+/// or none. Every file is first written beside its target and flushed; then, for a
+/// config replaced in place, the history line with the old text is appended as `pending`
+/// and flushed *before* the config is renamed over, and an `applied` line follows, so a
+/// kill at any moment leaves the old text on disk and `read` can tell from the config
+/// whether the change happened. Any failure before the end puts back the files already
+/// renamed; a pending line left behind is then settled as not applied.
+fn write(outcome: &mut Outcome, in_place: bool, reports: bool) -> Result<()> {
+    let reports = report::render(outcome, reports)?;
+    let config = outcome
+        .run
+        .config
+        .as_ref()
+        .ok_or_else(|| Error::Usage("suggest needs --config".into()))?;
+    let unchanged = outcome.new_config == config.text;
+    let replaces = in_place && !unchanged;
+    let kept = (!in_place && unchanged)
+        .then(|| unapplied_suggestion_in(outcome))
+        .flatten();
+    let mut files = Vec::new();
+    if !(in_place && unchanged) && kept.is_none() {
+        files.push((
+            outcome.paths.config_out.clone(),
+            outcome.new_config.clone().into_bytes(),
+        ));
+    }
+    files.extend(reports);
+
+    let mut inputs = vec![
+        ("--config", config.path.clone()),
+        ("--metrics", outcome.run.metrics.path.clone()),
+    ];
+    if in_place {
+        inputs.remove(0);
+    }
+    let mut outputs: Vec<(&str, PathBuf)> = files
+        .iter()
+        .map(|(path, _)| ("the output", path.clone()))
+        .collect();
+    outputs.push(("the history", outcome.paths.history.clone()));
+    refuse_inputs_as_outputs(&outputs, &inputs)?;
+
+    if let Some(id) = kept {
+        let lang = outcome.lang;
+        let path = outcome.paths.config_out.display();
+        outcome.decision.notes.push(crate::lang::say!(
+            lang,
+            "{path} still holds suggestion {id}, which is not in the config yet; a no-change answer leaves it as it is",
+            "{path} 仍是尚未应用到配置的建议 {id}；本次无改动，保留该文件"
+        ));
+    }
+    // What a killed call left in the folders this one writes to, before adding ours.
+    crate::fsio::clean_stale_temporaries(parent_dir(&crate::fsio::resolve(
+        &outcome.paths.config_out,
+    )));
+    crate::fsio::clean_stale_temporaries(&outcome.paths.report_dir);
+    let entry = report::history_entry(outcome, replaces);
+    // The history first: a history that cannot be opened (a dangling link) fails the
+    // call before any folder or temporary file is made.
+    let mut history = Appender::open(&outcome.paths.history)?;
+    let mut batch = match Batch::stage(&files) {
+        Ok(batch) => batch,
+        Err(e) => {
+            history.discard_if_created();
+            return Err(e);
+        }
+    };
+    if replaces {
+        let pending = history::HistoryEntry {
+            state: Some(State::Pending),
+            ..entry
+        };
+        if let Err(e) = history.append(&pending) {
+            history.discard_if_created();
+            return Err(e);
+        }
+        batch.commit()?;
+        let applied = history::follow_up(
+            &outcome.adjustment_id,
+            outcome.time.to_string(),
+            State::Applied,
+            None,
+        );
+        if let Err(e) = history.append(&applied) {
+            batch.rollback();
+            return Err(e);
+        }
+    } else {
+        if let Err(e) = batch.commit() {
+            history.discard_if_created();
+            return Err(e);
+        }
+        if let Err(e) = history.append(&entry) {
+            batch.rollback();
+            history.discard_if_created();
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn parent_dir(path: &std::path::Path) -> &std::path::Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    }
+}
+
+/// The id of the adjustment whose suggestion `--out` holds when it is not in the config
+/// yet: a no-change answer must not write the unchanged config over it.
+fn unapplied_suggestion_in(outcome: &Outcome) -> Option<String> {
+    let out = &outcome.paths.config_out;
+    let text = std::fs::read_to_string(out).ok()?;
+    if text == outcome.new_config {
+        return None;
+    }
+    let latest = outcome.run.history.iter().rev().find(|e| {
+        e.reverts.is_empty()
+            && (!e.changes.is_empty() || !e.not_applied.is_empty())
+            && e.config_out
+                .as_deref()
+                .is_some_and(|p| same_file(std::path::Path::new(p), out))
+    })?;
+    latest
+        .changes
+        .is_empty()
+        .then(|| latest.adjustment_id.clone())
 }
 
 /// The load stage for any command: the input options plus a config and a history.

@@ -337,3 +337,176 @@ fn a_blow_up_the_trainer_rolled_back_from_is_not_acted_on_again() {
         (vec![0.0001], serde_json::json!(["restore_checkpoint"]))
     );
 }
+
+// -- write safety (issue 13) -------------------------------------------------------------
+
+#[test]
+fn an_output_that_is_an_input_is_refused_and_nothing_is_written() {
+    let s = diverging_run();
+    let metrics = s.read("history.csv");
+    std::os::unix::fs::symlink("history.csv", s.path("log-link.csv")).unwrap();
+    std::fs::hard_link(s.path("config.json"), s.path("config-hard.json")).unwrap();
+    let before = s.files();
+    for extra in [
+        &["--out", "history.csv"][..],
+        &["--out", "log-link.csv"],
+        &["--out", "config-hard.json"],
+        &["--history", "history.csv"],
+        &["--history", "config.json", "--in-place"],
+        &["--history", "log-link.csv", "--in-place"],
+    ] {
+        let out = s.retune(&suggest_args(extra));
+        assert_code(&out, 2);
+        let err = common::stderr(&out);
+        assert!(
+            err.contains("no output may overwrite an input") || err.contains("is the input config"),
+            "{extra:?}: {err}"
+        );
+        assert_eq!(s.read("history.csv"), metrics, "{extra:?}");
+        assert_eq!(s.files(), before, "{extra:?}");
+    }
+}
+
+#[test]
+fn in_place_on_a_symlinked_config_writes_through_the_link() {
+    let s = Scratch::new();
+    s.copy_example("keras/diverging/config.json", "real/config.json");
+    s.copy_example("keras/diverging/history.csv", "history.csv");
+    std::os::unix::fs::symlink("real/config.json", s.path("config.json")).unwrap();
+    let original = s.read("real/config.json");
+    let out = s.retune(&suggest_args(&["--in-place", "--format", "json"]));
+    assert_code(&out, 0);
+    let meta = std::fs::symlink_metadata(s.path("config.json")).unwrap();
+    assert!(
+        meta.file_type().is_symlink(),
+        "the link was replaced by a file"
+    );
+    let now = s.read("real/config.json");
+    assert_ne!(now, original, "the linked file kept the old text");
+    assert!(now.contains("0.042"), "{now}");
+}
+
+#[test]
+fn stale_temporaries_of_a_killed_call_are_removed_and_no_others() {
+    let s = diverging_run();
+    // A writer that is gone (no process has this pid), in both folders a call writes to.
+    s.write(".retune-99999999-aB3xY9", "half a config");
+    s.write("reports/.retune-99999999-Zz9Qq1", "half a report");
+    // A writer that still runs (this test) and somebody else's file: left alone.
+    let alive = format!(".retune-{}-k3Ep1t", std::process::id());
+    s.write(&alive, "being written");
+    s.write(".retune-notes.txt", "not ours");
+    assert_code(&s.retune(&suggest_args(&["--in-place"])), 0);
+    let files = s.files();
+    assert!(!files.iter().any(|f| f.contains("99999999")), "{files:?}");
+    assert!(files.contains(&alive) && files.contains(&".retune-notes.txt".to_string()));
+}
+
+#[test]
+fn a_failing_output_leaves_nothing_written() {
+    let s = diverging_run();
+    let original = s.read("config.json");
+    // A dangling history link (its folder is missing): no config, no report, no folder.
+    std::os::unix::fs::symlink("gone/history.jsonl", s.path("h.jsonl")).unwrap();
+    let before = s.files();
+    for extra in [
+        &["--history", "h.jsonl"][..],
+        &["--history", "h.jsonl", "--in-place"],
+    ] {
+        let out = s.retune(&suggest_args(extra));
+        assert_code(&out, 4);
+        assert_eq!(s.files(), before, "{extra:?}");
+        assert!(!s.path("reports").exists(), "{extra:?}");
+        assert_eq!(s.read("config.json"), original);
+    }
+    // --out in a folder that cannot exist: the reports and the history line are not
+    // written either.
+    s.write("blocker", "a file where a folder should be");
+    let before = s.files();
+    let out = s.retune(&suggest_args(&["--out", "blocker/out.json"]));
+    assert_code(&out, 4);
+    assert_eq!(s.files(), before);
+}
+
+#[test]
+fn a_suggestion_not_applied_is_no_cooldown_and_is_proposed_again() {
+    let s = diverging_run();
+    let first = json(&s.retune(&suggest_args(&["--format", "json"])));
+    assert_eq!(first["changes"].as_array().unwrap().len(), 1, "{first:#}");
+    let suggested = s.read("config.retuned.json");
+    // The input config still has the old rate: the first change was not applied.
+    let second = json(&s.retune(&suggest_args(&["--format", "json"])));
+    let change = |d: &Value| {
+        let c = &d["changes"][0];
+        (c["parameter"].clone(), c["old"].clone(), c["new"].clone())
+    };
+    assert_eq!(change(&second), change(&first), "{second:#}");
+    let report = s.read(second["report"].as_str().unwrap());
+    assert!(!report.contains("Cooling down"), "{report}");
+    assert_eq!(s.read("config.retuned.json"), suggested);
+    // Applied by hand, it is a change made: the next call leaves it to cool down.
+    std::fs::copy(s.path("config.retuned.json"), s.path("config.json")).unwrap();
+    let third = json(&s.retune(&suggest_args(&["--format", "json"])));
+    assert_eq!(third["changes"], serde_json::json!([]), "{third:#}");
+}
+
+#[test]
+fn a_no_change_answer_does_not_overwrite_an_unapplied_suggestion() {
+    let s = diverging_run();
+    s.copy_example("keras/healthy/history.csv", "healthy.csv");
+    s.copy_example("keras/healthy/config.json", "healthy.json");
+    let first = json(&s.retune(&suggest_args(&["--out", "tuned.json", "--format", "json"])));
+    assert_eq!(first["changes"].as_array().unwrap().len(), 1, "{first:#}");
+    let suggested = s.read("tuned.json");
+    // A call whose answer is "no change", writing to the same output.
+    let out = s.retune(&[
+        "suggest",
+        "-c",
+        "healthy.json",
+        "-m",
+        "healthy.csv",
+        "--out",
+        "tuned.json",
+        "--format",
+        "json",
+    ]);
+    assert_code(&out, 0);
+    let second = json(&out);
+    assert_eq!(second["changes"], serde_json::json!([]), "{second:#}");
+    assert_eq!(s.read("tuned.json"), suggested);
+    let notes = second["notes"].to_string();
+    assert!(notes.contains("still holds suggestion"), "{notes}");
+}
+
+#[test]
+fn concurrent_in_place_calls_on_one_config_make_one_change() {
+    let s = diverging_run();
+    let original = s.read("config.json");
+    let bin = assert_cmd::cargo::cargo_bin("retune");
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            std::process::Command::new(&bin)
+                .current_dir(s.dir.path())
+                .env("SOURCE_DATE_EPOCH", "1790000000")
+                .env_remove("OPENAI_API_KEY")
+                .env_remove("OPENAI_BASE_URL")
+                .args(suggest_args(&["--in-place", "--provider", "rules"]))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let history = s.read("reports/history.jsonl");
+    let changing: Vec<Value> = history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["changes"].as_array().is_some_and(|c| !c.is_empty()))
+        .collect();
+    assert_eq!(changing.len(), 1, "{history}");
+    assert_eq!(changing[0]["config_before"], Value::from(original));
+    // The rate was cut once, not compounded.
+    assert!(s.read("config.json").contains("0.042"));
+}

@@ -34,6 +34,9 @@ class Retune:
     `<config's directory>/retune/<UTC time>`; pass the same `run_dir` again to resume a
     run with its metrics and history.
 
+    After the trainer acted on a decision, `record_applied` tells the history which
+    changes the running job really took (`retune applied`).
+
     `extra_args` go to `retune suggest` as they are (`["--provider", "rules"]`,
     `["--num-classes", "10"]`, `["--space", "space.toml"]` ...). `on_error="warn"` logs a
     failed call and lets training go on; `"raise"` raises RetuneError.
@@ -114,6 +117,45 @@ class Retune:
             return None
         self.last_error = None
         return decision
+
+    def record_applied(self, adjustment_id: str, parameters: Sequence[str]) -> bool:
+        """Tell the history which changes of `adjustment_id` the running job took live
+        (`retune applied`); the others count as not applied, so they start no cooldown,
+        show no effect in `retune history`, and are proposed again. Returns whether the
+        record was written; a failure is handled as `on_error` says."""
+        cmd = [
+            self.binary,
+            "applied",
+            "--history",
+            str(self.history),
+            adjustment_id,
+            *dict.fromkeys(parameters),
+        ]
+        try:
+            done = subprocess.run(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                timeout=self.timeout,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            error = RetuneError(f"could not run {cmd[0]}: {e}", command=cmd)
+        else:
+            if done.returncode == 0:
+                return True
+            error = RetuneError(
+                f"retune applied exited with code {done.returncode}: "
+                f"{done.stderr.strip() or '(no message)'}",
+                returncode=done.returncode,
+                stderr=done.stderr,
+                command=cmd,
+            )
+        if self.on_error == "raise":
+            raise error
+        logger.warning("retune: could not record what was applied: %s", error)
+        return False
 
     def _suggest(
         self, metrics: str | os.PathLike[str], metrics_format: MetricsFormat | None

@@ -131,7 +131,8 @@ class EpochTuner:
         """One epoch's round: keep the weights if the epoch is the best so far
         (`keep_best`; None when there are none to keep, and then the best is not tracked
         either), write the metrics file (`write`, which returns its path), ask retune, and
-        carry out its decision (`act`); the outcome is kept in `outcomes` and logged.
+        carry out its decision (`act`); the outcome is kept in `outcomes` and logged, and
+        the history is told which changes the running job took (`Retune.record_applied`).
 
         In a distributed run only process `zero` writes, asks and logs (the others would
         race on the files), and `broadcast` hands its decision to every process: all must
@@ -148,6 +149,13 @@ class EpochTuner:
             raw, error = broadcast((raw, error))
             decision = Decision.from_json(raw) if raw is not None else None
         outcome = Outcome(epoch, None, error=error) if decision is None else act(decision)
+        if zero and decision is not None and decision.changes:
+            # The binary wrote every change to the config; only the trainer knows which
+            # the running optimizer took, and cooldowns, effects and `revert` must count
+            # those alone.
+            self.retune.record_applied(
+                decision.adjustment_id, [a.parameter for a in outcome.applied]
+            )
         self.outcomes.append(outcome)
         if zero:
             report(outcome, self.verbose)

@@ -13,7 +13,9 @@ initial weights for `restart`, the accepted changes to the optimizer's parameter
 with the learning-rate scheduler's `base_lrs` scaled alike (the Trainer's schedules
 recompute the rate from them every step), and `control.should_training_stop` for
 `stop_early`. Changes the Trainer reads only at the start (batch size, warmup, epochs)
-are in the rewritten config for the next run.
+are in the rewritten config for the next run; the history is told which changes the
+running optimizer took (`retune applied`), so cooldowns, `retune history` and
+`retune revert` count those alone.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ then, as the decision says: restores the best weights it kept in memory
 applies the accepted changes to the optimizer (`optimizer.learning_rate.assign`, or the
 optimizer's own attribute for weight decay, momentum, Adam's betas and epsilon), and stops
 training (`stop_early`). Changes Keras cannot make inside a running `fit` (batch size,
-dropout, epochs ...) are in the rewritten config for the next run, and the log says so.
+dropout, epochs ...) are in the rewritten config for the next run, and the log says so;
+the history is told which changes the running `fit` took (`retune applied`), so
+cooldowns, `retune history` and `retune revert` count those alone.
 
 Tested on the JAX backend (CI trains a real model with it). It uses only Keras' own API
 (optimizer variables, `get_weights`/`set_weights`, `make_train_function`), so the

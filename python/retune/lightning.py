@@ -12,7 +12,9 @@ decision so every process applies the same one, and then: loads the best weights
 kept (by `val_loss`, else `train_loss`) for `restore_checkpoint`, the initial weights
 for `restart`, applies the accepted changes to `trainer.optimizers[i].param_groups`
 (with the schedulers' `base_lrs` scaled alike), and sets `trainer.should_stop` for
-`stop_early`.
+`stop_early`. The global-zero process then tells the history which changes the
+optimizers took (`retune applied`), so cooldowns, `retune history` and `retune revert`
+count those alone.
 
 Metrics logged in `LightningModule.on_train_epoch_end` are not seen: Lightning runs a
 callback's hook before the module's (only its own EarlyStopping and ModelCheckpoint run

@@ -14,7 +14,9 @@
 model had when the tuner was made (or each module's `reset_parameters()`) for `restart`,
 the accepted changes to `optimizer.param_groups` (`lr`, `weight_decay`, `momentum`,
 Adam's `betas` and `eps`; a scheduler's `base_lrs` follow the learning rate), and
-`Outcome.stop` for `stop_early`.
+`Outcome.stop` for `stop_early`. Then it tells the history which changes the optimizer
+took (`retune applied`): a change with no live setting is in the config only, and
+starts no cooldown, shows no effect in `retune history` and is proposed again.
 
 torch is never imported: the helper only calls methods of the objects it is given, so
 `import retune.torch` works without PyTorch installed (and the tests use stand-ins).

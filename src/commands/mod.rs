@@ -73,26 +73,96 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             let entries = history::read(&args.history)?;
             let plan =
                 history::plan_revert(&args.history, &entries, args.to.as_deref(), args.force)?;
-            fsio::write_atomic(&plan.file, plan.text.as_bytes())?;
+            // The same lock `suggest --in-place` holds: a revert is not undone by a call
+            // that read the config just before it.
+            let _lock = fsio::DirLock::acquire(&fsio::resolve(&plan.file))?;
+            let mut batch =
+                fsio::Batch::stage(&[(plan.file.clone(), plan.text.clone().into_bytes())])?;
+            let mut log = history::Appender::open(&args.history)?;
+            batch.commit()?;
+            let time = now()?;
+            let line = history::HistoryEntry {
+                time: time.to_string(),
+                adjustment_id: format!("rev-{}", time.strftime("%Y%m%dT%H%M%SZ")),
+                epoch: plan.epoch,
+                provider: "revert".into(),
+                config: plan.file.display().to_string(),
+                config_out: Some(plan.file.display().to_string()),
+                changes: plan.restored.clone(),
+                reverts: plan.undone.clone(),
+                state: None,
+                ..history::follow_up("", String::new(), history::State::Applied, None)
+            };
+            if let Err(e) = log.append(&line) {
+                // The config goes back to what it held, so the history stays true.
+                batch.rollback();
+                return Err(e);
+            }
+            print::print_revert(&plan, args.format)
+        }
+        Command::Applied(args) => {
+            let _lock = fsio::DirLock::acquire(&fsio::resolve(&args.history))?;
+            let lines = history::read_lines(&args.history)?;
+            let Some(adjustment) = lines.iter().rev().find(|e| {
+                e.adjustment_id == args.adjustment
+                    && e.state != Some(history::State::Live)
+                    && e.state != Some(history::State::Applied)
+            }) else {
+                return Err(Error::input(
+                    &args.history,
+                    format!("no adjustment `{}` in this history", args.adjustment),
+                ));
+            };
+            for p in &args.parameter {
+                if !adjustment.changes.iter().any(|c| &c.parameter == p) {
+                    let made: Vec<&str> = adjustment
+                        .changes
+                        .iter()
+                        .map(|c| c.parameter.as_str())
+                        .collect();
+                    return Err(Error::input(
+                        &args.history,
+                        format!(
+                            "adjustment `{}` did not change `{p}`; it changed: {}",
+                            args.adjustment,
+                            if made.is_empty() {
+                                "nothing".to_string()
+                            } else {
+                                made.join(", ")
+                            }
+                        ),
+                    ));
+                }
+            }
             let time = now()?;
             history::append(
                 &args.history,
-                &history::HistoryEntry {
-                    time: time.to_string(),
-                    adjustment_id: format!("rev-{}", time.strftime("%Y%m%dT%H%M%SZ")),
-                    epoch: plan.epoch,
-                    provider: "revert".into(),
-                    config: plan.file.display().to_string(),
-                    config_out: Some(plan.file.display().to_string()),
-                    changes: plan.restored.clone(),
-                    actions: Vec::new(),
-                    findings: Vec::new(),
-                    metrics: Default::default(),
-                    config_before: None,
-                    reverts: plan.undone.clone(),
-                },
+                &history::follow_up(
+                    &args.adjustment,
+                    time.to_string(),
+                    history::State::Live,
+                    Some(args.parameter.clone()),
+                ),
             )?;
-            print::print_revert(&plan, args.format)
+            let missed: Vec<&str> = adjustment
+                .changes
+                .iter()
+                .map(|c| c.parameter.as_str())
+                .filter(|p| !args.parameter.iter().any(|a| a == p))
+                .collect();
+            let list = |names: Vec<&str>| {
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            };
+            print::emit(&format!(
+                "{}: applied live: {}; not applied: {}\n",
+                args.adjustment,
+                list(args.parameter.iter().map(String::as_str).collect()),
+                list(missed)
+            ))
         }
     };
     done.map(|()| ExitStatus::Success)

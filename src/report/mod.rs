@@ -1,15 +1,16 @@
-//! Write: the adjusted config, the Markdown report with its chart, the JSON twin and the
-//! history line, each written atomically. The JSON printed by `suggest --format json` and
+//! Render: the Markdown report with its chart, the JSON twin and the history line, which
+//! `pipeline::write` writes with the adjusted config, all or none. The JSON printed by `suggest --format json` and
 //! the JSON twin are the same object (`decision_json`).
 
 mod chart;
 mod markdown;
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::fsio::write_atomic;
-use crate::history::{self, HistoryChange, HistoryEntry};
+use crate::history::{HistoryChange, HistoryEntry};
 use crate::metrics::Canonical;
 use crate::num::number_to_json;
 use crate::outcome::{Outcome, Written};
@@ -63,12 +64,12 @@ pub fn decision_json(outcome: &Outcome) -> DecisionJson<'_> {
     }
 }
 
-/// Writes the chart, the reports (unless `reports` is false: `--report-on change` on a
-/// decision that changes nothing), the adjusted config and the history line, in that
-/// order: the history line is last so it only records adjustments whose files exist.
+/// Renders the chart and the reports (unless `reports` is false: `--report-on change` on
+/// a decision that changes nothing) as (path, contents), for the write stage
+/// (`pipeline::write`) to write with the config and the history line, all or none.
 /// `outcome.written` is filled in first, because the report and its JSON twin name the
 /// files.
-pub fn write(outcome: &mut Outcome, in_place: bool, reports: bool) -> Result<()> {
+pub fn render(outcome: &mut Outcome, reports: bool) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let dir = outcome.paths.report_dir.clone();
     let id = outcome.adjustment_id.clone();
     let report = dir.join(format!("{id}.md"));
@@ -84,34 +85,22 @@ pub fn write(outcome: &mut Outcome, in_place: bool, reports: bool) -> Result<()>
         chart: svg.as_ref().map(|_| dir.join(&chart_name)),
         history: Some(outcome.paths.history.clone()),
     };
+    let mut files = Vec::new();
     if let (Some(svg), Some(path)) = (&svg, &outcome.written.chart) {
-        write_atomic(path, svg.as_bytes())?;
+        files.push((path.clone(), svg.clone().into_bytes()));
     }
     if reports {
         let chart_href = svg.as_ref().map(|_| chart_name.as_str());
         let markdown = markdown::render(outcome, chart_href);
         let json = serde_json::to_string_pretty(&decision_json(outcome))
             .map_err(|e| Error::write(&dir, std::io::Error::other(e)))?;
-        write_atomic(&report, markdown.as_bytes())?;
-        write_atomic(&report_json, format!("{json}\n").as_bytes())?;
+        files.push((report, markdown.into_bytes()));
+        files.push((report_json, format!("{json}\n").into_bytes()));
     }
-
-    let config = outcome
-        .run
-        .config
-        .as_ref()
-        .ok_or_else(|| Error::Usage("suggest needs --config".into()))?;
-    let unchanged = outcome.new_config == config.text;
-    if !(in_place && unchanged) {
-        write_atomic(&outcome.paths.config_out, outcome.new_config.as_bytes())?;
-    }
-    history::append(
-        &outcome.paths.history,
-        &history_entry(outcome, in_place && !unchanged),
-    )
+    Ok(files)
 }
 
-fn history_entry(outcome: &Outcome, keep_text: bool) -> HistoryEntry {
+pub(crate) fn history_entry(outcome: &Outcome, keep_text: bool) -> HistoryEntry {
     let run = &outcome.run;
     let config = run.config.as_ref();
     HistoryEntry {
@@ -150,5 +139,9 @@ fn history_entry(outcome: &Outcome, keep_text: bool) -> HistoryEntry {
             .collect(),
         config_before: keep_text.then(|| config.map(|c| c.text.clone())).flatten(),
         reverts: Vec::new(),
+        state: None,
+        applied: None,
+        not_applied: Vec::new(),
+        written: true,
     }
 }

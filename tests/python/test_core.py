@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import stat
+import subprocess
 import sysconfig
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from retune._decision import Change, Decision, NotApplied, Outcome, RetuneError
 from retune._metrics_log import MetricsLog
 from retune._param_groups import apply_to_param_groups
 from retune._runner import Retune
-from retune._tuner import BestTracker
+from retune._tuner import BestTracker, EpochTuner
 
 # -- the metrics file ---------------------------------------------------------------------
 
@@ -125,8 +126,53 @@ def test_suggest_through_the_binary_on_a_real_diverging_keras_run(tmp_path):
     assert read_config(config) == {**before, "lr": 0.0125}
     assert decision.config_out == config
     assert decision.report.is_file() and decision.report.parent == tmp_path / "run" / "reports"
-    lines = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
-    assert [json.loads(line)["adjustment_id"] for line in lines] == [decision.adjustment_id]
+    lines = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").open()]
+    # The adjustment with the old text, written before the config, then its confirmation.
+    assert [(e["adjustment_id"], e.get("state")) for e in lines] == [
+        (decision.adjustment_id, "pending"),
+        (decision.adjustment_id, "applied"),
+    ]
+
+
+def test_the_history_is_told_what_the_trainer_could_not_apply(tmp_path, binary):
+    fixture = KERAS_FIXTURES / "diverging_from_start"
+    config = tmp_path / "config.json"
+    config.write_bytes((fixture / "config.json").read_bytes())
+    tuner = EpochTuner(config, run_dir=tmp_path / "run", extra_args=["--provider", "rules"])
+    tuner.verbose = False
+
+    def act(decision: Decision) -> Outcome:
+        # A trainer whose optimizer takes none of the changes live.
+        missed = tuple(
+            NotApplied(c.canonical, c.parameter, c.new, "no live setting") for c in decision.changes
+        )
+        return Outcome(0, decision, not_applied=missed)
+
+    outcome = tuner._tune_epoch(
+        0,
+        {},
+        keep_best=None,
+        write=lambda: fixture / "history.csv",
+        act=act,
+    )
+    assert outcome.decision is not None and outcome.decision.changes
+    lines = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").open()]
+    assert lines[-1] == {
+        "time": lines[-1]["time"],
+        "adjustment_id": outcome.decision.adjustment_id,
+        "state": "live",
+        "applied": [],
+    }
+    # `retune history` shows no change as made: the rate was never taken.
+    shown = subprocess.run(
+        [binary, "history", str(tmp_path / "run" / "history.jsonl"), "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    [entry] = json.loads(shown)
+    assert entry["adjustment_id"] == outcome.decision.adjustment_id
+    assert entry["changes"] == []
 
 
 def test_bad_config_warns_by_default_and_training_goes_on(tmp_path, caplog):

@@ -112,9 +112,9 @@ def test_retune_was_called_after_every_epoch(runs):
     assert [o.epoch for o in runs.callback.outcomes] == list(range(epochs))
     assert all(o.decision is not None and o.error is None for o in runs.callback.outcomes)
     history = (runs.directory / "retune" / "history.jsonl").read_text().splitlines()
-    assert [json.loads(line)["adjustment_id"] for line in history] == [
-        o.decision.adjustment_id for o in runs.callback.outcomes
-    ]
+    # One adjustment a call (its pending, applied and live lines share the id).
+    ids = [json.loads(line)["adjustment_id"] for line in history]
+    assert list(dict.fromkeys(ids)) == [o.decision.adjustment_id for o in runs.callback.outcomes]
     # The metrics file retune read: CSVLogger's format, with the optimizer's rate added.
     lines = (runs.directory / "retune" / "metrics.csv").read_bytes().split(b"\r\n")
     assert lines[0] == b"epoch,accuracy,learning_rate,loss,val_accuracy,val_loss"

@@ -3,6 +3,7 @@ optimizer and the scheduler (torch itself is not needed: the helper never import
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -63,7 +64,15 @@ def test_divergence_after_sane_epochs_restores_the_best_weights_and_cuts_the_rat
         "1,0.5,1.4,0.5,0.5,1.4",
         "2,0.5,nan,0.5,0.5,nan",
     ]
-    assert len((tmp_path / "run" / "history.jsonl").read_text().splitlines()) == 3
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").open()]
+    assert len({e["adjustment_id"] for e in history}) == 3
+    # What the optimizer took is on record: the rate cut of the third call.
+    assert history[-1] == {
+        "time": history[-1]["time"],
+        "adjustment_id": third.decision.adjustment_id,
+        "state": "live",
+        "applied": ["lr"],
+    }
 
 
 def test_a_first_epoch_that_explodes_restarts_from_the_initial_weights(tmp_path):
