@@ -390,7 +390,7 @@ pub fn load(
 pub fn load_and_warn(options: &LoadOptions) -> Result<Run> {
     let run = crate::run::load_run(options)?;
     for warning in &run.metrics.warnings {
-        eprintln!("warning: {warning}");
+        eprintln!("warning: {}", crate::untrusted::printable(warning));
     }
     Ok(run)
 }

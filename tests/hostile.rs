@@ -508,7 +508,8 @@ fn control_characters_from_the_model_and_from_files_never_reach_the_terminal() {
     let content = lower_lr(&diagnosis, &rationale);
     let stand = stand_in(move |_, _, stream| ok(stream, &content));
     let s = diverging();
-    let text = suggest(&s, &stand, KEY, &["--format", "text"]);
+    // In place, so the history records the change as applied and `history` lists it.
+    let text = suggest(&s, &stand, KEY, &["--format", "text", "--in-place"]);
     assert_code(&text, 0);
     let shown = stdout(&text);
     no_controls("suggest stdout", &shown);

@@ -331,12 +331,12 @@ pub fn run(args: &ReviewOptions, time: Timestamp) -> Result<Review> {
         summary_report: None,
     };
     if let Err(err) = &written_back {
-        eprintln!("error: {err}");
+        eprintln!("error: {}", crate::untrusted::printable(&err.to_string()));
         review.exit_code = err.exit_status();
     }
     let written = summary::write(&mut review, &args.report_dir, &time, args.lang);
     if let Err(err) = &written {
-        eprintln!("error: {err}");
+        eprintln!("error: {}", crate::untrusted::printable(&err.to_string()));
         review.exit_code = review.exit_code.max(ExitStatus::WriteFailed);
     }
     Ok(review)
