@@ -218,18 +218,24 @@ fn accuracy_at_chance(accuracy: f64, classes: u32) -> bool {
         && (accuracy - 1.0 / f64::from(classes)).abs() <= CHANCE_ACCURACY_TOLERANCE + FLOAT32_SLACK
 }
 
+/// The C at which a loss and an accuracy are both at chance, the one whose ln C is nearest
+/// the loss.
+fn chance_classes(loss: f64, accuracy: f64) -> Option<u32> {
+    (2..=MAX_INFERRED_CLASSES)
+        .filter(|&c| loss_at_chance(loss, c) && accuracy_at_chance(accuracy, c))
+        .min_by(|&a, &b| {
+            let gap = |c: u32| (loss - f64::from(c).ln()).abs();
+            gap(a).total_cmp(&gap(b))
+        })
+}
+
 /// The C at which the split's latest loss and accuracy are both at chance, the one whose
 /// ln C is nearest the loss.
 fn infer_classes(split: &Split) -> Option<Known<u32>> {
     let accuracy_series = split.accuracy?;
     let last = split.loss.last()?;
     let accuracy = accuracy_series.at(last.epoch)?;
-    let c = (2..=MAX_INFERRED_CLASSES)
-        .filter(|&c| loss_at_chance(last.value, c) && accuracy_at_chance(accuracy, c))
-        .min_by(|&a, &b| {
-            let gap = |c: u32| (last.value - f64::from(c).ln()).abs();
-            gap(a).total_cmp(&gap(b))
-        })?;
+    let c = chance_classes(last.value, accuracy)?;
     Some(Known {
         value: c,
         source: format!(
@@ -249,12 +255,7 @@ fn infer_classes_in_window(split: &Split) -> Option<Known<u32>> {
     let accuracy_series = split.accuracy?;
     split.loss.tail(RECENT_CAPACITY).iter().rev().find_map(|p| {
         let accuracy = accuracy_series.at(p.epoch)?;
-        let c = (2..=MAX_INFERRED_CLASSES)
-            .filter(|&c| loss_at_chance(p.value, c) && accuracy_at_chance(accuracy, c))
-            .min_by(|&a, &b| {
-                let gap = |c: u32| (p.value - f64::from(c).ln()).abs();
-                gap(a).total_cmp(&gap(b))
-            })?;
+        let c = chance_classes(p.value, accuracy)?;
         Some(Known {
             value: c,
             source: format!(
@@ -279,12 +280,7 @@ fn infer_classes_at_start(split: &Split) -> Option<Known<u32>> {
         .first()
         .filter(|a| a.epoch == first.epoch)?
         .value;
-    let c = (2..=MAX_INFERRED_CLASSES)
-        .filter(|&c| loss_at_chance(first.value, c) && accuracy_at_chance(accuracy, c))
-        .min_by(|&a, &b| {
-            let gap = |c: u32| (first.value - f64::from(c).ln()).abs();
-            gap(a).total_cmp(&gap(b))
-        })?;
+    let c = chance_classes(first.value, accuracy)?;
     Some(Known {
         value: c,
         source: format!(
