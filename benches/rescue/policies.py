@@ -202,6 +202,10 @@ class Retune:
             "rejected": [(r["parameter"], r["proposed"], r["reason"]) for r in decision.get("rejected", [])],
             "actions": actions,
             "report": decision.get("report"),
+            # The LLM's review of the rules' proposal when its answer was used (agree,
+            # amend, replace), else None.
+            "verdict": ((llm.get("review") or {}).get("verdict")),
+            "review": decision.get("review_summary"),
         }
         return Decision(changes, actions, record)
 
