@@ -1,7 +1,8 @@
 //! End to end against a real model: llama.cpp's llama-server with Gemma 3 270M, started
 //! by `scripts/local-llm.sh start` (CI does this and sets RETUNE_TEST_LLM_URL). The model
 //! is weak; whatever it answers, a valid adjusted config and a report must come out and
-//! every accepted change must have passed validation.
+//! every accepted change must have passed validation. The model reviews the rules
+//! advisor's proposal: when its answer is used, the decision says what it did with it.
 //!
 //! Without RETUNE_TEST_LLM_URL these tests say so and return: they need a server that
 //! takes minutes to build, which `.ci/run` provides.
@@ -66,6 +67,18 @@ fn run_example(url: &str, example: &str, metrics: &str) -> Value {
         llm["answers"].as_u64().unwrap() >= 1 || llm["fallback"].is_string(),
         "{llm}"
     );
+    if llm["first_answer_parsed"] == true {
+        let verdict = llm["first_verdict"].as_str().unwrap_or_default();
+        assert!(["agree", "amend", "replace"].contains(&verdict), "{llm}");
+    }
+    // A used answer is a review of the rules' proposal, in the JSON and in the report.
+    if d["provider"] == "openai" {
+        assert!(llm["review"]["items"].is_array(), "{llm}");
+        let summary = d["review_summary"].as_str().expect("review_summary");
+        assert!(summary.starts_with("the model "), "{summary}");
+    } else {
+        assert!(d["review_summary"].is_null(), "{d:#}");
+    }
 
     // The adjusted config parses, keeps every key, and every accepted change is within
     // its parameter's bounds (validation's own contract, checked from the outside).
@@ -87,6 +100,11 @@ fn run_example(url: &str, example: &str, metrics: &str) -> Value {
     let report = s.read(d["report"].as_str().unwrap());
     assert!(
         report.contains("## Findings") && report.contains("LLM"),
+        "{report}"
+    );
+    assert_eq!(
+        report.contains("**Review:** the model "),
+        d["provider"] == "openai",
         "{report}"
     );
     assert!(stderr(&out).is_empty() || !stderr(&out).contains("panicked"));

@@ -202,6 +202,10 @@ class Retune:
             "rejected": [(r["parameter"], r["proposed"], r["reason"]) for r in decision.get("rejected", [])],
             "actions": actions,
             "report": decision.get("report"),
+            # The LLM's review of the rules' proposal when its answer was used (agree,
+            # amend, replace), else None.
+            "verdict": ((llm.get("review") or {}).get("verdict")),
+            "review": decision.get("review_summary"),
         }
         return Decision(changes, actions, record)
 
@@ -218,7 +222,10 @@ def make(name, binary, base_url=None, model=None):
     if name == "retune":
         return Retune(binary)
     if name == "retune-llm":
-        args = ["--provider", "openai", "--base-url", base_url]
+        # A call on a CPU shared with other work can take minutes (Gemma 3 270M answered
+        # in 80-530 s while 2 cores ran builds); the default 60 s request timeout would make
+        # every call a fallback.
+        args = ["--provider", "openai", "--base-url", base_url, "--timeout", "600", "--deadline", "850"]
         if model:
             args += ["--model", model]
         return Retune(binary, name, args, RETUNE_TIMEOUT_LLM_S)

@@ -171,6 +171,12 @@ def summarise(chosen, policy_names, results, ref, seeds):
                 "fallbacks": sum(
                     1 for r in runs for st in r["trace"] if "→" in (st.get("retune", {}).get("provider") or "")
                 ),
+                # The LLM's verdicts on the rules' proposal, over the calls where its answer
+                # was used.
+                "verdicts": {
+                    v: sum(1 for r in runs for st in r["trace"] if st.get("retune", {}).get("verdict") == v)
+                    for v in ("agree", "amend", "replace")
+                },
             }
     return table
 
@@ -211,6 +217,8 @@ def retune_story(result):
             continue
         parts = [f"{p} {_num(o)} → {_num(n)}" for p, o, n in rec["changes"]]
         parts += rec["actions"]
+        if rec.get("review"):
+            parts.append(rec["review"])
         findings = ", ".join(rec["findings"]) or "no finding"
         out.append(f"epoch {step['epoch']} ({findings}): {'; '.join(parts)}")
     return out
@@ -290,10 +298,21 @@ def markdown(chosen, policy_names, table, ref, results, seeds, epochs, command, 
         lines += ["", "## retune with an LLM: whose decisions", ""]
         for s in chosen:
             t = table[(s.name, "retune-llm")]
+            v = t["verdicts"]
             lines.append(
-                f"- {s.name}: {t['calls']} calls, the rules advisor decided {t['fallbacks']} "
+                f"- {s.name}: {t['calls']} calls; the model agreed {v['agree']}, amended {v['amend']}, "
+                f"replaced {v['replace']}; the rules advisor decided {t['fallbacks']} "
                 "(the LLM's answers failed validation or the endpoint failed)"
             )
+        if "retune" in policy_names:
+            lines += ["", "## retune with an LLM against the rules alone (never worse?)", ""]
+            for s in chosen:
+                llm, rules = table[(s.name, "retune-llm")]["mean"], table[(s.name, "retune")]["mean"]
+                worse = rules - llm > HARM
+                lines.append(
+                    f"- {s.name}: {fmt(llm)} with the LLM, {fmt(rules)} with the rules alone: "
+                    f"{'**WORSE**' if worse else 'not worse'}"
+                )
     for p in ("retune", "retune-llm"):
         if p not in policy_names:
             continue

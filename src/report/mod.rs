@@ -34,8 +34,11 @@ pub struct DecisionJson<'a> {
     pub actions: &'a [Action],
     pub advice: &'a [String],
     pub notes: &'a [String],
-    /// Model, tokens, latency and attempts when an LLM was asked.
+    /// Model, tokens, latency and attempts when an LLM was asked; its review of the rules'
+    /// proposal item by item (`llm.review`) when its answer was used.
     pub llm: Option<&'a crate::types::LlmReport>,
+    /// That review in the line the Markdown report shows.
+    pub review_summary: Option<String>,
     pub config_out: Option<String>,
     pub report: Option<String>,
     pub dry_run: bool,
@@ -58,6 +61,7 @@ pub fn decision_json(outcome: &Outcome) -> DecisionJson<'_> {
         advice: &outcome.proposal.advice,
         notes: &outcome.decision.notes,
         llm: outcome.proposal.llm.as_ref(),
+        review_summary: markdown::review_line(outcome, &|p| p.to_string(), &|t| t.to_string()),
         config_out: written.config_out.as_ref().map(|p| p.display().to_string()),
         report: written.report.as_ref().map(|p| p.display().to_string()),
         dry_run,

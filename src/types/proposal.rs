@@ -57,6 +57,66 @@ pub struct Proposal {
     pub llm: Option<LlmReport>,
 }
 
+/// The LLM's verdict on the rules advisor's proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The rules' changes stand as they are.
+    Agree,
+    /// The rules' changes with some values changed, some added, some dropped.
+    Amend,
+    /// The model's own changes instead of the rules'.
+    Replace,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Agree => "agree",
+            Verdict::Amend => "amend",
+            Verdict::Replace => "replace",
+        }
+    }
+}
+
+/// What the model did with one change, relative to the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reviewed {
+    /// The rules' change, kept.
+    Agreed,
+    /// The rules' parameter, with another value.
+    Amended,
+    /// A change the rules did not propose.
+    Added,
+    /// The rules' change, left out.
+    Dropped,
+}
+
+/// One change as the rules and the model saw it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReviewItem {
+    pub parameter: String,
+    pub what: Reviewed,
+    /// The value in the config now (absent for a parameter that is not tunable).
+    pub old: Option<Value>,
+    /// What the rules proposed (absent for an added change).
+    pub rules: Option<Value>,
+    /// What the model proposed (absent for a dropped change).
+    pub model: Option<Value>,
+    /// The model's reason for a dropped change, when it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The model's review of the rules' proposal: its verdict and, change by change, what it
+/// did. Validation then decides every value, as for any proposal.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Review {
+    pub verdict: Verdict,
+    pub items: Vec<ReviewItem>,
+}
+
 /// How the exchange went: what the report and the JSON show.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LlmReport {
@@ -76,6 +136,10 @@ pub struct LlmReport {
     pub cached: bool,
     pub first_answer_parsed: bool,
     pub first_answer_valid: bool,
+    /// The first answer's verdict on the rules' proposal, when it parsed.
+    pub first_verdict: Option<Verdict>,
+    /// What the model did with the rules advisor's proposal, when its answer was used.
+    pub review: Option<Review>,
     /// Why the rules advisor decided instead, when it did.
     pub fallback: Option<String>,
 }

@@ -162,7 +162,7 @@ fn bounded(text: &str, max: usize) -> String {
 
 /// The first JSON object in `text`: the whole text, else the first `{` from which a
 /// complete object parses (answers in code fences or after a sentence).
-fn find_object(text: &str) -> Option<serde_json::Map<String, Value>> {
+pub(crate) fn find_object(text: &str) -> Option<serde_json::Map<String, Value>> {
     if let Ok(Value::Object(map)) = serde_json::from_str(text.trim()) {
         return Some(map);
     }

@@ -1,9 +1,12 @@
-//! The LLM advisor: asks an OpenAI-compatible model for changes through a structured
-//! prompt and a strict JSON schema, and treats the answer as untrusted input. An answer
-//! that does not parse, or proposes anything validation rejects, goes back to the model
-//! with the reasons (at most `max_repairs` times). After that the rules advisor decides,
-//! and the provider says so (`openai→rules`), unless falling back is disabled. The model
-//! never sees the file system and nothing it says bypasses `validate`.
+//! The LLM advisor: shows an OpenAI-compatible model the rules advisor's proposal beside
+//! the run, through a structured prompt and a strict JSON schema, and asks for a review:
+//! agree, amend (change a value, add a change, drop one with a reason) or replace. The
+//! answer is untrusted input. Agreeing needs no check of the model's own: the rules'
+//! proposal goes to validation as it would without a model. An answer that does not parse,
+//! or whose own values (amended or added) validation rejects, goes back to the model with
+//! the reasons (at most `max_repairs` times). After that the rules advisor decides, and the
+//! provider says so (`openai→rules`), unless falling back is disabled. The model never
+//! sees the file system and nothing it says bypasses `validate`.
 //!
 //! This is the one async corner of the pipeline: the exchange runs on a current-thread
 //! tokio runtime inside `advise`, under an overall deadline.
@@ -12,6 +15,7 @@ pub mod answer;
 pub mod budget;
 pub mod cache;
 pub mod prompt;
+pub mod review;
 pub mod schema;
 pub mod transport;
 
@@ -66,7 +70,11 @@ impl Advisor for LlmAdvisor {
 
     fn advise(&self, input: &AdviceInput) -> Result<Proposal> {
         let templates = Templates::load(self.options.prompts.as_deref())?;
-        let messages = templates.messages(input.run, input.diagnosis)?;
+        // The proposal under review in the report's language (it becomes the decision when
+        // the model agrees or fails), and in English for the prompt.
+        let rules = RulesAdvisor.advise(input)?;
+        let rules_en = prompt::rules_proposal(input.run, input.diagnosis)?;
+        let messages = templates.messages_for(input.run, input.diagnosis, &rules_en)?;
         let mut report = LlmReport {
             endpoint: self.options.endpoint.base_url.clone(),
             model: self.options.endpoint.model.clone(),
@@ -83,7 +91,7 @@ impl Advisor for LlmAdvisor {
         let outcome = runtime.block_on(async {
             tokio::time::timeout(
                 deadline,
-                self.converse(input, &templates, messages, &mut report),
+                self.converse(input, &templates, messages, &rules, &mut report),
             )
             .await
             .unwrap_or_else(|_| {
@@ -106,7 +114,7 @@ impl Advisor for LlmAdvisor {
                 Ok(proposal)
             }
             Err(unusable) if self.options.fallback => {
-                let mut proposal = RulesAdvisor.advise(input)?;
+                let mut proposal = rules;
                 proposal.provider = "openai→rules".into();
                 proposal.model = Some(self.options.endpoint.model.clone());
                 proposal.advice.insert(
@@ -151,6 +159,7 @@ impl LlmAdvisor {
         input: &AdviceInput<'_>,
         templates: &Templates,
         mut messages: Vec<Message>,
+        rules: &Proposal,
         report: &mut LlmReport,
     ) -> std::result::Result<Proposal, Unusable> {
         let failed = |reason: String| Unusable {
@@ -161,7 +170,8 @@ impl LlmAdvisor {
             .map_err(failed)?;
         let cache = Cache::new(self.options.cache);
         let parameters: Vec<String> = input.run.tunables.iter().map(|t| t.path.clone()).collect();
-        let schema = schema::answer_schema(&parameters);
+        let proposed: Vec<String> = rules.changes.iter().map(|c| c.parameter.clone()).collect();
+        let schema = schema::answer_schema_for(&parameters, Some(&proposed));
         let mut mode = Mode::JsonSchema;
         let mut all_cached = true;
         let mut last_rejected = Vec::new();
@@ -229,40 +239,62 @@ impl LlmAdvisor {
             report.prompt_tokens += reply.prompt_tokens.unwrap_or(0);
             report.completion_tokens += reply.completion_tokens.unwrap_or(0);
             report.cached = all_cached;
-            let reasons = match answer::parse(&reply.content) {
-                Ok(parsed) => {
+            let read = answer::parse(&reply.content)
+                .and_then(|parsed| review::stance(&reply.content).map(|stance| (parsed, stance)));
+            let reasons = match read {
+                Ok((parsed, stance)) => {
                     if round == 0 {
                         report.first_answer_parsed = true;
+                        report.first_verdict = Some(stance.verdict);
                     }
+                    let (changes, review) =
+                        review::combine(input.run, &rules.changes, &parsed, &stance);
+                    let mut advice = rules.advice.clone();
+                    advice.extend(
+                        parsed
+                            .extras
+                            .iter()
+                            .map(|(k, v)| format!("{}: {v}", k.replace('_', " "))),
+                    );
                     let proposal = Proposal {
                         provider: "openai".into(),
                         model: reply
                             .model
                             .clone()
                             .or_else(|| Some(self.options.endpoint.model.clone())),
-                        diagnosis: parsed.diagnosis.clone(),
-                        changes: parsed.changes.clone(),
-                        actions: Vec::new(),
-                        advice: parsed
-                            .extras
-                            .iter()
-                            .map(|(k, v)| format!("{}: {v}", k.replace('_', " ")))
-                            .collect(),
+                        diagnosis: if parsed.diagnosis.is_empty() {
+                            rules.diagnosis.clone()
+                        } else {
+                            parsed.diagnosis.clone()
+                        },
+                        changes,
+                        // Actions (restore, restart, stop) are the rules' call: the
+                        // model reviews values, and validation checks the actions anyway.
+                        actions: rules.actions.clone(),
+                        advice,
                         discarded: Vec::new(),
                         llm: None,
                     };
                     // The same validation the decision will apply, run now so the model can
-                    // be told what to fix.
-                    let trial = (input.trial)(&proposal);
-                    if trial.rejected.is_empty() {
+                    // be told what to fix; only its own values count against it.
+                    let own = review::models_own(&review);
+                    let mistakes: Vec<Rejected> = if own.is_empty() {
+                        Vec::new()
+                    } else {
+                        (input.trial)(&proposal)
+                            .rejected
+                            .into_iter()
+                            .filter(|r| own.contains(&r.parameter.as_str()))
+                            .collect()
+                    };
+                    if mistakes.is_empty() {
                         if round == 0 {
                             report.first_answer_valid = true;
                         }
+                        report.review = Some(review);
                         return Ok(proposal);
                     }
-                    last_rejected = trial.rejected.clone();
-                    trial
-                        .rejected
+                    let reasons = mistakes
                         .iter()
                         .map(|r| {
                             format!(
@@ -272,7 +304,9 @@ impl LlmAdvisor {
                                 r.reason
                             )
                         })
-                        .collect()
+                        .collect();
+                    last_rejected = mistakes;
+                    reasons
                 }
                 Err(reasons) => {
                     last_rejected.clear();

@@ -4,14 +4,22 @@
 //! inside <data> tags, so it reads as data, never as instructions. The metric history is
 //! summarised so the prompt stays bounded however long the run: per series the best
 //! epoch, the last `RECENT_EPOCHS` in full and at most `EARLIER_POINTS` earlier ones.
+//!
+//! The prompt also carries the rules advisor's proposal (its changes with their rationale,
+//! its actions, its advice), in the very shape of the answer, and the model's job is to
+//! review it: a small model that copies what it sees then copies a valid proposal, not a
+//! placeholder (seed 003's `num_epochs = 0.0005` came from an example value).
 
 use std::path::Path;
 
 use minijinja::Environment;
 use serde_json::{Value, json};
 
+use crate::advisor::rules::RulesAdvisor;
+use crate::advisor::{AdviceInput, Advisor};
 use crate::error::{Error, Result};
 use crate::history::in_cooldown;
+use crate::lang::Lang;
 use crate::metrics::Canonical;
 use crate::num::{number_to_json, round_sig};
 use crate::run::Run;
@@ -19,6 +27,7 @@ use crate::space::Scale;
 use crate::types::Diagnosis;
 use crate::types::MAX_CHANGES;
 use crate::types::Message;
+use crate::types::{Decision, Proposal};
 
 /// Epochs per series shown verbatim.
 pub const RECENT_EPOCHS: usize = 10;
@@ -81,14 +90,27 @@ impl Templates {
             .map_err(|e| Error::Usage(format!("prompt template {name}: {e}")))
     }
 
-    /// The first two messages of the conversation.
+    /// The first two messages of the conversation, the rules advisor's proposal included.
     pub fn messages(&self, run: &Run, diagnosis: &Diagnosis) -> Result<Vec<Message>> {
+        let rules = rules_proposal(run, diagnosis)?;
+        self.messages_for(run, diagnosis, &rules)
+    }
+
+    /// The first two messages, with `rules` as the proposal under review.
+    pub fn messages_for(
+        &self,
+        run: &Run,
+        diagnosis: &Diagnosis,
+        rules: &Proposal,
+    ) -> Result<Vec<Message>> {
         let system = self.render(
             "system.j2",
             &self.system,
             json!({ "max_changes": MAX_CHANGES }),
         )?;
-        let user = self.render("user.j2", &self.user, user_context(run, diagnosis))?;
+        let mut context = user_context(run, diagnosis);
+        context["rules"] = rules_context(rules);
+        let user = self.render("user.j2", &self.user, context)?;
         Ok(vec![
             Message {
                 role: "system",
@@ -119,6 +141,40 @@ impl Templates {
             },
         ])
     }
+}
+
+/// The rules advisor's proposal as the prompt shows it: in English, whatever the report's
+/// language, like the rest of the prompt. The rules do not try their proposal, so the
+/// trial is never called.
+pub fn rules_proposal(run: &Run, diagnosis: &Diagnosis) -> Result<Proposal> {
+    RulesAdvisor.advise(&AdviceInput {
+        run,
+        diagnosis,
+        lang: Lang::En,
+        trial: &|_| Decision::default(),
+    })
+}
+
+/// The proposal in the shape of the answer's changes, so that copying it is a valid
+/// answer; the current values are in the tunables list beside it.
+fn rules_context(rules: &Proposal) -> Value {
+    let changes: Vec<Value> = rules
+        .changes
+        .iter()
+        .map(|c| {
+            json!({
+                "parameter": c.parameter,
+                "new_value": c.new_value,
+                "rationale": c.rationale,
+                "confidence": number_to_json(round_sig(c.confidence)),
+            })
+        })
+        .collect();
+    json!({
+        "changes": changes,
+        "actions": rules.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "advice": rules.advice,
+    })
 }
 
 /// Characters and an estimate of tokens (4 characters a token, the usual rule for

@@ -64,6 +64,107 @@ fn llm_line(md: &mut String, llm: &crate::types::LlmReport, lang: Lang) {
     }
 }
 
+/// What the model did with the rules advisor's proposal, in one line: "the model agreed
+/// with the rules: `lr` 0.3 → 0.03", "the model amended the rules' proposal: `lr` 0.3 →
+/// 0.1 instead of 0.03 (validation clamped it to 0.06)". `None` when no model reviewed it
+/// (the rules alone, or a fallback, which has its own line). `param` and `text` dress the
+/// parameter paths and the rest for Markdown, or leave them plain for the JSON.
+pub(super) fn review_line(
+    outcome: &Outcome,
+    param: &dyn Fn(&str) -> String,
+    text: &dyn Fn(&str) -> String,
+) -> Option<String> {
+    use crate::num::value_text;
+    use crate::types::{Reviewed, Verdict};
+    let lang = outcome.lang;
+    let review = outcome.proposal.llm.as_ref()?.review.as_ref()?;
+    let decision = &outcome.decision;
+    let value = |v: &Option<serde_json::Value>| v.as_ref().map(value_text).unwrap_or_default();
+    let parts: Vec<String> = review
+        .items
+        .iter()
+        .map(|item| {
+            let p = param(&item.parameter);
+            let from = match &item.old {
+                Some(old) => format!("{} → ", text(&value_text(old))),
+                None => "→ ".to_string(),
+            };
+            let rules = text(&value(&item.rules));
+            let model = text(&value(&item.model));
+            let mut part = match (item.what, review.verdict) {
+                (Reviewed::Agreed, Verdict::Agree) => format!("{p} {from}{rules}"),
+                (Reviewed::Agreed, _) => {
+                    say!(lang, "kept {p} {from}{rules}", "保留 {p} {from}{rules}")
+                }
+                (Reviewed::Amended, _) => say!(
+                    lang,
+                    "{p} {from}{model} instead of {rules}",
+                    "{p} {from}{model}（规则为 {rules}）"
+                ),
+                (Reviewed::Added, _) => {
+                    say!(lang, "added {p} {from}{model}", "新增 {p} {from}{model}")
+                }
+                (Reviewed::Dropped, _) => {
+                    say!(lang, "dropped {p} {from}{rules}", "删去 {p} {from}{rules}")
+                }
+            };
+            if item.what == Reviewed::Dropped {
+                match &item.reason {
+                    Some(why) => part.push_str(&say!(lang, " ({})", "（{}）", text(why))),
+                    None => part.push_str(&say!(lang, " (no reason given)", "（未说明原因）")),
+                }
+            } else if decision
+                .rejected
+                .iter()
+                .any(|r| r.parameter == item.parameter)
+            {
+                part.push_str(&say!(lang, " (rejected by validation)", "（被校验拒绝）"));
+            } else if let Some(c) = decision
+                .changes
+                .iter()
+                .find(|c| c.parameter == item.parameter && c.clamped.is_some())
+            {
+                part.push_str(&say!(
+                    lang,
+                    " (validation clamped it to {})",
+                    "（校验限幅为 {}）",
+                    text(&value_text(&c.new))
+                ));
+            }
+            part
+        })
+        .collect();
+    // Semicolons: a dropped change's reason may hold commas.
+    let list = parts.join(&say!(lang, "; ", "；"));
+    Some(match (review.verdict, parts.is_empty()) {
+        (Verdict::Agree, true) => say!(
+            lang,
+            "the model agreed with the rules: no change",
+            "模型同意规则顾问：不做变更"
+        ),
+        (Verdict::Agree, false) => say!(
+            lang,
+            "the model agreed with the rules: {list}",
+            "模型同意规则顾问：{list}"
+        ),
+        (Verdict::Amend, _) => say!(
+            lang,
+            "the model amended the rules' proposal: {list}",
+            "模型修改了规则顾问的提议：{list}"
+        ),
+        (Verdict::Replace, true) => say!(
+            lang,
+            "the model replaced the rules' proposal with no change",
+            "模型以“不做变更”取代了规则顾问的提议"
+        ),
+        (Verdict::Replace, false) => say!(
+            lang,
+            "the model replaced the rules' proposal: {list}",
+            "模型取代了规则顾问的提议：{list}"
+        ),
+    })
+}
+
 fn header(md: &mut String, outcome: &Outcome) {
     let lang = outcome.lang;
     let run = &outcome.run;
@@ -91,6 +192,13 @@ fn header(md: &mut String, outcome: &Outcome) {
     }
     if let Some(llm) = &outcome.proposal.llm {
         llm_line(md, llm, lang);
+    }
+    if let Some(line) = review_line(outcome, &|p| code(p), &|t| escape_cell(t)) {
+        md.push_str(&say!(
+            lang,
+            "- **Review:** {line}\n",
+            "- **审阅：** {line}\n"
+        ));
     }
     if let Some(config) = &run.config {
         md.push_str(&say!(
@@ -165,6 +273,7 @@ mod tests {
     use crate::types::{Action, Finding, Severity};
     use crate::types::{Change, Clamp, Decision, Rejected};
     use crate::types::{Diagnosis, Skipped};
+    use crate::types::{LlmReport, Review, ReviewItem, Reviewed, Verdict};
 
     const CONFIG: &str = r#"{
   "model_name": "MobileNetV3",
@@ -300,7 +409,7 @@ mod tests {
                 "增加数据增强：配置中没有可修改的增强参数"
             )],
             discarded: vec![],
-            llm: None,
+            llm: Some(llm_report()),
         };
         let decision = Decision {
             changes: vec![
@@ -383,6 +492,81 @@ mod tests {
                 history: Some(PathBuf::from("reports/history.jsonl")),
             },
         }
+    }
+
+    /// A model that amended the rules: a value changed, two added (one clamped, one
+    /// rejected by validation) and one dropped with a reason that holds Markdown.
+    fn llm_report() -> LlmReport {
+        let item =
+            |parameter: &str, what, old: f64, rules: Option<f64>, model: Option<f64>| ReviewItem {
+                parameter: parameter.into(),
+                what,
+                old: Some(Value::from(old)),
+                rules: rules.map(Value::from),
+                model: model.map(Value::from),
+                reason: None,
+            };
+        let mut dropped = item("label_smoothing", Reviewed::Dropped, 0.1, Some(0.05), None);
+        dropped.reason = Some("the gap is in val_loss | not <b>confidence</b>".into());
+        LlmReport {
+            endpoint: "http://127.0.0.1:8080/v1".into(),
+            model: "gemma-3-270m".into(),
+            response_format: "json_schema",
+            answers: 1,
+            http_attempts: 1,
+            prompt_tokens: 1532,
+            completion_tokens: 310,
+            latency_ms: 9120,
+            first_answer_parsed: true,
+            first_answer_valid: true,
+            first_verdict: Some(Verdict::Amend),
+            review: Some(Review {
+                verdict: Verdict::Amend,
+                items: vec![
+                    item(
+                        "weight_decay",
+                        Reviewed::Amended,
+                        0.0001,
+                        Some(0.0002),
+                        Some(0.0003),
+                    ),
+                    dropped,
+                    item("dropout_rate", Reviewed::Added, 0.5, None, Some(0.8)),
+                    item(
+                        "learning_rate",
+                        Reviewed::Added,
+                        0.001,
+                        None,
+                        Some(9.999999999999999e-4),
+                    ),
+                ],
+            }),
+            ..LlmReport::default()
+        }
+    }
+
+    #[test]
+    fn the_review_reads_in_one_line_in_both_languages() {
+        let o = outcome(Lang::En);
+        let line = review_line(&o, &|p| p.to_string(), &|t| t.to_string()).unwrap();
+        assert_eq!(
+            line,
+            "the model amended the rules' proposal: weight_decay 0.0001 → 0.0003 instead of 0.0002; \
+             dropped label_smoothing 0.1 → 0.05 (the gap is in val_loss | not <b>confidence</b>); \
+             added dropout_rate 0.5 → 0.8 (validation clamped it to 0.6); \
+             added learning_rate 0.001 → 0.001 (rejected by validation)"
+        );
+        let mut agreeing = outcome(Lang::Zh);
+        let llm = agreeing.proposal.llm.as_mut().unwrap();
+        llm.review = Some(Review {
+            verdict: Verdict::Agree,
+            items: Vec::new(),
+        });
+        let line = review_line(&agreeing, &|p| p.to_string(), &|t| t.to_string()).unwrap();
+        assert_eq!(line, "模型同意规则顾问：不做变更");
+        // No review (the rules alone, or a fallback): no line.
+        agreeing.proposal.llm = None;
+        assert!(review_line(&agreeing, &|p| p.to_string(), &|t| t.to_string()).is_none());
     }
 
     #[test]
