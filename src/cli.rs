@@ -249,7 +249,7 @@ pub struct LlmArgs {
     pub model: Option<String>,
 
     /// Times an unusable answer goes back to the model with the reasons.
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub max_repairs: u32,
 
     /// Fail with exit code 3 instead of letting the rules advisor decide when the LLM

@@ -114,7 +114,9 @@ fn completion(content: &str) -> Vec<u8> {
 fn lower_lr(diagnosis: &str, rationale: &str) -> String {
     json!({
         "diagnosis": diagnosis,
-        "changes": [{"parameter": "optimizer.lr", "new_value": 0.042, "rationale": rationale, "confidence": 0.8}],
+        // A value of its own (the rules cut to 0.042), so its text is what is kept.
+        "verdict": "replace",
+        "changes": [{"parameter": "optimizer.lr", "new_value": 0.06, "rationale": rationale, "confidence": 0.8}],
         "risk": rationale,
     })
     .to_string()
@@ -306,7 +308,7 @@ fn an_echoed_key_is_redacted_from_every_output_file_and_cache() {
 #[test]
 fn oversize_fields_are_cut_to_the_schemas_lengths() {
     // 2 MB of diagnosis and 1 MB of rationale: within the body limit, far past the
-    // schema's 600 and 300 characters.
+    // schema's 400 and 200 characters.
     let diagnosis = format!("The loss diverged. {}", "blah ".repeat(400_000));
     let rationale = format!("Lower it. {}", "again ".repeat(170_000));
     let content = lower_lr(&diagnosis, &rationale);
@@ -321,14 +323,14 @@ fn oversize_fields_are_cut_to_the_schemas_lengths() {
         diagnosis.starts_with("The loss diverged. blah"),
         "{diagnosis}"
     );
-    assert_eq!(diagnosis.chars().count(), 600);
+    assert_eq!(diagnosis.chars().count(), 400);
     assert_eq!(
         d["changes"][0]["rationale"]
             .as_str()
             .unwrap()
             .chars()
             .count(),
-        300
+        200
     );
     assert!(
         stdout(&out).len() < 64 * 1024,

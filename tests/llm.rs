@@ -122,10 +122,10 @@ async fn dangerous_values_are_rejected_and_nothing_dangerous_is_written() {
         {"parameter": "dropout", "new_value": 1.5, "rationale": "r", "confidence": 0.9},
         {"parameter": "epochs", "new_value": 1e9, "rationale": "r", "confidence": 0.9}
     ]));
-    // The model repeats itself through both repairs, as weak models do.
+    // The model repeats itself through its repair, as weak models do.
     Mock::given(method("POST"))
         .respond_with(ok(&dangerous))
-        .expect(3)
+        .expect(2)
         .mount(&server)
         .await;
     let s = diverging();
@@ -134,7 +134,7 @@ async fn dangerous_values_are_rejected_and_nothing_dangerous_is_written() {
     assert_code(&out, 0);
     let d = json(&out);
     assert_eq!(d["provider"], "openai→rules");
-    assert_eq!(d["llm"]["repairs"], 2);
+    assert_eq!(d["llm"]["repairs"], 1);
     assert!(
         d["llm"]["fallback"]
             .as_str()

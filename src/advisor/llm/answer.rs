@@ -15,14 +15,12 @@ use crate::types::ProposedChange;
 /// The rationale of the example answer in prompts/system.j2.
 const PLACEHOLDER_RATIONALE: &str = "why, citing the run's numbers";
 
-// The schema's string bounds (schema.rs: MAX_DIAGNOSIS_CHARS, MAX_TEXT_CHARS), mirrored
-// so this reader does not depend on how the schema is built; the test
-// `limits_match_the_schema_sent` fails when the two disagree.
-/// Longest diagnosis kept (characters): the schema's `maxLength` for it.
-pub const MAX_DIAGNOSIS_CHARS: usize = 600;
+/// Longest diagnosis kept (characters): the schema's `maxLength` for it, enforced on the
+/// answer received as well as sent.
+pub const MAX_DIAGNOSIS_CHARS: usize = super::schema::MAX_DIAGNOSIS_CHARS as usize;
 /// Longest rationale, expected effect or risk kept (characters): the schema's
 /// `maxLength` for them.
-pub const MAX_TEXT_CHARS: usize = 300;
+pub const MAX_TEXT_CHARS: usize = super::schema::MAX_TEXT_CHARS as usize;
 /// Longest parameter name read. The schema lists the names (an enum); real dotted paths
 /// are a few dozen characters, and validation quotes an unknown name back.
 pub const MAX_PARAMETER_CHARS: usize = 200;
