@@ -164,9 +164,11 @@ pub struct InputArgs {
 
 #[derive(Debug, Args)]
 pub struct SuggestArgs {
-    /// Training config: a JSON object. It is never modified unless --in-place.
+    /// Training config: a JSON object. It is never modified unless --in-place. Not needed
+    /// for a W&B run (--metrics wandb/latest-run): its recorded config is read, and the
+    /// changes are advised, not written.
     #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
 
     #[command(flatten)]
     pub input: InputArgs,

@@ -17,7 +17,7 @@ use crate::metrics::Format;
 use crate::outcome::{Outcome, OutputPaths, Written, default_out};
 pub use crate::run::LoadOptions;
 use crate::run::Run;
-use crate::types::{Diagnosis, Proposal};
+use crate::types::{Decision, Diagnosis, Proposal};
 use crate::{diagnose, report, settings, validate};
 
 /// What the load stage reads, shared by every command that reads a run.
@@ -76,7 +76,8 @@ pub struct AdvisorOptions {
 /// Everything `suggest` needs.
 #[derive(Debug, Clone)]
 pub struct SuggestOptions {
-    pub config: PathBuf,
+    /// `None` for a W&B run, whose recorded config stands in (advised, not written).
+    pub config: Option<PathBuf>,
     pub input: InputOptions,
     pub out: Option<PathBuf>,
     pub in_place: bool,
@@ -90,12 +91,14 @@ pub struct SuggestOptions {
 impl SuggestOptions {
     /// Where this `suggest` writes.
     pub fn paths(&self) -> OutputPaths {
-        let config_out = if self.in_place {
-            self.config.clone()
-        } else {
-            self.out
+        let config_out = match &self.config {
+            Some(config) if self.in_place => config.clone(),
+            Some(config) => self.out.clone().unwrap_or_else(|| default_out(config)),
+            // Never written: only a recorded config goes without a file.
+            None => self
+                .out
                 .clone()
-                .unwrap_or_else(|| default_out(&self.config))
+                .unwrap_or_else(|| self.report_dir.join("config.retuned.json")),
         };
         let history = self
             .history
@@ -112,7 +115,10 @@ impl SuggestOptions {
 /// load → diagnose → advise → validate → write.
 pub fn suggest(options: &SuggestOptions, time: Timestamp) -> Result<Outcome> {
     let paths = options.paths();
-    if !options.in_place && same_file(&paths.config_out, &options.config) {
+    if let Some(config) = &options.config
+        && !options.in_place
+        && same_file(&paths.config_out, config)
+    {
         return Err(Error::Usage(format!(
             "--out {} is the input config; use --in-place to overwrite it",
             paths.config_out.display()
@@ -121,9 +127,14 @@ pub fn suggest(options: &SuggestOptions, time: Timestamp) -> Result<Outcome> {
     let lang = options.input.lang;
     let run = load(
         &options.input,
-        Some(options.config.clone()),
+        options.config.clone(),
         Some(paths.history.clone()),
     )?;
+    if run.config.is_none() {
+        return Err(Error::Usage(
+            "suggest needs --config (the training config, JSON); only a W&B run brings a recorded config of its own".into(),
+        ));
+    }
     let diagnosis = diagnose::diagnose(&run, lang);
     let advisor = select_advisor(&options.advisor, None)?;
     conclude(
@@ -163,13 +174,17 @@ pub fn conclude(
 ) -> Result<Outcome> {
     let lang = finish.lang;
     let trial = |proposal: &Proposal| validate::validate(&run, &diagnosis, proposal, lang);
-    let proposal = advisor.advise(&AdviceInput {
+    let mut proposal = advisor.advise(&AdviceInput {
         run: &run,
         diagnosis: &diagnosis,
         lang,
         trial: &trial,
     })?;
-    let decision = validate::validate(&run, &diagnosis, &proposal, lang);
+    let mut decision = validate::validate(&run, &diagnosis, &proposal, lang);
+    let recorded = run.config_recorded;
+    if recorded {
+        advise_instead(&run, &mut proposal, &mut decision, lang);
+    }
 
     let config = run
         .config
@@ -193,13 +208,41 @@ pub fn conclude(
         new_config,
         written: Written::default(),
     };
-    if !finish.dry_run {
+    if !finish.dry_run && !recorded {
         let reports = finish.report_on == ReportOn::Always
             || !outcome.decision.changes.is_empty()
             || !outcome.decision.actions.is_empty();
         report::write(&mut outcome, finish.in_place, reports)?;
     }
     Ok(outcome)
+}
+
+/// A recorded config (a W&B run's) is not the file the trainer reads: the validated
+/// changes become advice, led by a line that says so, and nothing is written.
+fn advise_instead(run: &Run, proposal: &mut Proposal, decision: &mut Decision, lang: Lang) {
+    let source = run
+        .config
+        .as_ref()
+        .map(|c| c.path.display().to_string())
+        .unwrap_or_default();
+    let mut advice = vec![crate::lang::say!(
+        lang,
+        "W&B run: its config is the one W&B recorded ({source}), not a file the trainer reads, so retune writes no config and gives its changes as advice",
+        "W&B 运行：其配置是 W&B 记录的（{source}），训练脚本并不读取它，因此 retune 不写配置文件，改为以建议给出变更"
+    )];
+    for c in decision.changes.drain(..) {
+        advice.push(crate::lang::say!(
+            lang,
+            "set {} to {} (now {}) where the training script sets it: {}",
+            "在训练脚本设置 {} 的地方改为 {}（当前 {}）：{}",
+            c.parameter,
+            crate::num::value_text(&c.new),
+            crate::num::value_text(&c.old),
+            c.rationale
+        ));
+    }
+    advice.append(&mut proposal.advice);
+    proposal.advice = advice;
 }
 
 /// The load stage for any command: the input options plus a config and a history.
