@@ -390,3 +390,360 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     };
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use prost::Message;
+
+    use super::log::checksum;
+    use super::proto::{ConfigRecord, HistoryRecord, HistoryStep, Item, Record, RunRecord};
+    use crate::metrics::testing::values;
+    use crate::metrics::{Canonical, Format, Metrics, load_metrics};
+
+    const BLOCK: usize = 32 * 1024;
+
+    #[test]
+    fn the_checksum_is_zlibs_crc32_of_the_type_byte_then_the_data() {
+        // zlib.crc32(b"123456789", zlib.crc32(b"\x01")) as datastore.py computes it, and
+        // the CRC-32 check value itself
+        assert_eq!(checksum(1, b"123456789"), 0x21b5_2ec0);
+        assert_eq!(crc32fast::hash(b"123456789"), 0xcbf4_3926);
+    }
+
+    /// Frames `records` as wandb-core's writer does: chunks that fill each 32 KiB block,
+    /// a block's last bytes padded when no chunk header fits.
+    fn frame(records: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = b":W&B\xe1\xbe\x00".to_vec();
+        for data in records {
+            let mut rest = &data[..];
+            let mut first = true;
+            loop {
+                let left = BLOCK - out.len() % BLOCK;
+                if left < 7 {
+                    out.extend(vec![0u8; left]);
+                    continue;
+                }
+                let (part, tail) = rest.split_at((left - 7).min(rest.len()));
+                let kind = match (first, tail.is_empty()) {
+                    (true, true) => 1,
+                    (true, false) => 2,
+                    (false, false) => 3,
+                    (false, true) => 4,
+                };
+                out.extend(checksum(kind, part).to_le_bytes());
+                out.extend((part.len() as u16).to_le_bytes());
+                out.push(kind);
+                out.extend(part);
+                rest = tail;
+                first = false;
+                if rest.is_empty() {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn item(key: &str, json: &str) -> Item {
+        Item {
+            key: String::new(),
+            nested_key: key.split('>').map(str::to_string).collect(),
+            value_json: json.into(),
+        }
+    }
+
+    /// A history row at `step` of (key, value as JSON); `a>b` is a nested key.
+    fn row(step: i64, items: &[(&str, &str)]) -> Vec<u8> {
+        let mut items: Vec<Item> = items.iter().map(|(k, v)| item(k, v)).collect();
+        items.push(item("_step", &step.to_string()));
+        items.push(item("_runtime", "1.5"));
+        Record {
+            history: Some(HistoryRecord {
+                item: items,
+                step: Some(HistoryStep { num: step }),
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    fn run_record(config: &[(&str, &str)]) -> Vec<u8> {
+        Record {
+            run: Some(RunRecord {
+                run_id: "abc".into(),
+                config: Some(ConfigRecord {
+                    update: config.iter().map(|(k, v)| item(k, v)).collect(),
+                    remove: Vec::new(),
+                }),
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    fn write(dir: &Path, bytes: &[u8]) -> PathBuf {
+        let path = dir.join("run-abc.wandb");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn load(path: &Path) -> Metrics {
+        load_metrics(path, None).unwrap()
+    }
+
+    #[test]
+    fn a_record_over_three_blocks_and_zeroed_block_ends_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = format!("\"{}\"", "x".repeat(2 * BLOCK + 100));
+        let mut records = vec![
+            run_record(&[("learning_rate", "0.1")]),
+            row(0, &[("loss", "1.0"), ("note", &big)]),
+        ];
+        records.push(row(1, &[("loss", "0.5")]));
+        let mut bytes = frame(&records);
+        // the rest of this block zeroed, as a preallocated file leaves it
+        let zeros = BLOCK - bytes.len() % BLOCK;
+        bytes.extend(vec![0u8; zeros]);
+        // and the next record framed from the next block on
+        let next = frame(&[row(2, &[("loss", "0.25")])]);
+        bytes.extend(&next[7..]);
+        let m = load(&write(dir.path(), &bytes));
+        assert_eq!(m.format, Format::Wandb);
+        assert!(
+            m.warnings.iter().all(|w| !w.contains("record")),
+            "{:?}",
+            m.warnings
+        );
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 1.0), (2, 0.5), (3, 0.25)]
+        );
+        // the FIRST, MIDDLE and LAST chunks are there
+        let kinds: Vec<u8> = [7usize, BLOCK, 2 * BLOCK]
+            .iter()
+            .map(|&at| {
+                let mut at = at;
+                // skip the run record's chunk in the first block
+                if at == 7 {
+                    at += 7 + u16::from_le_bytes([bytes[11], bytes[12]]) as usize;
+                }
+                bytes[at + 6]
+            })
+            .collect();
+        assert_eq!(kinds, [2, 3, 4]);
+    }
+
+    #[test]
+    fn epoch_counters_names_and_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: Vec<(Vec<Vec<u8>>, Vec<(u32, f64)>)> = vec![
+            // Lightning: `epoch` from 0 in every row, several rows per epoch averaged
+            (
+                vec![
+                    row(0, &[("epoch", "0"), ("train_loss", "1.0")]),
+                    row(1, &[("epoch", "0"), ("train_loss", "0.8")]),
+                    row(2, &[("epoch", "1"), ("train_loss", "0.6")]),
+                ],
+                vec![(1, 0.9), (2, 0.6)],
+            ),
+            // the HF Trainer's fractional `train/epoch`
+            (
+                vec![
+                    row(10, &[("train/epoch", "0.5"), ("train/loss", "2.0")]),
+                    row(20, &[("train/epoch", "1.0"), ("train/loss", "1.0")]),
+                    row(30, &[("train/epoch", "1.5"), ("train/loss", "0.5")]),
+                ],
+                vec![(1, 1.5), (2, 0.5)],
+            ),
+            // Keras' WandbMetricsLogger: `epoch/` kept without its prefix, `batch/` left out
+            (
+                vec![
+                    row(0, &[("batch/batch_step", "0"), ("batch/loss", "9.0")]),
+                    row(1, &[("epoch/epoch", "0"), ("epoch/loss", "1.0")]),
+                    row(2, &[("batch/batch_step", "1"), ("batch/loss", "9.0")]),
+                    row(3, &[("epoch/epoch", "1"), ("epoch/loss", "0.5")]),
+                ],
+                vec![(1, 1.0), (2, 0.5)],
+            ),
+            // a counter from 1; a row without it belongs to the epoch it last showed
+            (
+                vec![
+                    row(0, &[("epoch", "1"), ("loss", "1.0")]),
+                    row(1, &[("loss", "0.6")]),
+                    row(2, &[("epoch", "2"), ("loss", "0.5")]),
+                ],
+                vec![(1, 0.8), (2, 0.5)],
+            ),
+            // nested keys, non-finite strings, and what is not a metric
+            (
+                vec![
+                    row(
+                        0,
+                        &[
+                            ("train>loss", "1.0"),
+                            ("system/gpu.0.temp", "60"),
+                            ("_timestamp", "1.7e9"),
+                            ("sample", "{\"_type\": \"image-file\"}"),
+                            ("done", "false"),
+                        ],
+                    ),
+                    row(1, &[("train>loss", "\"NaN\"")]),
+                    row(2, &[("train>loss", "\"Infinity\"")]),
+                ],
+                vec![(1, 1.0), (2, f64::NAN), (3, f64::INFINITY)],
+            ),
+        ];
+        for (i, (records, want)) in cases.into_iter().enumerate() {
+            let m = load(&write(dir.path(), &frame(&records)));
+            let names: Vec<&str> = m.series.iter().map(|s| s.original.as_str()).collect();
+            assert_eq!(names.len(), 1, "case {i}: {names:?}");
+            let got = values(&m, Canonical::Loss);
+            assert_eq!(got.len(), want.len(), "case {i}: {got:?}");
+            for ((ge, gv), (we, wv)) in got.iter().zip(&want) {
+                assert_eq!(ge, we, "case {i}");
+                assert!(
+                    gv == wv || (gv.is_nan() && wv.is_nan()),
+                    "case {i}: {got:?}"
+                );
+            }
+            // only the run without a counter says how it placed its values
+            let steps = m
+                .warnings
+                .iter()
+                .any(|w| w.contains("each W&B step is read as one epoch"));
+            assert_eq!(
+                m.warnings.len(),
+                usize::from(steps),
+                "case {i}: {:?}",
+                m.warnings
+            );
+            assert_eq!(steps, i == 4, "case {i}");
+        }
+    }
+
+    #[test]
+    fn a_counter_back_at_its_start_is_another_run_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<Vec<u8>> = [(0, 2.0), (1, 1.5), (2, 1.0), (0, 3.0), (1, 2.0)]
+            .iter()
+            .enumerate()
+            .map(|(step, (epoch, loss))| {
+                row(
+                    step as i64,
+                    &[("epoch", &epoch.to_string()), ("loss", &loss.to_string())],
+                )
+            })
+            .collect();
+        let m = load(&write(dir.path(), &frame(&records)));
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 3.0), (2, 2.0)]);
+        assert_eq!(m.phases.as_ref().unwrap().count, 2);
+    }
+
+    #[test]
+    fn the_config_yaml_of_a_synced_run_is_its_config_where_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = [
+            run_record(&[("_wandb", "{}"), ("learning_rate", "0.1"), ("epochs", "3")]),
+            Record {
+                config: Some(ConfigRecord {
+                    update: vec![item("batch_size", "64")],
+                    remove: vec![item("epochs", "")],
+                }),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            row(0, &[("loss", "1.0")]),
+        ];
+        let path = write(dir.path(), &frame(&records));
+        let m = load(&path);
+        let config = m.recorded_config.unwrap();
+        assert_eq!(config.path, path);
+        assert_eq!(
+            serde_json::Value::Object(config.root),
+            serde_json::json!({"learning_rate": 0.1, "batch_size": 64})
+        );
+        std::fs::create_dir_all(dir.path().join("files")).unwrap();
+        std::fs::write(
+            dir.path().join("files/config.yaml"),
+            "_wandb:\n  value:\n    cli_version: 0.31.0\nlearning_rate:\n  value: 0.02\n",
+        )
+        .unwrap();
+        // the run folder itself reads the same file
+        let m = load(dir.path());
+        let config = m.recorded_config.unwrap();
+        assert!(config.path.ends_with("files/config.yaml"));
+        assert_eq!(config.get("learning_rate"), Some(&serde_json::json!(0.02)));
+    }
+
+    #[test]
+    fn chunks_out_of_place_and_other_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = frame(&[row(0, &[("loss", "1.0")]), row(1, &[("loss", "0.5")])]);
+        // the second record's chunk type changed to LAST, its checksum made to match
+        let second = 7 + 7 + u16::from_le_bytes([good[11], good[12]]) as usize;
+        let mut bytes = good.clone();
+        bytes[second + 6] = 4;
+        let length = u16::from_le_bytes([bytes[second + 4], bytes[second + 5]]) as usize;
+        let crc = checksum(4, &bytes[second + 7..second + 7 + length]);
+        bytes[second..second + 4].copy_from_slice(&crc.to_le_bytes());
+        let path = write(dir.path(), &bytes);
+        let m = load(&path);
+        assert_eq!(
+            m.warnings[..1],
+            [format!(
+                "{}: corrupt record at byte {second} (a chunk of type 4 at byte {second} where a record should start); the 1 records before it were read",
+                path.display()
+            )]
+        );
+        // a record whose bytes are not a Record
+        let mut bytes = good[..second].to_vec();
+        bytes.extend(&frame(&[vec![0xff, 0xff, 0xff]])[7..]);
+        let m = load(&write(dir.path(), &bytes));
+        assert!(
+            m.warnings[0].contains(&format!(
+                "corrupt record at byte {second} (not a W&B Record: "
+            )),
+            "{:?}",
+            m.warnings
+        );
+        // another format version
+        let mut bytes = good.clone();
+        bytes[6] = 1;
+        let e = load_metrics(&write(dir.path(), &bytes), None).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().ends_with("run-abc.wandb: W&B file format version 1 at byte 6; retune reads version 0, which wandb 0.31 writes"),
+            "{e}"
+        );
+        // only the header: no record, no value
+        let e = load_metrics(&write(dir.path(), &good[..7]), None).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no metric values found (read as W&B run (.wandb))"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn detected_by_name_header_and_run_folder() {
+        use crate::metrics::{detect, detect_from};
+        assert_eq!(detect_from("run-abc.wandb", b""), Some(Format::Wandb));
+        assert_eq!(
+            detect_from("m.bin", b":W&B\xe1\xbe\x00rest"),
+            Some(Format::Wandb)
+        );
+        assert_eq!(detect_from("m.bin", b":W&B\x00\x00\x00"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("wandb/offline-run-20261202_000000-abc");
+        std::fs::create_dir_all(&run).unwrap();
+        write(&run, &frame(&[row(0, &[("loss", "1.0")])]));
+        assert_eq!(detect(&run).unwrap(), Format::Wandb);
+        let e = detect(&dir.path().join("wandb")).unwrap_err().to_string();
+        assert!(
+            e.contains("a W&B folder of 1 run (offline-run-20261202_000000-abc)"),
+            "{e}"
+        );
+    }
+}
