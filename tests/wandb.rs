@@ -4,8 +4,8 @@
 //! of a `wandb/` folder of a sweep, and broken files as a user meets them.
 //!
 //! The last test regenerates the runs with the pinned client and reads them: set
-//! RETUNE_TEST_WANDB to a Python with wandb installed (`.ci/run` does). Without it that
-//! test says so and returns, except under CI, where it fails.
+//! RETUNE_TEST_WANDB to a Python with wandb installed (`.ci/run` does, and checks the test
+//! ran rather than returned). Without it that test says so and returns.
 
 mod common;
 
@@ -445,10 +445,6 @@ fn runs_written_now_by_the_pinned_wandb_client_read_as_the_fixtures_do() {
     let python = match std::env::var("RETUNE_TEST_WANDB") {
         Ok(p) if !p.trim().is_empty() => PathBuf::from(p),
         _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "RETUNE_TEST_WANDB must point at a Python with the pinned wandb under CI"
-            );
             eprintln!(
                 "RETUNE_TEST_WANDB is not set: point it at a Python with wandb installed (see .ci/run)"
             );
