@@ -290,7 +290,7 @@ fn epochs_before(offset: usize) -> u64 {
 fn a_truncated_record_is_reported_with_its_offset_and_the_records_before_it_are_used() {
     // Cut in the middle of the record that spans the first two blocks (FIRST, then LAST).
     let (s, file, offsets) = edited(|bytes, _| bytes.truncate(32_768 + 100));
-    let split = *offsets.iter().filter(|&&o| o < 32_768).last().unwrap();
+    let split = *offsets.iter().rfind(|&&o| o < 32_768).unwrap();
     let out = s.retune(&["diagnose", "--format", "json", "--metrics", &file]);
     assert_code(&out, 0);
     let d = json(&out);

@@ -538,7 +538,9 @@ mod tests {
     #[test]
     fn epoch_counters_names_and_values() {
         let dir = tempfile::tempdir().unwrap();
-        let cases: Vec<(Vec<Vec<u8>>, Vec<(u32, f64)>)> = vec![
+        // (the framed records, the loss series they read as)
+        type Case = (Vec<Vec<u8>>, Vec<(u32, f64)>);
+        let cases: Vec<Case> = vec![
             // Lightning: `epoch` from 0 in every row, several rows per epoch averaged
             (
                 vec![
