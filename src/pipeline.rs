@@ -125,15 +125,25 @@ pub fn suggest(options: &SuggestOptions, time: Timestamp) -> Result<Outcome> {
         )));
     }
     let lang = options.input.lang;
+    let needs_config = || {
+        Error::Usage(
+            "suggest needs --config (the training config, JSON); only a W&B run brings a recorded config of its own".into(),
+        )
+    };
+    if options.config.is_none() {
+        let format = (options.input.metrics_format)
+            .or_else(|| crate::metrics::detect(&options.input.metrics).ok());
+        if format != Some(Format::Wandb) {
+            return Err(needs_config());
+        }
+    }
     let run = load(
         &options.input,
         options.config.clone(),
         Some(paths.history.clone()),
     )?;
     if run.config.is_none() {
-        return Err(Error::Usage(
-            "suggest needs --config (the training config, JSON); only a W&B run brings a recorded config of its own".into(),
-        ));
+        return Err(needs_config());
     }
     let diagnosis = diagnose::diagnose(&run, lang);
     let advisor = select_advisor(&options.advisor, None)?;
