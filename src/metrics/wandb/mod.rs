@@ -88,7 +88,9 @@ pub(in crate::metrics) fn run_file(path: &Path) -> Result<Option<PathBuf>> {
     for entry in std::fs::read_dir(path).map_err(|e| Error::read(path, &e))? {
         let entry = entry.map_err(|e| Error::read(path, &e))?;
         // `latest-run` is a symlink to one of the others: not a run of its own.
-        if entry.file_type().is_ok_and(|t| t.is_dir()) && !wandb_files_in(&entry.path())?.is_empty()
+        // (A subfolder that cannot be listed is not a W&B run; other folder rules decide.)
+        if entry.file_type().is_ok_and(|t| t.is_dir())
+            && wandb_files_in(&entry.path()).is_ok_and(|files| !files.is_empty())
         {
             runs.push(entry.file_name().to_string_lossy().into_owned());
         }
