@@ -80,15 +80,17 @@ pub enum Command {
 }
 
 pub const REVIEW_AFTER_HELP: &str = "\
-Finding runs: each folder under DIR (recursively; hidden folders, node_modules, __pycache__, \
-venv, site-packages, wandb and the report folder are skipped) whose files include a metrics \
-file is a run, and its subfolders are not searched further. Metrics file names, first match \
-wins: metrics.csv, history.csv, training.csv, log.csv, metrics.jsonl, log.jsonl, \
-trainer_state.json, history.json, training.log, train.log, events.out.tfevents.*, metrics.json \
+Finding runs: each folder under DIR (recursively; hidden folders, symlinked folders such as \
+W&B's latest-run, node_modules, __pycache__, venv, site-packages and the report folder are \
+skipped) whose files include a metrics file is a run, and its subfolders are not searched \
+further. Metrics file names, first match wins: metrics.csv, history.csv, training.csv, \
+log.csv, metrics.jsonl, log.jsonl, trainer_state.json, history.json, training.log, train.log, \
+events.out.tfevents.*, run-*.wandb (a W&B run folder), metrics.json \
 (or train/ and validation/ subfolders holding TensorBoard event files: the folder is read as \
 one TensorBoard run). Config file names, first match wins: config.json, train_config.json, \
 training_config.json, hparams.json, params.json, *config*.json (never *.retuned.json or a \
-metrics file). A run without a config is diagnosed from its metrics alone; one whose metrics \
+metrics file). A W&B run's config is the one it recorded: its changes are advice, nothing is \
+written for it. A run without a config is diagnosed from its metrics alone; one whose metrics \
 file is empty is `pending`. Of Hugging Face checkpoint-N folders without a trainer_state.json \
 above them, only the latest is a run.
 
@@ -158,8 +160,9 @@ pub struct AppliedArgs {
 #[derive(Debug, Args)]
 pub struct InputArgs {
     /// Metrics file: Keras CSVLogger CSV, history JSON or console log, Lightning
-    /// metrics.csv, HF trainer_state.json, JSON Lines, a JSON snapshot, or a TensorBoard
-    /// event file or log folder. The format is detected from the name and content.
+    /// metrics.csv, HF trainer_state.json, JSON Lines, a JSON snapshot, a TensorBoard
+    /// event file or log folder, or a W&B run (its .wandb file or run folder). The format is
+    /// detected from the name and content.
     #[arg(long, short = 'm', value_name = "FILE")]
     pub metrics: PathBuf,
 
@@ -187,9 +190,11 @@ pub struct InputArgs {
 
 #[derive(Debug, Args)]
 pub struct SuggestArgs {
-    /// Training config: a JSON object. It is never modified unless --in-place.
+    /// Training config: a JSON object. It is never modified unless --in-place. Not needed
+    /// for a W&B run (--metrics wandb/latest-run): its recorded config is read, and the
+    /// changes are advised, not written.
     #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
 
     #[command(flatten)]
     pub input: InputArgs,

@@ -18,7 +18,7 @@ use crate::metrics::Format;
 use crate::outcome::{Outcome, OutputPaths, Written, default_out};
 pub use crate::run::LoadOptions;
 use crate::run::Run;
-use crate::types::{Diagnosis, Proposal};
+use crate::types::{Decision, Diagnosis, Proposal};
 use crate::{diagnose, report, settings, validate};
 
 /// What the load stage reads, shared by every command that reads a run.
@@ -77,7 +77,8 @@ pub struct AdvisorOptions {
 /// Everything `suggest` needs.
 #[derive(Debug, Clone)]
 pub struct SuggestOptions {
-    pub config: PathBuf,
+    /// `None` for a W&B run, whose recorded config stands in (advised, not written).
+    pub config: Option<PathBuf>,
     pub input: InputOptions,
     pub out: Option<PathBuf>,
     pub in_place: bool,
@@ -91,12 +92,14 @@ pub struct SuggestOptions {
 impl SuggestOptions {
     /// Where this `suggest` writes.
     pub fn paths(&self) -> OutputPaths {
-        let config_out = if self.in_place {
-            self.config.clone()
-        } else {
-            self.out
+        let config_out = match &self.config {
+            Some(config) if self.in_place => config.clone(),
+            Some(config) => self.out.clone().unwrap_or_else(|| default_out(config)),
+            // Never written: only a recorded config goes without a file.
+            None => self
+                .out
                 .clone()
-                .unwrap_or_else(|| default_out(&self.config))
+                .unwrap_or_else(|| self.report_dir.join("config.retuned.json")),
         };
         let history = self
             .history
@@ -113,16 +116,19 @@ impl SuggestOptions {
 /// load → diagnose → advise → validate → write.
 pub fn suggest(options: &SuggestOptions, time: Timestamp) -> Result<Outcome> {
     let paths = options.paths();
-    if !options.in_place && same_file(&paths.config_out, &options.config) {
+    if let Some(config) = &options.config
+        && !options.in_place
+        && same_file(&paths.config_out, config)
+    {
         return Err(Error::Usage(format!(
             "--out {} is the input config; use --in-place to overwrite it",
             paths.config_out.display()
         )));
     }
-    let mut inputs = vec![
-        ("--config", options.config.clone()),
-        ("--metrics", options.input.metrics.clone()),
-    ];
+    let mut inputs = vec![("--metrics", options.input.metrics.clone())];
+    if let Some(config) = &options.config {
+        inputs.push(("--config", config.clone()));
+    }
     if let Some(space) = &options.input.space {
         inputs.push(("--space", space.clone()));
     }
@@ -133,17 +139,32 @@ pub fn suggest(options: &SuggestOptions, time: Timestamp) -> Result<Outcome> {
     refuse_inputs_as_outputs(&outputs, &inputs)?;
     // Concurrent calls on one config read, decide and write one after another, so the
     // second sees the first's change and its cooldown.
-    let _lock = if options.dry_run {
-        None
-    } else {
-        Some(DirLock::acquire(&crate::fsio::resolve(&options.config))?)
+    // Without a config (a W&B run's recorded one stands in) nothing is written.
+    let _lock = match &options.config {
+        Some(config) if !options.dry_run => Some(DirLock::acquire(&crate::fsio::resolve(config))?),
+        _ => None,
     };
     let lang = options.input.lang;
+    let needs_config = || {
+        Error::Usage(
+            "suggest needs --config (the training config, JSON); only a W&B run brings a recorded config of its own".into(),
+        )
+    };
+    if options.config.is_none() {
+        let format = (options.input.metrics_format)
+            .or_else(|| crate::metrics::detect(&options.input.metrics).ok());
+        if format != Some(Format::Wandb) {
+            return Err(needs_config());
+        }
+    }
     let run = load(
         &options.input,
-        Some(options.config.clone()),
+        options.config.clone(),
         Some(paths.history.clone()),
     )?;
+    if run.config.is_none() {
+        return Err(needs_config());
+    }
     let diagnosis = diagnose::diagnose(&run, lang);
     let advisor = select_advisor(&options.advisor, None)?;
     conclude(
@@ -183,13 +204,17 @@ pub fn conclude(
 ) -> Result<Outcome> {
     let lang = finish.lang;
     let trial = |proposal: &Proposal| validate::validate(&run, &diagnosis, proposal, lang);
-    let proposal = advisor.advise(&AdviceInput {
+    let mut proposal = advisor.advise(&AdviceInput {
         run: &run,
         diagnosis: &diagnosis,
         lang,
         trial: &trial,
     })?;
-    let decision = validate::validate(&run, &diagnosis, &proposal, lang);
+    let mut decision = validate::validate(&run, &diagnosis, &proposal, lang);
+    let recorded = run.config_recorded;
+    if recorded {
+        advise_instead(&run, &mut proposal, &mut decision, lang);
+    }
 
     let config = run
         .config
@@ -213,7 +238,7 @@ pub fn conclude(
         new_config,
         written: Written::default(),
     };
-    if !finish.dry_run {
+    if !finish.dry_run && !recorded {
         let reports = finish.report_on == ReportOn::Always
             || !outcome.decision.changes.is_empty()
             || !outcome.decision.actions.is_empty();
@@ -367,6 +392,34 @@ fn unapplied_suggestion_in(outcome: &Outcome) -> Option<String> {
         .changes
         .is_empty()
         .then(|| latest.adjustment_id.clone())
+}
+
+/// A recorded config (a W&B run's) is not the file the trainer reads: the validated
+/// changes become advice, led by a line that says so, and nothing is written.
+fn advise_instead(run: &Run, proposal: &mut Proposal, decision: &mut Decision, lang: Lang) {
+    let source = run
+        .config
+        .as_ref()
+        .map(|c| c.path.display().to_string())
+        .unwrap_or_default();
+    let mut advice = vec![crate::lang::say!(
+        lang,
+        "W&B run: its config is the one W&B recorded ({source}), not a file the trainer reads, so retune writes no config and gives its changes as advice",
+        "W&B 运行：其配置是 W&B 记录的（{source}），训练脚本并不读取它，因此 retune 不写配置文件，改为以建议给出变更"
+    )];
+    for c in decision.changes.drain(..) {
+        advice.push(crate::lang::say!(
+            lang,
+            "set {} to {} (now {}) where the training script sets it: {}",
+            "在训练脚本设置 {} 的地方改为 {}（当前 {}）：{}",
+            c.parameter,
+            crate::num::value_text(&c.new),
+            crate::num::value_text(&c.old),
+            c.rationale
+        ));
+    }
+    advice.append(&mut proposal.advice);
+    proposal.advice = advice;
 }
 
 /// The load stage for any command: the input options plus a config and a history.

@@ -29,6 +29,10 @@ pub struct LoadOptions {
 #[derive(Debug, Clone)]
 pub struct Run {
     pub config: Option<ConfigDoc>,
+    /// The config is the one an experiment tracker recorded with the metrics (a W&B run's
+    /// run record), not a file the trainer reads: the config checks read it, but a change
+    /// to it is advice, never a file written.
+    pub config_recorded: bool,
     pub metrics: Metrics,
     pub space: Space,
     /// The config's tunable values (empty without a config).
@@ -86,14 +90,18 @@ pub fn load_run(options: &LoadOptions) -> Result<Run> {
 
 impl Run {
     /// A run from its loaded parts; the tunables and facts are read from them (`classes`
-    /// is `--num-classes`, which outranks what the config says).
+    /// is `--num-classes`, which outranks what the config says). Without a config file,
+    /// the config the metrics came with (a W&B run's) is the config.
     pub fn new(
         config: Option<ConfigDoc>,
-        metrics: Metrics,
+        mut metrics: Metrics,
         space: Space,
         history: Vec<HistoryEntry>,
         classes: Option<u32>,
     ) -> Run {
+        let recorded = metrics.recorded_config.take();
+        let config_recorded = config.is_none() && recorded.is_some();
+        let config = config.or(recorded);
         let tunables = config
             .as_ref()
             .map(|c| space.tunables(c))
@@ -101,6 +109,7 @@ impl Run {
         let facts = derive_facts(config.as_ref(), &metrics, &tunables, classes);
         Run {
             config,
+            config_recorded,
             metrics,
             space,
             tunables,

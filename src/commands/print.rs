@@ -280,6 +280,11 @@ pub fn suggest_text(outcome: &Outcome) -> String {
             config.display(),
             outcome.proposal.provider
         )),
+        _ if outcome.run.config_recorded => out.push_str(&say!(
+            lang,
+            "nothing written: a W&B run's recorded config gets advice, not a new file\n",
+            "未写入任何文件：W&B 运行记录的配置只给建议，不生成新文件\n"
+        )),
         _ => out.push_str(&say!(
             lang,
             "dry run: nothing written\n",

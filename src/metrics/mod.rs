@@ -14,6 +14,7 @@ pub mod series;
 mod snapshot;
 mod tensorboard;
 mod text;
+mod wandb;
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,8 @@ pub enum Format {
     JsonLines,
     /// TensorBoard event files (`events.out.tfevents.*`): one file, or a run folder.
     Tensorboard,
+    /// A Weights & Biases run: its `run-<id>.wandb` file, or the run folder holding it.
+    Wandb,
     /// A run on an MLflow tracking server, read by `crate::mlflow`; never a file, so not
     /// a `--metrics-format` choice.
     #[value(skip)]
@@ -62,6 +65,7 @@ impl Format {
             Format::HfTrainerState => "Hugging Face trainer_state.json",
             Format::JsonLines => "JSON Lines",
             Format::Tensorboard => "TensorBoard event file",
+            Format::Wandb => "W&B run (.wandb)",
             Format::Mlflow => "MLflow run",
         }
     }
@@ -120,6 +124,9 @@ pub struct Metrics {
     pub warnings: Vec<String>,
     /// Earlier runs the file holds before the one the series hold; `None` for one run.
     pub phases: Option<Phases>,
+    /// The config an experiment tracker recorded with the metrics (a W&B run's), for a
+    /// run whose trainer reads no JSON config.
+    pub recorded_config: Option<crate::config::ConfigDoc>,
 }
 
 impl Metrics {
@@ -216,6 +223,8 @@ pub struct MetricsBuilder {
     run_start_rows: u64,
     /// Rows skipped as a resume's replay of epochs already logged (`Count::Replays`).
     pub replayed_rows: u64,
+    /// See `Metrics::recorded_config`.
+    pub recorded_config: Option<crate::config::ConfigDoc>,
 }
 
 impl MetricsBuilder {
@@ -379,6 +388,7 @@ impl MetricsBuilder {
             partial: self.partial,
             warnings,
             phases,
+            recorded_config: self.recorded_config,
         })
     }
 }
@@ -440,6 +450,7 @@ pub fn load_metrics(path: &Path, format: Option<Format>) -> Result<Metrics> {
         Format::HfTrainerState => hf_state::read(path, &mut builder)?,
         Format::JsonLines => jsonl::read(path, &mut builder)?,
         Format::Tensorboard => tensorboard::read(path, &mut builder)?,
+        Format::Wandb => wandb::read(path, &mut builder)?,
         Format::Mlflow => {
             return Err(Error::input(
                 path,
@@ -453,12 +464,15 @@ pub fn load_metrics(path: &Path, format: Option<Format>) -> Result<Metrics> {
 /// Bytes read from the start of a file to recognise its format.
 const SNIFF_BYTES: usize = 64 * 1024;
 
-/// Recognises the format from the file's name and first bytes. A folder is a
-/// TensorBoard log folder, or an error saying why not.
+/// Recognises the format from the file's name and first bytes. A folder is a W&B run
+/// folder, a TensorBoard log folder, or an error saying why not.
 pub fn detect(path: &Path) -> Result<Format> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| Error::read(path, &e))?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
+        if wandb::run_file(path)?.is_some() {
+            return Ok(Format::Wandb);
+        }
         return tensorboard::check_folder(path).map(|()| Format::Tensorboard);
     }
     let mut head = Vec::with_capacity(SNIFF_BYTES);
@@ -477,7 +491,7 @@ pub fn detect(path: &Path) -> Result<Format> {
         } else {
             Error::input(
                 path,
-                "not a metrics format retune knows (Keras CSV/history/log, Lightning metrics.csv, HF trainer_state.json, JSON, JSON Lines, TensorBoard event file); name one with --metrics-format",
+                "not a metrics format retune knows (Keras CSV/history/log, Lightning metrics.csv, HF trainer_state.json, JSON, JSON Lines, TensorBoard event file, W&B .wandb file); name one with --metrics-format",
             )
         }
     })
@@ -508,6 +522,9 @@ pub(crate) fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
     // Event files are binary; a valid record header is as sure a sign as a name.
     if tensorboard::is_event_file_name(name) || tensorboard::looks_like(head) {
         return Some(Format::Tensorboard);
+    }
+    if wandb::is_wandb_name(name) || wandb::looks_like(head) {
+        return Some(Format::Wandb);
     }
     // A console capture redirected by Windows PowerShell is UTF-16 with a BOM: judged by
     // its text (every reader decodes it through `text::open`).
@@ -921,6 +938,7 @@ mod tests {
             Format::HfTrainerState,
             Format::JsonLines,
             Format::Tensorboard,
+            Format::Wandb,
         ];
         for rel in [
             "tests/fixtures/garbage.bin",

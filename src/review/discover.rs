@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// Metrics file names in order of preference: the specific names trainers write first.
 /// Deliberately no `*.csv` or `*.log`: a folder of data (`train.csv`) or of server logs
 /// would read as a broken run.
-pub const METRICS_NAMES: [&str; 12] = [
+pub const METRICS_NAMES: [&str; 13] = [
     "metrics.csv",
     "history.csv",
     "training.csv",
@@ -25,6 +25,8 @@ pub const METRICS_NAMES: [&str; 12] = [
     "training.log",
     "train.log",
     "events.out.tfevents.*",
+    // A W&B run folder (`wandb/run-…/`, `wandb/offline-run-…/`): its record of the run.
+    "run-*.wandb",
     "metrics.json",
 ];
 
@@ -41,14 +43,9 @@ pub const CONFIG_NAMES: [&str; 6] = [
 /// folder holding them is one TensorBoard run, read as a folder.
 const TENSORBOARD_SPLITS: [&str; 4] = ["train", "validation", "val", "eval"];
 
-/// Folders that never hold runs and can be large.
-const SKIPPED: [&str; 5] = [
-    "node_modules",
-    "__pycache__",
-    "venv",
-    "site-packages",
-    "wandb",
-];
+/// Folders that never hold runs and can be large. (`wandb/` holds W&B runs; its
+/// `latest-run` is a symlink to one of them, and symlinked folders are not followed.)
+const SKIPPED: [&str; 4] = ["node_modules", "__pycache__", "venv", "site-packages"];
 
 /// Deeper than any experiment layout; stops a symlink loop or a whole disk being walked.
 const MAX_DEPTH: usize = 12;
@@ -402,6 +399,52 @@ mod tests {
             missing.to_string().contains("nope: no such file"),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn w_and_b_run_folders_are_runs_and_latest_run_is_not_counted_twice() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        touch(root, "project/config.json");
+        touch(
+            root,
+            "project/wandb/offline-run-20261202_025226-a1/run-a1.wandb",
+        );
+        touch(
+            root,
+            "project/wandb/offline-run-20261202_025226-a1/files/requirements.txt",
+        );
+        touch(root, "project/wandb/run-20261202_030000-b2/run-b2.wandb");
+        touch(
+            root,
+            "project/wandb/run-20261202_030000-b2/files/metrics.json",
+        );
+        std::os::unix::fs::symlink(
+            "run-20261202_030000-b2",
+            root.join("project/wandb/latest-run"),
+        )
+        .unwrap();
+        let found = discover(&[root.to_path_buf()], &Names::new(&[], &[]).unwrap(), &[]).unwrap();
+        assert_eq!(
+            names_of(&found, root),
+            vec![
+                (
+                    "project/wandb/offline-run-20261202_025226-a1".into(),
+                    None,
+                    "project/wandb/offline-run-20261202_025226-a1/run-a1.wandb".into()
+                ),
+                (
+                    "project/wandb/run-20261202_030000-b2".into(),
+                    None,
+                    "project/wandb/run-20261202_030000-b2/run-b2.wandb".into()
+                ),
+            ]
+        );
+        // latest-run given as the root is that one run
+        let latest = root.join("project/wandb/latest-run");
+        let found = discover(&[latest], &Names::new(&[], &[]).unwrap(), &[]).unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(found[0].metrics.ends_with("latest-run/run-b2.wandb"));
     }
 
     #[test]
