@@ -97,6 +97,16 @@ for p in sorted((root / "tests" / "fixtures" / "llm").glob("*response*.json")):
     except (KeyError, IndexError, ValueError):
         continue
     put("llm_answer", p.stem, content.encode())
+# Answers as models give them: bare, fenced, wrapped in prose, with strings for numbers.
+answer = {"diagnosis": "the loss diverged at epoch 3", "changes": [
+    {"parameter": "learning_rate", "value": 0.0001, "rationale": "loss 1e308 at epoch 3"}],
+    "expected_effect": "stable loss", "risk": "slower"}
+put("llm_answer", "bare", json.dumps(answer).encode())
+put("llm_answer", "fenced", ("```json\n" + json.dumps(answer, indent=2) + "\n```").encode())
+put("llm_answer", "prose", ("Here is my answer: " + json.dumps(answer) + " Hope it helps.").encode())
+answer["changes"][0]["value"] = "1e-4"
+put("llm_answer", "string_value", json.dumps(answer).encode())
+put("llm_answer", "no_change", b'{"diagnosis": "healthy", "changes": []}')
 for p in sorted((root / "configs").rglob("*.toml")):
     put("settings", p.stem, p.read_bytes())
 put("settings", "llm", b'[llm]\nbase_url = "http://127.0.0.1:8080/v1"\nmodel = "gemma"\n')
