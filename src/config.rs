@@ -9,7 +9,15 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::input;
 use crate::num::kind_of;
+
+/// Largest config read. A config is read whole, then parsed into a tree several times its
+/// size, so it needs a bound: the biggest training configs we know (a Hugging Face
+/// `TrainingArguments` dump, a DeepSpeed config, Lightning's resolved config) are tens of
+/// kilobytes, and 4 MiB leaves a hundredfold room while keeping the parsed tree in the tens
+/// of megabytes. `/dev/zero` or a 2 GB file given by mistake is refused before it is read.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A loaded config: its text, and the same text parsed (key order kept).
 #[derive(Debug, Clone)]
@@ -21,7 +29,7 @@ pub struct ConfigDoc {
 
 impl ConfigDoc {
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::read(path, &e))?;
+        let bytes = input::read_capped(path, "a training config", MAX_CONFIG_BYTES)?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::input(path, "not UTF-8 text; a training config is JSON"))?;
         Self::parse(path, text)

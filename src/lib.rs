@@ -15,12 +15,13 @@
 //! `Advisor::advise`, `validate::validate`, `report::write`. They hand each other the
 //! types in `types` and nothing else. `pipeline::suggest` is the whole flow.
 
-// 1. Foundations: errors and exit codes, language, numbers as text and JSON, files, HTTP,
-//    where the LLM settings come from.
+// 1. Foundations: errors and exit codes, language, numbers as text and JSON, reading input
+//    files within bounds, writing files, HTTP, where the LLM settings come from.
 pub mod error;
 pub mod lang;
 pub(crate) mod num;
 pub mod untrusted;
+pub(crate) mod input;
 pub(crate) mod fsio;
 pub(crate) mod http;
 pub mod settings;
@@ -52,3 +53,7 @@ pub(crate) mod review;
 // 6. The commands and the command line that feeds them.
 pub mod cli;
 pub mod commands;
+
+// 7. Entry points for the fuzz targets (fuzz/): what they need that is not exported.
+#[doc(hidden)]
+pub mod fuzzing;

@@ -9,10 +9,15 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::input;
 
 /// Enough for a diagnosis and four changes within the schema's length bounds, with room;
 /// llama.cpp's Gemma 3 270M answers in 150–250 tokens.
 pub const DEFAULT_MAX_TOKENS: u32 = 800;
+
+/// Largest retune.toml read: it holds one `[llm]` table of three short values, so anything
+/// past 64 KiB is not a settings file (and is not read into memory to find out).
+const MAX_SETTINGS_BYTES: u64 = 64 * 1024;
 
 /// An API key. Printing it in any form shows `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -85,11 +90,13 @@ pub fn resolve(
     let mut file_values = FileLlm::default();
     let mut file_used = None;
     for path in files {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::read(path, &e)),
-        };
+            _ => {}
+        }
+        let bytes = input::read_capped(path, "a retune.toml settings file", MAX_SETTINGS_BYTES)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::input(path, "not UTF-8 text; retune.toml is TOML"))?;
         let parsed: SettingsFile =
             toml::from_str(&text).map_err(|e| Error::toml(path, &text, &e))?;
         file_values = parsed.llm;
@@ -200,5 +207,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("retune.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn a_settings_file_that_is_not_a_small_regular_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("retune.toml");
+        std::fs::write(
+            &file,
+            format!("[llm]\nmodel = \"{}\"\n", "m".repeat(70_000)),
+        )
+        .unwrap();
+        let err = resolve(None, None, &env_of(&[]), &[file])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retune reads at most 64 KiB"), "{err}");
+        // /dev/zero never ends: refused before a byte is read
+        let err = resolve(None, None, &env_of(&[]), &["/dev/zero".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/dev/zero: is a character device"), "{err}");
+        // a missing file is still no file
+        let missing = dir.path().join("missing.toml");
+        assert!(resolve(None, None, &env_of(&[]), &[missing]).is_ok());
     }
 }

@@ -20,7 +20,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 
 use super::MetricsBuilder;
 use super::nonfinite::{self, Scalar};
-use super::snapshot::{counter, epoch_from};
+use super::snapshot::{Fields, counter, epoch_from};
 use crate::error::Result;
 
 /// Suffixes of log fields that measure speed or cost, not the model.
@@ -47,7 +47,7 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     }
     .deserialize(&mut de)
     .and_then(|()| de.end())
-    .map_err(|e| nonfinite::json_error(path, 1, &e))?;
+    .map_err(|e| nonfinite::json_error(path, 1, e))?;
     builder.max_steps = state.max_steps;
     builder.planned_epochs = state
         .num_train_epochs
@@ -65,7 +65,7 @@ struct State {
     observed_steps_per_epoch: Option<u64>,
     last_epoch: Option<u32>,
     /// One row's values, reused across rows.
-    row: Vec<(String, f64)>,
+    row: Fields,
 }
 
 impl State {
@@ -204,7 +204,7 @@ impl<'de> Visitor<'de> for LogRow<'_> {
                 summary |= SUMMARY_MARKERS.contains(&key.as_str());
                 map.next_value::<IgnoredAny>()?;
             } else if let Scalar::Number(v) = map.next_value::<Scalar>()? {
-                state.row.push((key, v));
+                state.row.add(key, v);
             }
         }
         let epoch = match logged_epoch {
@@ -221,8 +221,9 @@ impl<'de> Visitor<'de> for LogRow<'_> {
                 state.observed_steps_per_epoch = Some(s / whole);
             }
         }
+        state.row.report(self.builder, None);
         let mut pushed = false;
-        for (name, value) in &state.row {
+        for (name, value) in state.row.iter() {
             if summary && name == "train_loss" {
                 continue;
             }

@@ -32,6 +32,7 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     let mut rewritten = Vec::new();
     let mut row = Row::default();
     let mut epochs = EpochCounter::default();
+    let mut skipped = SkippedRows::default();
     let mut line_no = 0usize;
     loop {
         line.clear();
@@ -55,19 +56,83 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
         rewritten.clear();
         NonFinite::new(&line[..])
             .read_to_end(&mut rewritten)
-            .map_err(|e| Error::read(path, &e))?;
+            .map_err(|e| match crate::input::read_error(path, &e) {
+                Error::Input { message, .. } => Error::at(path, line_no as u64, None, message),
+                other => other,
+            })?;
         row.clear();
         let mut de = serde_json::Deserializer::from_slice(&rewritten);
         RowSeed(&mut row)
             .deserialize(&mut de)
             .and_then(|()| de.end())
-            .map_err(|e| nonfinite::json_error(path, line_no, &e))?;
+            .map_err(|e| nonfinite::json_error(path, line_no, e))?;
+        row.values.report(builder, Some(line_no as u64));
+        if row.values.is_empty() {
+            skipped.add(line_no, row.values.unread.as_deref());
+        }
         if let Some(epoch) = epochs.epoch_of(&row, builder) {
             row.push_into(builder, epoch);
         }
         builder.rows += 1;
     }
+    if let Some(warning) = skipped.warning() {
+        builder.warnings.push(warning);
+    }
     Ok(())
+}
+
+/// Lines named in the warning about rows that gave no value.
+const SKIPPED_LINES_NAMED: usize = 5;
+
+/// Rows that gave no metric value (nothing but bookkeeping, or values that are lists,
+/// objects or deep nestings rather than numbers): they add nothing, and the user is told
+/// which they were rather than having them vanish.
+#[derive(Debug, Default)]
+struct SkippedRows {
+    count: u64,
+    lines: Vec<usize>,
+    /// The first such row that held a field this reader could not take as a number.
+    why: Option<(usize, String)>,
+}
+
+impl SkippedRows {
+    fn add(&mut self, line: usize, unread: Option<&str>) {
+        self.count += 1;
+        if self.lines.len() < SKIPPED_LINES_NAMED {
+            self.lines.push(line);
+        }
+        if let (None, Some(key)) = (&self.why, unread) {
+            self.why = Some((line, key.to_string()));
+        }
+    }
+
+    fn warning(&self) -> Option<String> {
+        if self.count == 0 {
+            return None;
+        }
+        let lines: Vec<String> = self.lines.iter().map(usize::to_string).collect();
+        let more = if self.count > self.lines.len() as u64 {
+            ", …"
+        } else {
+            ""
+        };
+        let (rows, lines_word) = if self.count == 1 {
+            ("1 row gave".to_string(), "line")
+        } else {
+            (format!("{} rows gave", self.count), "lines")
+        };
+        let why = match &self.why {
+            Some((line, key)) => format!(
+                "; on line {line}, {:?} holds a list, an object or a bool, not a number",
+                crate::num::truncate(key, 60)
+            ),
+            None => String::new(),
+        };
+        Some(format!(
+            "{rows} no metric value and added nothing ({lines_word} {}{more}){why}",
+            lines.join(", ")
+        ))
+    }
 }
 
 /// Assigns each row its 1-based epoch (the rules in the module comment), and sees where

@@ -9,14 +9,17 @@
 //! reused `ByteRecord`. It also owns the
 //! CSV pieces Lightning's reader shares (the row loop `read_rows`, `Columns`, `cell_value`).
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
+use std::rc::Rc;
 
 use super::nonfinite::{is_no_value, parse_number};
 use super::text::{self, TextFile};
 use super::{Count, MetricsBuilder, RunCounter};
 use crate::error::{Error, Result};
+use crate::input;
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     let mut last_epoch: Option<u32> = None;
@@ -67,15 +70,40 @@ pub(super) fn read_rows(
     builder: &mut MetricsBuilder,
     mut epoch_of: impl FnMut(&csv::ByteRecord, &Columns, &mut MetricsBuilder) -> Result<Option<u32>>,
 ) -> Result<()> {
-    let mut reader = open_csv(path)?;
+    let budget = Rc::new(Cell::new(0u64));
+    let mut reader = open_csv(path, Rc::clone(&budget))?;
     let mut record = csv::ByteRecord::new();
     let mut columns: Option<Columns> = None;
-    while reader
-        .read_byte_record(&mut record)
-        .map_err(|e| csv_error(path, &e))?
-    {
+    loop {
+        budget.set(0);
+        let next_row = reader.position().clone();
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) if is_over_budget(&e) => {
+                return Err(at_record(
+                    path,
+                    Some(&next_row),
+                    format!(
+                        "a row longer than {}; not a CSV log (a row of metrics is a few hundred bytes)",
+                        input::size_text(MAX_ROW_BYTES)
+                    ),
+                ));
+            }
+            Err(e) => return Err(csv_error(path, &e)),
+        }
         if is_blank(&record) {
             continue;
+        }
+        if record.len() > MAX_COLUMNS {
+            return Err(at_record(
+                path,
+                record.position(),
+                format!(
+                    "{} columns; retune reads at most {MAX_COLUMNS} (a metrics CSV has one per metric)",
+                    record.len()
+                ),
+            ));
         }
         let cols = match &columns {
             Some(cols) if !cols.is_header(&record) => cols,
@@ -100,14 +128,56 @@ pub(super) fn read_rows(
     Ok(())
 }
 
-/// A CSV reader over the file. Rows may be shorter or longer than the header (a resumed
-/// run that logs another metric): missing cells are no value, extra cells are ignored.
-fn open_csv(path: &Path) -> Result<csv::Reader<TextFile>> {
+/// Longest row read, header included. A row is one epoch's values (or the header's names),
+/// a few hundred bytes; a row past 1 MiB is a file without line breaks (`/dev/zero`, a
+/// binary file read as CSV) or one field run wild, and the csv reader would hold all of it.
+const MAX_ROW_BYTES: u64 = 1024 * 1024;
+/// Most columns read. Each column is a series with its own bounded storage (a few KiB), so
+/// the count bounds the memory of a read; a metrics CSV has one column per metric, and the
+/// widest we know (per-class metrics of a thousand-class model, train and val) stays under
+/// half of this.
+pub(super) const MAX_COLUMNS: usize = 4096;
+/// The csv reader's own buffer: it reads this far ahead of the row it parses, so a row's
+/// bytes are counted with up to this much of the next.
+const CSV_BUFFER_BYTES: u64 = 8 * 1024;
+
+/// A CSV reader over the file, reading through `RowBudget`. Rows may be shorter or longer
+/// than the header (a resumed run that logs another metric): missing cells are no value,
+/// extra cells are ignored.
+fn open_csv(path: &Path, budget: Rc<Cell<u64>>) -> Result<csv::Reader<RowBudget>> {
     let file = text::open(path)?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(file))
+        .buffer_capacity(CSV_BUFFER_BYTES as usize)
+        .from_reader(RowBudget {
+            inner: file,
+            used: budget,
+        }))
+}
+
+/// Counts the bytes handed to the csv reader since the row loop last reset `used` (before
+/// each row), and fails once a row has taken more than `MAX_ROW_BYTES`: the csv reader
+/// grows its record to whatever a row holds, so the bound has to come from below it.
+struct RowBudget {
+    inner: TextFile,
+    used: Rc<Cell<u64>>,
+}
+
+impl Read for RowBudget {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.used.get() > MAX_ROW_BYTES + CSV_BUFFER_BYTES {
+            return Err(input::exceeded("row budget"));
+        }
+        let n = self.inner.read(buf)?;
+        self.used.set(self.used.get() + n as u64);
+        Ok(n)
+    }
+}
+
+fn is_over_budget(err: &csv::Error) -> bool {
+    matches!(err.kind(), csv::ErrorKind::Io(io)
+        if io.get_ref().is_some_and(|e| e.is::<input::Exceeded>()))
 }
 
 /// The header's column names and where the epoch (and, for Lightning, the step) is.
@@ -248,7 +318,7 @@ fn line_at(path: &Path, offset: u64) -> Option<u64> {
 
 fn csv_error(path: &Path, err: &csv::Error) -> Error {
     match err.kind() {
-        csv::ErrorKind::Io(io) => Error::read(path, io),
+        csv::ErrorKind::Io(io) => input::read_error(path, io),
         _ => at_record(path, err.position(), err.to_string()),
     }
 }

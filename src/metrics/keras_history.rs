@@ -12,36 +12,39 @@
 //! the same epoch rules (an `epoch` field, else the position), so records appended by
 //! several `fit()` calls start another run where the epoch counts down.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::MetricsBuilder;
 use super::jsonl::EpochCounter;
 use super::nonfinite::{self, Scalar};
 use super::snapshot::{Row, RowSeed, is_core_metric};
+use super::{MAX_SERIES, MetricsBuilder};
 use crate::error::Result;
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     let mut de = nonfinite::open_json(path)?;
-    let mut longest = 0u64;
+    let mut lengths = HashMap::new();
     History {
         builder: &mut *builder,
-        longest: &mut longest,
+        lengths: &mut lengths,
     }
     .deserialize(&mut de)
     .and_then(|()| de.end())
-    .map_err(|e| nonfinite::json_error(path, 1, &e))?;
-    builder.rows += longest;
+    .map_err(|e| nonfinite::json_error(path, 1, e))?;
+    builder.rows += lengths.values().copied().max().unwrap_or(0);
     Ok(())
 }
 
 /// The top-level object (or the nested `history` one): metric name → list per epoch.
 struct History<'a> {
     builder: &'a mut MetricsBuilder,
-    /// Length of the longest list: the number of epochs logged.
-    longest: &'a mut u64,
+    /// The length of each metric's list (the number of epochs logged is the longest), and
+    /// the names seen: a name given twice keeps its last list, as Python's `json` reads it,
+    /// never the two lists joined into one series.
+    lengths: &'a mut HashMap<String, u64>,
 }
 
 impl<'de> DeserializeSeed<'de> for History<'_> {
@@ -70,6 +73,7 @@ impl<'de> Visitor<'de> for History<'_> {
             if seq.next_element_seed(RowSeed(&mut row))?.is_none() {
                 return Ok(());
             }
+            row.values.report(&mut *self.builder, None);
             if let Some(epoch) = epochs.epoch_of(&row, &mut *self.builder) {
                 row.push_into(&mut *self.builder, epoch);
             }
@@ -82,7 +86,7 @@ impl<'de> Visitor<'de> for History<'_> {
             match key.as_str() {
                 "history" => map.next_value_seed(History {
                     builder: &mut *self.builder,
-                    longest: &mut *self.longest,
+                    lengths: &mut *self.lengths,
                 })?,
                 "params" => map.next_value_seed(Params(&mut *self.builder))?,
                 // `History.epoch` lists the 0-based epoch indices, which the positions
@@ -91,11 +95,20 @@ impl<'de> Visitor<'de> for History<'_> {
                     map.next_value::<IgnoredAny>()?;
                 }
                 _ => {
+                    let again = self.lengths.contains_key(&key);
+                    if again {
+                        self.builder.replace_series(&key);
+                        self.builder.duplicate_key(&key, 1, None);
+                    }
                     let n = map.next_value_seed(Column {
                         name: &key,
                         builder: &mut *self.builder,
                     })?;
-                    *self.longest = (*self.longest).max(n);
+                    // Names past the builder's limit are not series; their lengths need not
+                    // be kept either.
+                    if again || self.lengths.len() < MAX_SERIES {
+                        self.lengths.insert(key, n);
+                    }
                 }
             }
         }

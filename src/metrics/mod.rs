@@ -98,6 +98,13 @@ pub struct Phases {
     pub earlier: Vec<(u32, u32)>,
 }
 
+/// Most series one read holds. Each series has fixed storage (`series::RECENT_CAPACITY`
+/// points plus the overview, a few KiB), so this bounds a read's memory: a file naming
+/// millions of metrics (a 10 MB CSV header, a JSON object of a million keys) costs what
+/// one of a few thousand does. Real logs name tens of metrics, per-class metrics of a
+/// thousand-class model a couple of thousand; names past the limit are counted and said.
+pub const MAX_SERIES: usize = 4096;
+
 /// Earlier runs whose epoch span is kept: enough to describe a sweep, bounded for a file
 /// that restarts its counter millions of times.
 const MAX_EARLIER_PHASES_KEPT: usize = 32;
@@ -225,6 +232,12 @@ pub struct MetricsBuilder {
     pub replayed_rows: u64,
     /// See `Metrics::recorded_config`.
     pub recorded_config: Option<crate::config::ConfigDoc>,
+    /// Metric names past `MAX_SERIES`, not read.
+    pub dropped_names: u64,
+    /// Keys given twice in one JSON object, and the first one (with its line, when the
+    /// format has one object per line).
+    duplicates: u64,
+    first_duplicate: Option<(String, Option<u64>)>,
 }
 
 impl MetricsBuilder {
@@ -235,8 +248,10 @@ impl MetricsBuilder {
     /// One value of metric `name` at 1-based `epoch`. Several values for one epoch in a
     /// row are averaged.
     pub fn push(&mut self, name: &str, epoch: u32, value: f64) {
+        let full = self.series.len() >= MAX_SERIES;
         match self.series.get_mut(name) {
             Some(series) => series.push(epoch, value),
+            None if full => self.dropped_names += 1,
             None => {
                 let mut series = Series::new(name);
                 series.push(epoch, value);
@@ -246,15 +261,37 @@ impl MetricsBuilder {
     }
 
     /// A stable handle for metric `name`, so a reader that meets the same columns on every
-    /// row resolves each name once (per header) instead of hashing it per cell.
+    /// row resolves each name once (per header) instead of hashing it per cell. Past
+    /// `MAX_SERIES` names the handle is one `push_id` ignores.
     pub fn series_id(&mut self, name: &str) -> usize {
         match self.series.get_index_of(name) {
             Some(id) => id,
+            None if self.series.len() >= MAX_SERIES => {
+                self.dropped_names += 1;
+                usize::MAX
+            }
             None => {
                 self.series
                     .insert_full(name.to_string(), Series::new(name))
                     .0
             }
+        }
+    }
+
+    /// Starts series `name` again, empty: a JSON object gave its key twice and the later
+    /// value replaces the earlier, as Python's `json` module reads it.
+    pub fn replace_series(&mut self, name: &str) {
+        if let Some(series) = self.series.get_mut(name) {
+            *series = Series::new(name);
+        }
+    }
+
+    /// A key given `n` more times in one JSON object (`line` when the format has one object
+    /// per line); only the last value was kept.
+    pub fn duplicate_key(&mut self, key: &str, n: u64, line: Option<u64>) {
+        self.duplicates += n;
+        if self.first_duplicate.is_none() {
+            self.first_duplicate = Some((key.to_string(), line));
         }
     }
 
@@ -331,6 +368,23 @@ impl MetricsBuilder {
             warnings.push(format!(
                 "{n} {} logged again what was already logged (a resume from a checkpoint); kept the first logging of each epoch",
                 if n == 1 { "row" } else { "rows" }
+            ));
+        }
+        if let Some((key, line)) = &self.first_duplicate {
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            let others = match self.duplicates {
+                1 => String::new(),
+                n => format!("; {} keys were given twice in all", n),
+            };
+            warnings.push(format!(
+                "key {:?} is given twice in one object{at}; kept the last value, as Python's json module does{others}",
+                crate::num::truncate(key, 60)
+            ));
+        }
+        if self.dropped_names > 0 {
+            warnings.push(format!(
+                "{} metric names past the first {MAX_SERIES} were not read",
+                self.dropped_names
             ));
         }
         if all.is_empty() && self.partial.is_none() {
@@ -468,13 +522,13 @@ const SNIFF_BYTES: usize = 64 * 1024;
 /// folder, a TensorBoard log folder, or an error saying why not.
 pub fn detect(path: &Path) -> Result<Format> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| Error::read(path, &e))?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
+    if crate::input::metadata(path)?.is_dir() {
         if wandb::run_file(path)?.is_some() {
             return Ok(Format::Wandb);
         }
         return tensorboard::check_folder(path).map(|()| Format::Tensorboard);
     }
+    let file = crate::input::open_regular(path, "a metrics file")?;
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     file.take(SNIFF_BYTES as u64)
         .read_to_end(&mut head)
@@ -992,6 +1046,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("broken.json:3:16: key must be a string"), "{e}");
+    }
+
+    #[test]
+    fn a_read_holds_at_most_max_series_and_says_how_many_names_it_left_out() {
+        let mut b = MetricsBuilder::new();
+        for i in 0..MAX_SERIES + 10 {
+            b.push(&format!("m{i}"), 1, 0.5);
+        }
+        assert_eq!(b.series_id("another"), usize::MAX);
+        b.push_id(usize::MAX, 1, 0.5);
+        b.push("loss", 1, 0.5);
+        let m = b.finish(Path::new("m.jsonl"), Format::JsonLines).unwrap();
+        assert_eq!(m.series.len(), MAX_SERIES);
+        assert_eq!(
+            m.warnings,
+            vec![format!(
+                "12 metric names past the first {MAX_SERIES} were not read"
+            )]
+        );
     }
 
     #[test]

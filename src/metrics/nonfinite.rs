@@ -22,6 +22,11 @@ use crate::error::Error;
 const TOKENS: [&[u8]; 3] = [b"NaN", b"Infinity", b"-Infinity"];
 /// Longest token above: a candidate never needs more room than this.
 const LONGEST_TOKEN: usize = 9;
+/// Longest JSON string (a key or a text value) read. The strings of a metrics file are
+/// metric names, phases, ids and paths, a few dozen bytes; serde_json holds a whole string
+/// (twice, when it becomes a key), so one string of the file's size (a 200 MB snapshot
+/// that is one long text) would cost twice that. Past 1 MiB the read stops with an error.
+pub const MAX_STRING_BYTES: u64 = 1024 * 1024;
 /// Output one input byte can produce at most: a held candidate (`LONGEST_TOKEN - 1` bytes)
 /// given back plus the byte itself, or a whole token with its two quotes.
 const PENDING_CAPACITY: usize = LONGEST_TOKEN + 2;
@@ -139,10 +144,15 @@ impl<'de> Visitor<'de> for ScalarVisitor {
 ///
 /// serde_json reports positions in the rewritten stream: the line is right, the column is
 /// two further right per token quoted earlier on that line.
+///
+/// It also bounds the strings (`MAX_STRING_BYTES`): it is the one pass over every byte of
+/// a JSON metrics file, and it knows where strings begin and end.
 pub struct NonFinite<R> {
     inner: R,
     scanner: Scanner,
     pending: Pending,
+    /// Input bytes consumed before the current chunk.
+    consumed: u64,
 }
 
 impl<R: BufRead> NonFinite<R> {
@@ -151,7 +161,16 @@ impl<R: BufRead> NonFinite<R> {
             inner,
             scanner: Scanner::default(),
             pending: Pending::default(),
+            consumed: 0,
         }
+    }
+
+    fn string_too_long(&self) -> io::Error {
+        crate::input::exceeded(format!(
+            "a JSON string (a key or a text value) longer than {}, starting at byte {}; a metrics file's strings are names, phases and ids",
+            crate::input::size_text(MAX_STRING_BYTES),
+            self.scanner.string_start
+        ))
     }
 }
 
@@ -177,15 +196,23 @@ impl<R: BufRead> Read for NonFinite<R> {
                     buf[written..written + run].copy_from_slice(&chunk[used..used + run]);
                     written += run;
                     used += run;
+                    if self.scanner.in_string {
+                        self.scanner.string_bytes += run as u64;
+                    }
                     if run == room {
                         continue;
                     }
                 }
-                self.scanner.feed(chunk[used], &mut self.pending);
+                self.scanner
+                    .feed(chunk[used], self.consumed + used as u64, &mut self.pending);
                 used += 1;
                 written += self.pending.drain_into(&mut buf[written..]);
             }
             self.inner.consume(used);
+            self.consumed += used as u64;
+            if self.scanner.string_bytes > MAX_STRING_BYTES {
+                return Err(self.string_too_long());
+            }
             if written > 0 {
                 break;
             }
@@ -200,6 +227,9 @@ impl<R: BufRead> Read for NonFinite<R> {
 struct Scanner {
     in_string: bool,
     escaped: bool,
+    /// Where the current (or last) string began, and its bytes so far.
+    string_start: u64,
+    string_bytes: u64,
     candidate: [u8; LONGEST_TOKEN],
     candidate_len: usize,
 }
@@ -218,8 +248,10 @@ impl Scanner {
         }
     }
 
-    fn feed(&mut self, b: u8, out: &mut Pending) {
+    /// Takes input byte `b`, found at byte offset `at`.
+    fn feed(&mut self, b: u8, at: u64, out: &mut Pending) {
         if self.in_string {
+            self.string_bytes += 1;
             if self.escaped {
                 self.escaped = false;
             } else if b == b'\\' {
@@ -253,6 +285,8 @@ impl Scanner {
         match b {
             b'"' => {
                 self.in_string = true;
+                self.string_start = at;
+                self.string_bytes = 0;
                 out.push(b);
             }
             b'N' | b'I' | b'-' => {
@@ -318,13 +352,14 @@ pub fn open_json(
 }
 
 /// A serde_json error as `file:line:column: message`, the line counted from `first_line`
-/// (JSON Lines parse one line at a time). Read failures keep their own wording.
-pub fn json_error(path: &Path, first_line: usize, err: &serde_json::Error) -> Error {
-    if let Some(kind) = err.io_error_kind() {
-        return Error::read(path, &io::Error::from(kind));
+/// (JSON Lines parse one line at a time). Read failures keep their own wording, and a
+/// limit passed its own message (`crate::input`).
+pub fn json_error(path: &Path, first_line: usize, err: serde_json::Error) -> Error {
+    if err.io_error_kind().is_some() {
+        return crate::input::read_error(path, &io::Error::from(err));
     }
     if first_line == 1 {
-        return Error::json(path, err);
+        return Error::json(path, &err);
     }
     let text = err.to_string();
     let message = text.rfind(" at line ").map_or(&text[..], |i| &text[..i]);
@@ -442,10 +477,11 @@ mod tests {
     #[test]
     fn json_errors_name_the_line_of_the_file() {
         let err = serde_json::from_str::<Scalar>("{\n  \"a\": }").unwrap_err();
-        let e = json_error(Path::new("m.jsonl"), 10, &err).to_string();
+        let e = json_error(Path::new("m.jsonl"), 10, err).to_string();
+        let err = serde_json::from_str::<Scalar>("{\n  \"a\": }").unwrap_err();
         assert!(e.starts_with("m.jsonl:11:8: "), "{e}");
         assert!(!e.contains(" at line "), "{e}");
-        let e = json_error(Path::new("m.json"), 1, &err).to_string();
+        let e = json_error(Path::new("m.json"), 1, err).to_string();
         assert!(e.starts_with("m.json:2:8: "), "{e}");
     }
 }

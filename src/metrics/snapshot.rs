@@ -11,14 +11,15 @@
 //! and non-numeric fields are not metrics. A snapshot with no epoch, no step and nothing
 //! named like a loss or an accuracy is a config given as metrics, and is refused.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::MetricsBuilder;
 use super::names::{self, Canonical};
 use super::nonfinite::{self, Scalar};
+use super::{MAX_SERIES, MetricsBuilder};
 use crate::error::{Error, Result};
 
 /// Numeric fields that count rows or time rather than measure the model.
@@ -73,16 +74,34 @@ const VALIDATION_PREFIXES: &[&str] = &[
 /// 2.0000000000000004 for the end of epoch 2.
 const EPOCH_SLACK: f64 = 1e-9;
 
+/// Largest snapshot read. A snapshot is one object of the run's current values, a few
+/// hundred bytes; 16 MiB is the longest line JSON Lines reads, so no file is refused here
+/// that would read as a one-line JSON Lines file. (Memory does not follow the size: the
+/// object streams past, its strings and its field count are bounded.)
+const MAX_SNAPSHOT_BYTES: u64 = 16 * 1024 * 1024;
+
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
+    let size = crate::input::metadata(path)?.len();
+    if size > MAX_SNAPSHOT_BYTES {
+        return Err(Error::input(
+            path,
+            format!(
+                "is {}; a JSON snapshot is one object of current values, and retune reads at most {} (a log of many rows is JSON Lines: --metrics-format json-lines)",
+                crate::input::size_text(size),
+                crate::input::size_text(MAX_SNAPSHOT_BYTES)
+            ),
+        ));
+    }
     let mut de = nonfinite::open_json(path)?;
     let mut row = Row::default();
     RowSeed(&mut row)
         .deserialize(&mut de)
         .and_then(|()| de.end())
-        .map_err(|e| nonfinite::json_error(path, 1, &e))?;
+        .map_err(|e| nonfinite::json_error(path, 1, e))?;
     let looks_like_metrics = row.epoch.is_some()
         || row.step.is_some()
         || row.values.iter().any(|(name, _)| is_core_metric(name));
+    row.values.report(builder, None);
     if !row.values.is_empty() && !looks_like_metrics {
         return Err(Error::input(
             path,
@@ -121,13 +140,95 @@ pub(super) fn epoch_from(logged: f64, zero_based: bool) -> u32 {
     epoch.clamp(1.0, f64::from(u32::MAX)) as u32
 }
 
+/// Fields of one object past which a name index replaces the linear search for a key
+/// seen before (most rows have a dozen fields, where a scan is faster than hashing).
+const FIELDS_INDEXED_FROM: usize = 32;
+
+/// The numeric fields of one JSON object, in file order, as Python's `json` reads an
+/// object: a key given twice keeps its last value (the two are never averaged into one
+/// epoch's value). At most `MAX_SERIES` names are kept: an object holds one field per
+/// metric, and the names past that are counted, not held, so one object of millions of
+/// keys costs what one of a few thousand does.
+#[derive(Debug, Default)]
+pub(super) struct Fields {
+    values: Vec<(String, f64)>,
+    index: HashMap<String, usize>,
+    /// The first key given twice, and how many were.
+    duplicate: Option<String>,
+    duplicates: u64,
+    /// Names past `MAX_SERIES`, not kept.
+    dropped: u64,
+    /// The first field that held a list, an object or a bool where a number would stand.
+    pub unread: Option<String>,
+}
+
+impl Fields {
+    pub fn clear(&mut self) {
+        self.values.clear();
+        self.index.clear();
+        self.duplicate = None;
+        self.duplicates = 0;
+        self.dropped = 0;
+        self.unread = None;
+    }
+
+    pub fn add(&mut self, key: String, value: f64) {
+        if let Some(i) = self.position(&key) {
+            self.values[i].1 = value;
+            self.duplicates += 1;
+            self.duplicate.get_or_insert(key);
+            return;
+        }
+        if self.values.len() >= MAX_SERIES {
+            self.dropped += 1;
+            return;
+        }
+        if !self.index.is_empty() {
+            self.index.insert(key.clone(), self.values.len());
+        }
+        self.values.push((key, value));
+    }
+
+    fn position(&mut self, key: &str) -> Option<usize> {
+        if self.values.len() < FIELDS_INDEXED_FROM {
+            return self.values.iter().position(|(k, _)| k == key);
+        }
+        if self.index.is_empty() {
+            self.index = self
+                .values
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
+        }
+        self.index.get(key).copied()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, (String, f64)> {
+        self.values.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Tells the builder what the object held that is not in `values`: keys given twice,
+    /// names past the limit. `line` is the object's line when the file has one per line.
+    pub fn report(&self, builder: &mut MetricsBuilder, line: Option<u64>) {
+        if let Some(key) = &self.duplicate {
+            builder.duplicate_key(key, self.duplicates, line);
+        }
+        builder.dropped_names += self.dropped;
+    }
+}
+
 /// One object of values. Reused across JSON Lines rows so a long file allocates once.
 #[derive(Debug, Default)]
 pub(super) struct Row {
     pub epoch: Option<f64>,
     pub step: Option<f64>,
     pub validation: bool,
-    pub values: Vec<(String, f64)>,
+    pub values: Fields,
 }
 
 impl Row {
@@ -140,7 +241,7 @@ impl Row {
 
     /// Pushes the row's values at `epoch`, named for the row's phase.
     pub fn push_into(&self, builder: &mut MetricsBuilder, epoch: u32) {
-        for (name, value) in &self.values {
+        for (name, value) in self.values.iter() {
             if self.validation && !is_validation_name(name) && !is_optimizer_value(name) {
                 builder.push(&format!("val_{name}"), epoch, *value);
             } else {
@@ -200,13 +301,14 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 map.next_value::<IgnoredAny>()?;
             } else {
                 match map.next_value::<Scalar>()? {
-                    Scalar::Number(value) => row.values.push((key, value)),
+                    Scalar::Number(value) => row.values.add(key, value),
+                    Scalar::Other if row.values.unread.is_none() => row.values.unread = Some(key),
                     // Text is a note, a path, an id or a setting (`"lr_scheduler":
                     // "StepLR"`), except under a loss's or an accuracy's own name: there
                     // it is a value someone quoted, or a broken one.
                     Scalar::Text(text) if is_core_metric(&key) => {
                         if let Some(value) = metric_text(&key, &text)? {
-                            row.values.push((key, value));
+                            row.values.add(key, value);
                         }
                     }
                     _ => {}
@@ -269,6 +371,52 @@ mod tests {
 
     fn load_example(rel: &str) -> Metrics {
         load_metrics(&example(rel), Some(Format::Snapshot)).unwrap()
+    }
+
+    #[test]
+    fn a_key_given_twice_keeps_its_last_value_however_many_fields() {
+        for fields in [3, FIELDS_INDEXED_FROM + 5] {
+            let mut f = Fields::default();
+            for i in 0..fields {
+                f.add(format!("m{i}"), i as f64);
+            }
+            f.add("m1".into(), 100.0);
+            f.add("m2".into(), 200.0);
+            f.add("m1".into(), 300.0);
+            let got: Vec<(String, f64)> = f.iter().take(3).cloned().collect();
+            assert_eq!(
+                got,
+                vec![
+                    ("m0".into(), 0.0),
+                    ("m1".into(), 300.0),
+                    ("m2".into(), 200.0)
+                ],
+                "{fields} fields"
+            );
+            assert_eq!(f.iter().count(), fields);
+            let mut b = MetricsBuilder::new();
+            f.report(&mut b, Some(7));
+            b.push("loss", 1, 1.0);
+            let m = b
+                .finish(Path::new("m.jsonl"), super::super::Format::JsonLines)
+                .unwrap();
+            assert_eq!(
+                m.warnings,
+                vec!["key \"m1\" is given twice in one object (line 7); kept the last value, as Python's json module does; 3 keys were given twice in all".to_string()]
+            );
+        }
+    }
+
+    #[test]
+    fn an_object_of_more_fields_than_series_keeps_the_first_ones() {
+        let mut f = Fields::default();
+        for i in 0..MAX_SERIES + 3 {
+            f.add(format!("m{i}"), 1.0);
+        }
+        assert_eq!(f.iter().count(), MAX_SERIES);
+        let mut b = MetricsBuilder::new();
+        f.report(&mut b, None);
+        assert_eq!(b.dropped_names, 3);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::input;
 
 /// Bytes decoded per refill of the UTF-16 decoder's output.
 const CHUNK_BYTES: usize = 16 * 1024;
@@ -65,15 +66,10 @@ impl Read for TextFile {
     }
 }
 
-/// Opens `path` as text: an error naming it if it is missing or a directory.
+/// Opens `path` as text: an error naming it if it is missing or not a regular file (a
+/// folder, a pipe, a device).
 pub fn open(path: &Path) -> Result<TextFile> {
-    let mut file = File::open(path).map_err(|e| Error::read(path, &e))?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(Error::input(
-            path,
-            "is a directory, expected a metrics file",
-        ));
-    }
+    let mut file = input::open_regular(path, "a metrics file")?;
     let mut bom = [0u8; 2];
     let mut got = 0;
     while got < 2 {

@@ -18,11 +18,21 @@ const HEADER_BYTES: u64 = 12;
 /// A record's footer: the masked CRC of its data.
 const FOOTER_BYTES: u64 = 4;
 
+/// Largest record decoded. A scalar event is under a kilobyte; records past this are
+/// graphs, images, histograms or embeddings, never a scalar, so their CRC is checked as
+/// they stream past and they are skipped unread, which keeps memory flat whatever length a
+/// record announces (up to the file's size, which may be gigabytes).
+const MAX_DECODED_RECORD_BYTES: u64 = 1024 * 1024;
+/// Bytes of a skipped record checked per read.
+const SKIP_CHUNK_BYTES: usize = 64 * 1024;
+
 /// TFRecord's masked CRC-32C.
 pub(super) fn masked_crc(bytes: &[u8]) -> u32 {
-    crc32c::crc32c(bytes)
-        .rotate_right(15)
-        .wrapping_add(CRC_MASK_DELTA)
+    mask(crc32c::crc32c(bytes))
+}
+
+fn mask(crc: u32) -> u32 {
+    crc.rotate_right(15).wrapping_add(CRC_MASK_DELTA)
 }
 
 /// Whether a file's first bytes are a record header: the masked CRC of the 8 length bytes
@@ -57,6 +67,8 @@ impl std::fmt::Display for Broken {
 
 enum Next<'a> {
     Record(&'a [u8]),
+    /// A record too big to hold a scalar, checked and not decoded.
+    Skipped,
     End,
     Broken(Broken),
 }
@@ -74,7 +86,7 @@ struct Records {
 
 impl Records {
     fn open(path: &Path, limit: Option<u64>) -> Result<Records> {
-        let file = File::open(path).map_err(|e| Error::read(path, &e))?;
+        let file = crate::input::open_regular(path, "a TensorBoard event file")?;
         let length = file.metadata().map_err(|e| Error::read(path, &e))?.len();
         Ok(Records {
             path: path.to_path_buf(),
@@ -125,6 +137,9 @@ impl Records {
                 format!("{length} bytes of data announced, {room} left in the file"),
             ));
         };
+        if length > MAX_DECODED_RECORD_BYTES {
+            return self.skip(start, length);
+        }
         let mut data = std::mem::take(&mut self.data);
         data.clear();
         data.resize(size, 0);
@@ -139,6 +154,42 @@ impl Records {
         }
         self.offset = start + HEADER_BYTES + length + FOOTER_BYTES;
         Ok(Next::Record(&self.data))
+    }
+
+    /// Streams past a record of `length` data bytes starting at `start`, checking its CRC.
+    fn skip(&mut self, start: u64, length: u64) -> Result<Next<'_>> {
+        let mut chunk = vec![0u8; SKIP_CHUNK_BYTES];
+        let mut crc = 0u32;
+        let mut left = length;
+        while left > 0 {
+            let n = usize::try_from(left).map_or(SKIP_CHUNK_BYTES, |l| l.min(SKIP_CHUNK_BYTES));
+            if !self.fill(&mut chunk[..n])? {
+                return Ok(Next::Broken(Broken {
+                    offset: start,
+                    kind: TRUNCATED,
+                    detail: "the file ends inside it".into(),
+                }));
+            }
+            crc = crc32c::crc32c_append(crc, &chunk[..n]);
+            left -= n as u64;
+        }
+        let mut footer = [0u8; FOOTER_BYTES as usize];
+        if !self.fill(&mut footer)? {
+            return Ok(Next::Broken(Broken {
+                offset: start,
+                kind: TRUNCATED,
+                detail: "the file ends inside it".into(),
+            }));
+        }
+        if mask(crc) != u32::from_le_bytes(footer) {
+            return Ok(Next::Broken(Broken {
+                offset: start,
+                kind: CORRUPT,
+                detail: "the CRC of its data does not match".into(),
+            }));
+        }
+        self.offset = start + HEADER_BYTES + length + FOOTER_BYTES;
+        Ok(Next::Skipped)
     }
 
     /// Fills `buf`; false when the file ends first (it shrank since it was opened).
@@ -173,6 +224,10 @@ pub(super) fn scan(
         let broken = match records.next()? {
             Next::End => None,
             Next::Broken(b) => Some(b),
+            Next::Skipped => {
+                count += 1;
+                continue;
+            }
             Next::Record(data) => match Event::decode(data) {
                 Ok(event) => {
                     for value in event.summary.iter().flat_map(|s| &s.value) {
@@ -314,6 +369,39 @@ mod tests {
             );
             assert_eq!(m.last_epoch(), Some(4), "flip at {flip}");
         }
+    }
+
+    #[test]
+    fn a_record_too_big_for_a_scalar_is_checked_and_skipped_unread() {
+        // an image-sized record between two scalar events: its CRC is checked as it
+        // streams past, it is never held, and the events on both sides are read
+        let big: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let records = [
+            event(1, simple("loss", 0.5)),
+            record(&big),
+            event(2, simple("loss", 0.25)),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), EVENTS, &records);
+        let m = load(&path);
+        assert!(
+            !m.warnings.iter().any(|w| w.contains("record")),
+            "{:?}",
+            m.warnings
+        );
+        assert_eq!(m.get(Canonical::Loss).unwrap().len(), 2);
+        // one flipped bit in its data is still a corrupt record, at its offset
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = offsets(&bytes)[2];
+        bytes[at as usize + 12 + 2 * 1024 * 1024] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let m = load(&path);
+        let want = format!(
+            "{}: corrupt record at byte {at} (the CRC of its data does not match); the 2 records before it were read",
+            path.display()
+        );
+        assert!(m.warnings.contains(&want), "{:?}", m.warnings);
+        assert_eq!(m.get(Canonical::Loss).unwrap().len(), 1);
     }
 
     #[test]
