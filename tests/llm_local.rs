@@ -208,6 +208,20 @@ fn a_review_of_a_sweep_through_the_real_model() {
                 serde_json::from_str(&s.read("sweep/lr_0.5/config.retuned.json")).unwrap();
             let before: Value = serde_json::from_str(&s.read("sweep/lr_0.5/config.json")).unwrap();
             assert_eq!(keys(&before), keys(&adjusted), "keys were added or removed");
+        } else if name == "sweep/lr_0.01" {
+            // 8 epochs since its best validation loss: a plateau warning, sent like any
+            // run that needs attention; a weak model's answer is validated as any other.
+            assert_eq!(run["status"], "warning", "{run:#}");
+            assert_eq!(run["findings"][0]["id"], "plateau", "{run:#}");
+            for change in run["changes"].as_array().unwrap() {
+                if change["canonical"] == "learning_rate" {
+                    assert!(change["new"].as_f64() < change["old"].as_f64(), "{change}");
+                }
+            }
+            let adjusted: Value =
+                serde_json::from_str(&s.read("sweep/lr_0.01/config.retuned.json")).unwrap();
+            let before: Value = serde_json::from_str(&s.read("sweep/lr_0.01/config.json")).unwrap();
+            assert_eq!(keys(&before), keys(&adjusted), "keys were added or removed");
         } else {
             assert_eq!(run["status"], "healthy", "{run:#}");
             assert_eq!(run["provider"], "rules", "healthy runs are not sent");
