@@ -16,24 +16,10 @@ use serde_json::Value;
 const KNOWN_UNREAD: &[(&str, &str)] = &[];
 
 /// Runs read but judged wrong against labels.toml, and what is wrong.
-const KNOWN_WRONG: &[(&str, &str)] = &[
-    (
-        "lightning_grapevine_acc_pinned",
-        "says divergence (val_loss 1.5e8-7.9e8 from epoch 1) and accuracy_pinned; the label also asks for not_learning, chance_level or oscillation, which a divergence with no sane epoch explains away",
-    ),
-    (
-        "lightning_ratos_chance_level",
-        "says chance_level (right) and slow_convergence; the label also asks for not_learning or val_at_chance, while its training loss moves 1.10 -> 0.995 in the last 3 epochs",
-    ),
-    (
-        "keras_csv_drowsiness_val_acc_pinned_near_chance",
-        "says nothing; val_accuracy is exactly 0.5532 for epochs 1-17 but rises to 0.57-0.64 by the end (past accuracy_pinned's 0.05 'got out' tolerance), and the training loss is not falling over the last epochs, so neither slow_convergence nor chance (val_acc 0.64 > 1/2 + 0.05) fires",
-    ),
-    (
-        "lightning_mnist_subset_acc_pinned",
-        "says nothing; the training accuracy climbed 0.125 -> 0.469 before sitting there for 8 epochs, which accuracy_pinned reads as a model that got there (the rule that keeps a converged small-set accuracy quiet)",
-    ),
-];
+const KNOWN_WRONG: &[(&str, &str)] = &[(
+    "lightning_ratos_chance_level",
+    "says chance_level (right) and slow_convergence; the label also asks for not_learning or val_at_chance, while its training loss moves 1.10 -> 0.995 in the last 3 epochs",
+)];
 
 fn corpus() -> PathBuf {
     common::repo().join("tests/real")

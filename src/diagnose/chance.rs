@@ -7,6 +7,7 @@
 
 use super::{series, series_label};
 
+use super::robust::{accuracy_noise, sample_count};
 use crate::lang::Lang;
 use crate::lang::say;
 use crate::metrics::series::RECENT_CAPACITY;
@@ -59,6 +60,9 @@ struct AtChance<'a> {
     last_epoch: u32,
     loss: f64,
     accuracy: Option<f64>,
+    /// Examples the accuracy is counted over, when its values show few enough to widen
+    /// the tolerance (`chance_accuracy_tolerance`), and that tolerance.
+    examples: Option<(u32, f64)>,
     severity: Severity,
 }
 
@@ -204,6 +208,8 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
             "loss_ratio" => primary.loss / chance_loss,
             "splits" => same_level,
             "single_snapshot" => primary.split.loss.len() == 1,
+            "accuracy_examples" => primary.examples.map(|(n, _)| n),
+            "accuracy_tolerance" => primary.examples.map(|(_, t)| t),
         ],
     });
 }
@@ -213,16 +219,47 @@ fn loss_at_chance(loss: f64, classes: u32) -> bool {
     loss.is_finite() && (loss - chance).abs() <= CHANCE_LOSS_TOLERANCE * chance
 }
 
-fn accuracy_at_chance(accuracy: f64, classes: u32) -> bool {
-    accuracy.is_finite()
-        && (accuracy - 1.0 / f64::from(classes)).abs() <= CHANCE_ACCURACY_TOLERANCE + FLOAT32_SLACK
+fn accuracy_at_chance(accuracy: f64, classes: u32, tolerance: f64) -> bool {
+    accuracy.is_finite() && (accuracy - 1.0 / f64::from(classes)).abs() <= tolerance + FLOAT32_SLACK
+}
+
+/// How far from 1/C an accuracy may sit and still be at chance: `CHANCE_ACCURACY_TOLERANCE`,
+/// or two binomial standard errors at 1/C when the accuracy's values show how few examples
+/// it is counted over. On the 47 validation images of
+/// tests/real/keras_csv_drowsiness_val_acc_pinned_near_chance, 0.617 (29/47) is 1.6
+/// standard errors from 1/2: a handful of images, not a model that left chance.
+fn chance_accuracy_tolerance(accuracy: &Series, classes: u32) -> f64 {
+    small_sample(accuracy, classes).map_or(CHANCE_ACCURACY_TOLERANCE, |(_, t)| t)
+}
+
+/// The number of examples an accuracy is counted over, when its values show it.
+fn examples(accuracy: &Series) -> Option<u32> {
+    let values = accuracy
+        .first()
+        .into_iter()
+        .chain(accuracy.tail(RECENT_CAPACITY))
+        .map(|p| p.value);
+    sample_count(values)
+}
+
+/// The examples an accuracy is counted over and the chance tolerance they give, when that
+/// is wider than `CHANCE_ACCURACY_TOLERANCE`.
+fn small_sample(accuracy: &Series, classes: u32) -> Option<(u32, f64)> {
+    let n = examples(accuracy)?;
+    let noise = accuracy_noise(1.0 / f64::from(classes), n);
+    (noise > CHANCE_ACCURACY_TOLERANCE).then_some((n, noise))
 }
 
 /// The C at which a loss and an accuracy are both at chance, the one whose ln C is nearest
 /// the loss.
-fn chance_classes(loss: f64, accuracy: f64) -> Option<u32> {
+fn chance_classes(loss: f64, accuracy: f64, examples: Option<u32>) -> Option<u32> {
+    let tolerance = |c: u32| {
+        examples.map_or(CHANCE_ACCURACY_TOLERANCE, |n| {
+            accuracy_noise(1.0 / f64::from(c), n).max(CHANCE_ACCURACY_TOLERANCE)
+        })
+    };
     (2..=MAX_INFERRED_CLASSES)
-        .filter(|&c| loss_at_chance(loss, c) && accuracy_at_chance(accuracy, c))
+        .filter(|&c| loss_at_chance(loss, c) && accuracy_at_chance(accuracy, c, tolerance(c)))
         .min_by(|&a, &b| {
             let gap = |c: u32| (loss - f64::from(c).ln()).abs();
             gap(a).total_cmp(&gap(b))
@@ -235,7 +272,7 @@ fn infer_classes(split: &Split) -> Option<Known<u32>> {
     let accuracy_series = split.accuracy?;
     let last = split.loss.last()?;
     let accuracy = accuracy_series.at(last.epoch)?;
-    let c = chance_classes(last.value, accuracy)?;
+    let c = chance_classes(last.value, accuracy, examples(accuracy_series))?;
     Some(Known {
         value: c,
         source: format!(
@@ -255,7 +292,7 @@ fn infer_classes_in_window(split: &Split) -> Option<Known<u32>> {
     let accuracy_series = split.accuracy?;
     split.loss.tail(RECENT_CAPACITY).iter().rev().find_map(|p| {
         let accuracy = accuracy_series.at(p.epoch)?;
-        let c = chance_classes(p.value, accuracy)?;
+        let c = chance_classes(p.value, accuracy, examples(accuracy_series))?;
         Some(Known {
             value: c,
             source: format!(
@@ -280,7 +317,7 @@ fn infer_classes_at_start(split: &Split) -> Option<Known<u32>> {
         .first()
         .filter(|a| a.epoch == first.epoch)?
         .value;
-    let c = chance_classes(first.value, accuracy)?;
+    let c = chance_classes(first.value, accuracy, examples(accuracy_series))?;
     Some(Known {
         value: c,
         source: format!(
@@ -324,6 +361,7 @@ fn val_at_chance(splits: &[Split], classes: &Known<u32>, lang: Lang, out: &mut D
     let c = classes.value;
     let chance_loss = f64::from(c).ln();
     let chance_accuracy = 1.0 / f64::from(c);
+    let tolerance = chance_accuracy_tolerance(val_acc, c);
     let points = val.loss.tail(RECENT_CAPACITY);
     let Some(last) = points.last().copied() else {
         return false;
@@ -333,9 +371,9 @@ fn val_at_chance(splits: &[Split], classes: &Known<u32>, lang: Lang, out: &mut D
     for p in points.iter().rev() {
         let at = p.value.is_finite()
             && p.value >= chance_loss * (1.0 - CHANCE_LOSS_TOLERANCE)
-            && val_acc.at(p.epoch).is_some_and(|a| {
-                a.is_finite() && a <= chance_accuracy + CHANCE_ACCURACY_TOLERANCE + FLOAT32_SLACK
-            });
+            && val_acc
+                .at(p.epoch)
+                .is_some_and(|a| a.is_finite() && a <= chance_accuracy + tolerance + FLOAT32_SLACK);
         if !at {
             break;
         }
@@ -392,6 +430,8 @@ fn val_at_chance(splits: &[Split], classes: &Known<u32>, lang: Lang, out: &mut D
 fn at_chance<'a>(split: &'a Split<'a>, classes: u32) -> Option<AtChance<'a>> {
     let points = split.loss.tail(RECENT_CAPACITY);
     let last = *points.last()?;
+    let examples = split.accuracy.and_then(|a| small_sample(a, classes));
+    let tolerance = examples.map_or(CHANCE_ACCURACY_TOLERANCE, |(_, t)| t);
     let mut epochs = 0;
     let mut first_epoch = last.epoch;
     for p in points.iter().rev() {
@@ -401,7 +441,7 @@ fn at_chance<'a>(split: &'a Split<'a>, classes: u32) -> Option<AtChance<'a>> {
         if let Some(accuracy) = split.accuracy
             && !accuracy
                 .at(p.epoch)
-                .is_some_and(|a| accuracy_at_chance(a, classes))
+                .is_some_and(|a| accuracy_at_chance(a, classes, tolerance))
         {
             break;
         }
@@ -427,6 +467,7 @@ fn at_chance<'a>(split: &'a Split<'a>, classes: u32) -> Option<AtChance<'a>> {
         last_epoch: last.epoch,
         loss: last.value,
         accuracy,
+        examples,
         severity,
     })
 }
@@ -467,6 +508,15 @@ fn summary(found: &AtChance, splits: &[&str], classes: &Known<u32>, lang: Lang) 
         (Some(acc_series), Some(accuracy)) => {
             let acc_label = series_label(acc_series, lang);
             let accuracy = num(accuracy);
+            let noise = match found.examples {
+                Some((n, t)) => say!(
+                    lang,
+                    "; over {n} examples ±{} is a few flipping",
+                    "；仅 {n} 个样本，±{} 只是几个样本的翻转",
+                    num(t)
+                ),
+                None => String::new(),
+            };
             let also = if both {
                 say!(
                     lang,
@@ -478,8 +528,8 @@ fn summary(found: &AtChance, splits: &[&str], classes: &Known<u32>, lang: Lang) 
             };
             say!(
                 lang,
-                "The {loss_label} {loss} (ln {c} = {ln_c}, {off}) and {acc_label} {accuracy} (1/{c} = {one_over_c}) are at chance level for {c} classes ({source}) {epochs}{also}: the model has learned nothing so far.",
-                "{loss_label} {loss}（ln {c} = {ln_c}，{off}）与{acc_label} {accuracy}（1/{c} = {one_over_c}）{epochs}处于 {c} 类的随机水平（{source}）{also}：模型至今什么也没学到。"
+                "The {loss_label} {loss} (ln {c} = {ln_c}, {off}) and {acc_label} {accuracy} (1/{c} = {one_over_c}{noise}) are at chance level for {c} classes ({source}) {epochs}{also}: the model has learned nothing so far.",
+                "{loss_label} {loss}（ln {c} = {ln_c}，{off}）与{acc_label} {accuracy}（1/{c} = {one_over_c}{noise}）{epochs}处于 {c} 类的随机水平（{source}）{also}：模型至今什么也没学到。"
             )
         }
         _ => say!(
@@ -754,6 +804,43 @@ mod tests {
         assert!(d.findings.is_empty());
         assert_eq!(d.skipped[0].check, "chance_level");
         assert!(d.skipped[0].reason.contains("--num-classes"));
+    }
+
+    #[test]
+    fn an_accuracy_over_few_examples_is_at_chance_within_its_noise() {
+        // tests/real/keras_csv_drowsiness_val_acc_pinned_near_chance: 47 validation images;
+        // 29/47 = 0.617 is 1.6 standard errors above 1/2 while the loss sits at ln 2.
+        let n47 = |k: u32| f64::from(k) / 47.0;
+        let acc = [
+            n47(26),
+            n47(26),
+            n47(26),
+            n47(27),
+            n47(26),
+            n47(28),
+            n47(29),
+            n47(30),
+        ];
+        let loss = [0.690, 0.687, 0.685, 0.683, 0.680, 0.676, 0.672, 0.668];
+        let d = Fixture::new()
+            .series("val_loss", &loss)
+            .series("val_accuracy", &acc)
+            .check(check);
+        let f = d
+            .get(FindingId::ChanceLevel)
+            .expect("at chance within the noise");
+        assert_eq!(f.evidence["classes"], 2);
+        assert_eq!(f.evidence["accuracy_examples"], 47);
+        assert_eq!(f.evidence["epochs_at_chance"], 8);
+        assert!(f.summary.contains("over 47 examples"), "{}", f.summary);
+        // The same accuracies over many examples (no common denominator ≤ 400) left
+        // chance at 0.596.
+        let acc4 = acc.map(|a| (a * 1e4).round() / 1e4 + 1e-5);
+        let d = Fixture::new()
+            .series("val_loss", &loss)
+            .series("val_accuracy", &acc4)
+            .check(check);
+        assert!(d.get(FindingId::ChanceLevel).is_none(), "{:?}", d.findings);
     }
 
     #[test]

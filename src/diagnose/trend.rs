@@ -485,14 +485,21 @@ fn slow_convergence(run: &Run, lang: Lang, out: &mut Diagnosis) {
 
 /// No net progress from the first epoch: the loss does not fall as a trend, and the
 /// accuracy gained less than `NOT_LEARNING_ACCURACY_GAIN` (or, with no accuracy, the loss
-/// stayed within `LEARNED_MIN_DROP` of epoch 1). When the chance check found the run at
-/// chance it has said so with the class count; this is the finding for when it cannot.
+/// stayed within `LEARNED_MIN_DROP` of epoch 1). Beside `chance_level` it says the run
+/// never left chance; without it, it is the finding for when chance cannot be judged.
 fn not_learning(run: &Run, lang: Lang, out: &mut Diagnosis) {
-    // At chance the chance check has said it with the class count; a divergence explains
-    // the lack of progress.
-    if out.has(FindingId::ChanceLevel)
-        || out.has(FindingId::ValAtChance)
-        || out.has(FindingId::Divergence)
+    // Validation at chance while training learns is its own finding; a divergence from a
+    // sane start explains the lack of progress. A run at chance is judged here too: the
+    // chance check says where the run is, this says it never moved from there (QuALITY's
+    // 4-way run: eval loss ln 4 and train loss 1.38–1.41 over 20 epochs), which a run that
+    // learned and fell back to chance did not do. A loss absurd from its first epoch that
+    // never came down (1.5e8–7.9e8 over 10 epochs, tests/real/lightning_grapevine) never
+    // had a sane start to lose: that it made no progress is the second fact about it.
+    let diverged_from_sane = out
+        .get(FindingId::Divergence)
+        .is_some_and(|d| !d.evidence["last_sane_epoch"].is_null());
+    // A loss still coming down slowly is moving: `slow_convergence` has said so.
+    if out.has(FindingId::ValAtChance) || out.has(FindingId::SlowConvergence) || diverged_from_sane
     {
         return;
     }
@@ -517,7 +524,6 @@ fn not_learning(run: &Run, lang: Lang, out: &mut Diagnosis) {
         || !first.value.is_finite()
         || first.value <= 0.0
         || points.iter().any(|p| !p.value.is_finite())
-        || falling(points)
     {
         return;
     }
@@ -529,6 +535,13 @@ fn not_learning(run: &Run, lang: Lang, out: &mut Diagnosis) {
         return;
     };
     let loss_drop = (first.value - loss_recent) / first.value;
+    // A fall is progress when it is a trend and more than a stuck loss drifts: a loss at
+    // ln 2 going 0.6952 → 0.6929 in 5 epochs is a Mann–Kendall trend at full precision
+    // and none at the console's 4 decimals, and in neither case is it learning.
+    let stuck_drift = STUCK_MAX_REL_DROP_PER_EPOCH * points.len() as f64;
+    if falling(points) && loss_drop >= stuck_drift {
+        return;
+    }
     let accuracy = accuracy_for(run, loss).filter(|a| a.len() >= NOT_LEARNING_MIN_EPOCHS);
     let accuracy_first = accuracy.and_then(|a| {
         if restarted {

@@ -495,8 +495,8 @@ impl<'a> Plan<'a> {
         let why = match f.id {
             FindingId::Oscillation => say!(
                 lang,
-                "{} swung {} times over {} epochs (amplitude {}) with no net progress ({}): the step is too large for the valley, so halve the learning rate ({} → {})",
-                "{0} 在 {2} 轮内摆动 {1} 次（幅度 {3}），没有净进展（{4}）：步长对当前区域太大，学习率减半（{5} → {6}）",
+                "{} swung {} times over {} epochs (amplitude {}) with a net change ({}) smaller than one swing: the step is too large for the valley, so halve the learning rate ({} → {})",
+                "{0} 在 {2} 轮内摆动 {1} 次（幅度 {3}），净变化（{4}）小于一次摆动：步长对当前区域太大，学习率减半（{5} → {6}）",
                 ev_str(f, "series").unwrap_or("loss"),
                 ev_text(f, "swings"),
                 ev_text(f, "window_epochs"),
