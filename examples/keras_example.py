@@ -13,8 +13,9 @@ first epoch, cuts the learning rate, reinitialises the weights, and the run lear
 
 The three lines that matter are marked "retune:". Everything the run leaves is in
 --dir (a new temporary directory by default): config.json (adjusted in place by
-retune), retune/metrics.csv, retune/history.jsonl and a report per epoch under
-retune/reports/. Takes a few seconds on a CPU.
+retune), retune/metrics.csv, retune/history.jsonl (a line per epoch) and, under
+retune/reports/, a report for each epoch whose decision changed something. Takes a few
+seconds on a CPU.
 """
 
 from __future__ import annotations

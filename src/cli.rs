@@ -30,7 +30,12 @@ found wins. The key is never printed or written anywhere.
 
 Exit codes: 0 done (with or without changes), 2 bad input or usage, 3 LLM unavailable with fallback disabled, 4 an output could not be written.";
 
-pub const EXIT_CODES: &str = "Exit codes: 0 done (with or without changes), 2 bad input or usage, 3 LLM unavailable with fallback disabled, 4 an output could not be written.";
+pub const EXIT_CODES: &str = "Exit codes: 0 done (with or without changes), 1 `review` only: some runs need attention, 2 bad input or usage, 3 LLM unavailable with fallback disabled (`suggest`, `review`), 4 an output could not be written.";
+
+/// The commands that never ask an LLM (`diagnose`, `prompt`, `schema`, `history`,
+/// `revert`, `applied`): 3 is not theirs to return. 4 is, even for those that write no
+/// file: stdout itself can fail (a full disk behind a redirect).
+pub const EXIT_CODES_NO_LLM: &str = "Exit codes: 0 done, 2 bad input or usage, 4 an output (a file, or stdout) could not be written.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -42,34 +47,34 @@ pub enum Command {
     /// Diagnose a run from its metrics alone (add --config for the config checks).
     ///
     /// Example: retune diagnose --metrics run/metrics.csv
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES_NO_LLM)]
     Diagnose(DiagnoseArgs),
     /// Print the exact messages `suggest` would send to an LLM, with their size.
     ///
     /// Example: retune prompt --config run/config.json --metrics run/history.csv
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES_NO_LLM)]
     Prompt(PromptArgs),
     /// Print the JSON schema the LLM must answer in (with --config, `parameter` is an
     /// enum of that config's tunable parameters).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES_NO_LLM)]
     Schema(SchemaArgs),
     /// List a run's adjustments: epoch, parameter, old → new, and what followed.
     ///
     /// Example: retune history reports/history.jsonl --metrics run/history.csv
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES_NO_LLM)]
     History(HistoryArgs),
     /// Write the config back as it was before an adjustment (default: the latest),
     /// atomically, and record the revert in the history.
     ///
-    /// Example: retune revert --history reports/history.jsonl --to adj-20261123T003241Z-1a2b3c
-    #[command(after_help = EXIT_CODES)]
+    /// Example: retune revert --history reports/history.jsonl --to adj-20261123T003241Z-e0012-1a2b3c
+    #[command(after_help = EXIT_CODES_NO_LLM)]
     Revert(RevertArgs),
     /// Record which changes of an adjustment the running job took live (a trainer's
     /// callback calls it after applying a decision); the others count as not applied:
     /// no cooldown, no effect in `history`.
     ///
-    /// Example: retune applied --history run/history.jsonl adj-20261123T003241Z-1a2b3c learning_rate
-    #[command(after_help = EXIT_CODES)]
+    /// Example: retune applied --history run/history.jsonl adj-20261123T003241Z-e0012-1a2b3c learning_rate
+    #[command(after_help = EXIT_CODES_NO_LLM)]
     Applied(AppliedArgs),
     /// Review many runs at once: every run found under the folders, or every run of an
     /// MLflow experiment; one summary of which are sick, why, and what to change.
@@ -422,8 +427,10 @@ pub struct MlflowArgs {
     pub filter: Option<String>,
 
     /// Record the result on each run (implies --suggest): the report and adjusted config
-    /// as artifacts under retune/, then the tags retune.status, retune.findings and
-    /// retune.proposed in one call. Nothing is written to the server without it.
+    /// as artifacts under retune/, then six tags in one call, each every time (empty when
+    /// it does not apply): retune.status, retune.findings, retune.proposed,
+    /// retune.provider, retune.adjustment_id and retune.error. Nothing is written to the
+    /// server without it.
     #[arg(long, requires = "mlflow")]
     pub write_back: bool,
 }

@@ -515,7 +515,18 @@ pub fn select_advisor(
     }))
 }
 
-/// `adj-20261123T003241Z-1a2b3c`: sortable by time, distinct for distinct inputs.
+/// Digits the epoch is zero-padded to in an adjustment id, so that ids (and the report
+/// files named after them) sort in the order they were written: by time to the second,
+/// then by epoch, which tells apart the several epochs a fast trainer finishes within one
+/// second. Four digits cover the runs retune sees (the longest in tests/real has a few
+/// hundred epochs); past 9999 epochs in one second the order within that second is by
+/// text, and the id is still unique.
+const ID_EPOCH_DIGITS: usize = 4;
+
+/// `adj-20261123T003241Z-e0012-1a2b3c`: sortable by time, then by the epoch it was made
+/// at, and distinct for distinct inputs. Ids written before the epoch was in them
+/// (`adj-20261123T003241Z-1a2b3c`) stay what they were: an id is only ever compared whole,
+/// never parsed.
 fn adjustment_id(time: &Timestamp, config_text: &str, run: &Run) -> String {
     let mut hash = Sha256::new();
     hash.update(config_text.as_bytes());
@@ -524,5 +535,10 @@ fn adjustment_id(time: &Timestamp, config_text: &str, run: &Run) -> String {
     hash.update(time.as_nanosecond().to_le_bytes());
     let digest = hash.finalize();
     let short: String = digest[..3].iter().map(|b| format!("{b:02x}")).collect();
-    format!("adj-{}-{short}", time.strftime("%Y%m%dT%H%M%SZ"))
+    format!(
+        "adj-{}-e{:0width$}-{short}",
+        time.strftime("%Y%m%dT%H%M%SZ"),
+        run.facts.epochs_done,
+        width = ID_EPOCH_DIGITS
+    )
 }

@@ -154,7 +154,10 @@ fn history_says_what_followed_when_given_the_metrics() {
     assert_eq!(rows.as_array().unwrap().len(), 1);
     assert_eq!(rows[0]["changes"][0]["parameter"], "optimizer.lr");
     assert!(
-        rows[0]["followed_by"].as_str().unwrap().contains("(now)"),
+        rows[0]["followed_by"]
+            .as_str()
+            .unwrap()
+            .contains("(now, epoch 12)"),
         "{rows:#}"
     );
 }

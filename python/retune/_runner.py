@@ -23,6 +23,14 @@ logger = logging.getLogger("retune")
 OnError = Literal["warn", "raise"]
 ON_ERROR_CHOICES: tuple[OnError, ...] = ("warn", "raise")
 
+# When `suggest` writes a report (`--report-on`): a trainer calls it every epoch, and
+# `"always"` leaves a Markdown report, its JSON twin and a chart for each, healthy epochs
+# included (89 files after a 30-epoch Keras run), so a trainer's default is `"change"`:
+# a report only for a decision that changes the config or asks for an action. The
+# history line is written every call either way.
+ReportOn = Literal["change", "always"]
+REPORT_ON_CHOICES: tuple[ReportOn, ...] = ("change", "always")
+
 
 class Retune:
     """One training run's connection to the binary.
@@ -37,9 +45,14 @@ class Retune:
     After the trainer acted on a decision, `record_applied` tells the history which
     changes the running job really took (`retune applied`).
 
+    `report_on="change"` (the default) writes a report (Markdown, JSON twin, chart) only
+    for a decision that changes the config or asks for an action; `"always"` writes one
+    every call, healthy epochs included. The history gets its line every call either way.
+
     `extra_args` go to `retune suggest` as they are (`["--provider", "rules"]`,
-    `["--num-classes", "10"]`, `["--space", "space.toml"]` ...). `on_error="warn"` logs a
-    failed call and lets training go on; `"raise"` raises RetuneError.
+    `["--num-classes", "10"]`, `["--space", "space.toml"]` ...); a `--report-on` among
+    them wins over `report_on`. `on_error="warn"` logs a failed call and lets training go
+    on; `"raise"` raises RetuneError.
     """
 
     def __init__(
@@ -53,9 +66,12 @@ class Retune:
         binary: str | os.PathLike[str] | None = None,
         on_error: OnError = "warn",
         timeout: float | None = None,
+        report_on: ReportOn = "change",
     ):
         if on_error not in ON_ERROR_CHOICES:
             raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, not {on_error!r}")
+        if report_on not in REPORT_ON_CHOICES:
+            raise ValueError(f"report_on must be one of {REPORT_ON_CHOICES}, not {report_on!r}")
         self.config = Path(os.path.abspath(config))
         self.run_dir = Path(os.path.abspath(run_dir or _new_run_dir(self.config)))
         self.history = Path(os.path.abspath(history or self.run_dir / "history.jsonl"))
@@ -64,6 +80,7 @@ class Retune:
         self._binary = str(binary) if binary is not None else None
         self.on_error = on_error
         self.timeout = timeout
+        self.report_on = report_on
         # Why the last call gave no decision (None after a successful one).
         self.last_error: str | None = None
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -96,8 +113,10 @@ class Retune:
             str(self.history),
             "--report-dir",
             str(self.report_dir),
-            *self.extra_args,
         ]
+        if not any(a == "--report-on" or a.startswith("--report-on=") for a in self.extra_args):
+            cmd += ["--report-on", self.report_on]
+        cmd += self.extra_args
         return cmd
 
     def suggest(
@@ -132,16 +151,9 @@ class Retune:
             *dict.fromkeys(parameters),
         ]
         try:
-            done = subprocess.run(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                encoding="utf-8",
-                timeout=self.timeout,
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
-            error = RetuneError(f"could not run {cmd[0]}: {e}", command=cmd)
+            done = self._run(cmd)
+        except RetuneError as e:
+            error = e
         else:
             if done.returncode == 0:
                 return True
@@ -165,17 +177,7 @@ class Retune:
         except FileNotFoundError as e:
             raise RetuneError(str(e)) from e
         started = time.monotonic()
-        try:
-            done = subprocess.run(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                encoding="utf-8",
-                timeout=self.timeout,
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise RetuneError(f"could not run {cmd[0]}: {e}", command=cmd) from e
+        done = self._run(cmd)
         elapsed = time.monotonic() - started
         stderr = done.stderr.strip()
         if done.returncode != 0:
@@ -201,6 +203,22 @@ class Retune:
         decision = Decision.from_json(data, base=Path.cwd())
         logger.debug("retune: %s in %.0f ms", decision.adjustment_id, elapsed * 1000)
         return decision
+
+    def _run(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run the binary with no stdin (a trainer's terminal is not its input), its
+        output captured as UTF-8, within `timeout`; a binary that cannot be started or
+        runs out of time is a RetuneError. The exit code is the caller's to judge."""
+        try:
+            return subprocess.run(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                timeout=self.timeout,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise RetuneError(f"could not run {cmd[0]}: {e}", command=cmd) from e
 
 
 def _new_run_dir(config: Path) -> Path:

@@ -24,7 +24,7 @@ from ._decision import (
     Outcome,
 )
 from ._metrics_log import KERAS_CSV, MetricsFormat, to_float
-from ._runner import OnError, Retune
+from ._runner import OnError, ReportOn, Retune
 
 logger = logging.getLogger("retune")
 
@@ -82,6 +82,9 @@ class EpochTuner:
     extra_args: more `retune suggest` flags, e.g. `["--provider", "rules"]`.
     on_error: "warn" (log and train on) or "raise" (RetuneError).
     verbose: print one line per epoch saying what happened.
+    report_on: "change" (default: a report only for an epoch whose decision changes the
+        config or asks for an action) or "always" (a report, JSON twin and chart every
+        epoch); the history gets its line every epoch either way.
     history, report_dir, binary, timeout: as for `Retune`.
 
     `outcomes` holds one `Outcome` per call (decision, changes applied, actions taken).
@@ -100,6 +103,7 @@ class EpochTuner:
         report_dir: str | os.PathLike[str] | None = None,
         binary: str | os.PathLike[str] | None = None,
         timeout: float | None = None,
+        report_on: ReportOn = "change",
     ):
         super().__init__()  # the framework's callback base, which follows in the MRO
         self.retune = Retune(
@@ -111,6 +115,7 @@ class EpochTuner:
             binary=binary,
             on_error=on_error,
             timeout=timeout,
+            report_on=report_on,
         )
         self.best = BestTracker(monitor)
         self.verbose = verbose

@@ -50,9 +50,10 @@ class RetuneTrainerCallback(EpochTuner, TrainerCallback):
 
     config: the training config (JSON) retune adjusts in place (e.g. the JSON the
         TrainingArguments were built from).
-    run_dir, monitor, extra_args, on_error, verbose, history, report_dir, binary, timeout:
-        as for the Keras callback; the best weights are judged by `eval_loss`, else the
-        training `loss`.
+    run_dir, monitor, extra_args, on_error, verbose, report_on, history, report_dir,
+        binary, timeout: as for the Keras callback (a report only for a call whose
+        decision changes something, by default; `report_on="always"` for one every
+        call); the best weights are judged by `eval_loss`, else the training `loss`.
     """
 
     def __init__(self, config: str | os.PathLike[str], **options: Any):

@@ -58,6 +58,9 @@ class RetuneCallback(EpochTuner, keras.callbacks.Callback):
     extra_args: more `retune suggest` flags, e.g. `["--provider", "rules"]`.
     on_error: "warn" (log and train on) or "raise" (RetuneError).
     verbose: print one line per epoch saying what happened.
+    report_on: "change" (the default) writes a report (Markdown, JSON twin, chart) only
+        for an epoch whose decision changes the config or asks for an action; "always"
+        writes one every epoch. The history gets a line every epoch either way.
     history, report_dir, binary, timeout: as for `retune.Retune`.
 
     `outcomes` holds one `Outcome` per epoch (decision, changes applied, actions taken).

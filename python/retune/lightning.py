@@ -43,8 +43,10 @@ STEP_SUFFIX = "_step"
 class RetuneCallback(EpochTuner, pl.Callback):
     """Calls `retune suggest` after every training epoch and applies the decision.
 
-    config, run_dir, monitor, extra_args, on_error, verbose, history, report_dir, binary,
-    timeout: as for the Keras callback.
+    config, run_dir, monitor, extra_args, on_error, verbose, report_on, history,
+    report_dir, binary, timeout: as for the Keras callback (a report only for an epoch
+    whose decision changes something, by default; `report_on="always"` for one every
+    epoch).
     """
 
     def __init__(self, config: str | os.PathLike[str], **options: Any):

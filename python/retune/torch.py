@@ -147,8 +147,10 @@ class RetuneTuner(EpochTuner):
     model: pass it here to keep its initial weights for `restart` (otherwise a restart
         calls each module's `reset_parameters()`).
     scheduler: a learning-rate scheduler whose `base_lrs` must follow a changed rate.
-    run_dir, monitor, extra_args, on_error, verbose, history, report_dir, binary,
-        timeout: as for the Keras callback.
+    run_dir, monitor, extra_args, on_error, verbose, report_on, history, report_dir,
+        binary, timeout: as for the Keras callback (a report only for an epoch whose
+        decision changes something, by default; `report_on="always"` for one every
+        epoch).
     """
 
     def __init__(

@@ -56,6 +56,10 @@ pub fn print_prompt(messages: &[crate::types::Message], format: OutputFormat) ->
     }
 }
 
+/// The `history` table's adjustment column: an id as `suggest` writes it
+/// (`adj-20261123T003241Z-e0012-1a2b3c`, 33 characters) and one space more.
+const ID_WIDTH: usize = 34;
+
 /// stdout of `history`: one row per changed value, with what followed the adjustment
 /// (the next adjustment's recorded metrics, or the metrics now when given).
 pub fn print_history(
@@ -86,7 +90,7 @@ pub fn print_history(
                         let last = run.metrics.get(c)?.last()?;
                         Some((
                             last.value,
-                            say!(lang, "epoch {} (now)", "第 {} 轮（当前）", last.epoch),
+                            say!(lang, "now, epoch {}", "当前，第 {} 轮", last.epoch),
                         ))
                     }
                 }
@@ -125,8 +129,8 @@ pub fn print_history(
         OutputFormat::Text => {
             let mut out = say!(
                 lang,
-                "{:<6} {:<32} {:<28} {:<26} {}\n",
-                "{:<6} {:<32} {:<28} {:<26} {}\n",
+                "{:<6} {:<ID_WIDTH$} {:<28} {:<26} {}\n",
+                "{:<6} {:<ID_WIDTH$} {:<28} {:<26} {}\n",
                 "epoch",
                 "adjustment",
                 "parameter",
@@ -163,7 +167,7 @@ pub fn print_history(
                         ("", "", "")
                     };
                     out.push_str(&format!(
-                        "{ep:<6} {id:<32} {parameter:<28} {change:<26} {fo}\n"
+                        "{ep:<6} {id:<ID_WIDTH$} {parameter:<28} {change:<26} {fo}\n"
                     ));
                 }
             }

@@ -93,9 +93,46 @@ def test_command_is_suggest_json_in_place_with_history_and_reports(tmp_path, bin
         str(tmp_path / "run" / "history.jsonl"),
         "--report-dir",
         str(tmp_path / "run" / "reports"),
+        "--report-on",
+        "change",
         "--provider",
         "rules",
     ]
+
+
+def test_report_on_is_change_unless_asked_otherwise(tmp_path):
+    config = write_config(tmp_path, lr=0.1)
+
+    def report_on(r: Retune) -> list[str]:
+        cmd = r.command(tmp_path / "m.csv")
+        return [cmd[i + 1] for i, a in enumerate(cmd) if a == "--report-on"]
+
+    assert report_on(Retune(config, run_dir=tmp_path / "a")) == ["change"]
+    assert report_on(Retune(config, run_dir=tmp_path / "b", report_on="always")) == ["always"]
+    # A flag among extra_args wins, and is not given twice.
+    asked = Retune(config, run_dir=tmp_path / "c", extra_args=["--report-on", "always"])
+    assert report_on(asked) == ["always"]
+    with pytest.raises(ValueError, match="report_on"):
+        Retune(config, report_on="never")  # type: ignore[arg-type]
+
+
+def test_a_healthy_epoch_leaves_a_history_line_and_no_report(tmp_path):
+    """Through the binary: by default a decision that changes nothing writes no report,
+    JSON twin or chart; `report_on="always"` writes them."""
+    fixture = KERAS_FIXTURES / "healthy"
+    config = tmp_path / "config.json"
+    config.write_bytes((fixture / "config.json").read_bytes())
+    quiet = Retune(config, run_dir=tmp_path / "quiet", extra_args=["--provider", "rules"])
+    decision = quiet.suggest(fixture / "history.csv", "keras-csv")
+    assert decision is not None and not decision.changes and not decision.actions
+    assert decision.report is None
+    assert not (tmp_path / "quiet" / "reports").exists()
+    assert len((tmp_path / "quiet" / "history.jsonl").read_text().splitlines()) == 1
+    always = Retune(
+        config, run_dir=tmp_path / "always", extra_args=["--provider", "rules"], report_on="always"
+    )
+    decision = always.suggest(fixture / "history.csv", "keras-csv")
+    assert decision is not None and decision.report is not None and decision.report.is_file()
 
 
 def test_default_run_dir_is_new_per_run_beside_the_config(tmp_path):

@@ -153,11 +153,18 @@ def test_the_tuned_run_ends_better_than_the_same_run_without_retune(runs):
     assert tuned["val_accuracy"][-1] > base["val_accuracy"][-1] + 0.2
 
 
-def test_a_report_for_every_adjustment(runs):
+def test_a_report_for_every_adjustment_and_for_no_other_epoch(runs):
+    acted = [o for o in runs.callback.outcomes if o.decision.changes or o.decision.actions]
+    assert acted and len(acted) < len(runs.callback.outcomes)
     for outcome in runs.callback.outcomes:
-        if outcome.decision.changes:
+        if outcome in acted:
             assert outcome.decision.report.is_file()
             assert outcome.decision.report.with_suffix(".json").is_file()
+        else:
+            assert outcome.decision.report is None
+    reports = sorted((runs.directory / "retune" / "reports").glob("*.md"))
+    # Named so that they sort in the order they were written.
+    assert reports == [o.decision.report for o in acted]
 
 
 # -- restore_checkpoint and other changes on a real model ---------------------------------

@@ -38,14 +38,48 @@ pub(super) fn longest_run(text: &str, c: char) -> usize {
 /// (newlines too) become one space, control characters go, inline syntax is
 /// backslash-escaped, and a leading block marker (`#`, `-`, `1.` …) is neutralised.
 pub(crate) fn escape_cell(text: &str) -> String {
-    let one_line = one_line(text);
-    let mut out = String::with_capacity(one_line.len() + 8);
-    for c in one_line.chars() {
+    neutralise_block_marker(escape_inline(&one_line(text)))
+}
+
+/// A sentence (a finding, a rationale, a note) made safe as `escape_cell` makes any text,
+/// except that a pair of backticks, which retune's own sentences put around a config key
+/// or a column name (and an LLM around a parameter), becomes a code span instead of two
+/// literal backticks. What is between them goes through `code`, so it is inert whatever
+/// it holds; an unpaired backtick stays a literal one.
+pub(crate) fn prose(text: &str) -> String {
+    let line = one_line(text);
+    let parts: Vec<&str> = line.split('`').collect();
+    let mut out = String::with_capacity(line.len() + 8);
+    for (i, part) in parts.iter().enumerate() {
+        let closed = i + 1 < parts.len();
+        if i % 2 == 1 && closed && !part.trim().is_empty() {
+            out.push_str(&code(part));
+        } else if i % 2 == 1 {
+            // An empty pair, or a backtick nothing closes: literal backticks.
+            out.push_str(r"\`");
+            out.push_str(&escape_inline(part));
+            if closed {
+                out.push_str(r"\`");
+            }
+        } else {
+            out.push_str(&escape_inline(part));
+        }
+    }
+    neutralise_block_marker(out)
+}
+
+fn escape_inline(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
         if INLINE_SPECIAL.contains(&c) {
             out.push('\\');
         }
         out.push(c);
     }
+    out
+}
+
+fn neutralise_block_marker(mut out: String) -> String {
     if out.starts_with(['#', '+', '-', '=', '~']) {
         out.insert(0, '\\');
     } else {
@@ -142,6 +176,24 @@ mod tests {
         assert_eq!(escape_cell("tab\there\u{7}"), "tab here");
         assert_eq!(escape_cell("lr\u{202e}0.1\u{9b}2J\u{2066}"), "lr0.12J");
         assert_eq!(escape_cell("第一句。\n第二句"), "第一句。第二句");
+    }
+
+    #[test]
+    fn prose_turns_backtick_pairs_into_code_spans_and_escapes_the_rest() {
+        assert_eq!(
+            prose("The class weights in `class_weights` span 12.5×"),
+            "The class weights in `class_weights` span 12.5×"
+        );
+        assert_eq!(prose("`a` and *b* and `c`"), r"`a` and \*b\* and `c`");
+        // What is between the backticks is outside text: inert however it is spelt.
+        assert_eq!(prose("key `<img src=x>` here"), "key `<img src=x>` here");
+        assert_eq!(prose("key `a|b` in a table"), r"key a\|b in a table");
+        // Unpaired or empty: literal backticks, as escape_cell writes them.
+        assert_eq!(prose("one ` only"), r"one \` only");
+        assert_eq!(prose("empty `` pair"), r"empty \`\` pair");
+        assert_eq!(prose("- `x` first"), r"\- `x` first");
+        assert_eq!(prose("`x` first"), "`x` first");
+        assert_eq!(prose("no code at all"), escape_cell("no code at all"));
     }
 
     #[test]

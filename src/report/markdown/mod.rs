@@ -12,7 +12,7 @@ mod sections;
 use crate::lang::Lang;
 use crate::lang::say;
 use crate::outcome::Outcome;
-use escape::{code, escape_cell, link_destination, path_code};
+use escape::{code, escape_cell, link_destination, path_code, prose};
 use sections::{changes, config_diff, earlier, findings, recent_epochs, summary};
 
 pub fn render(outcome: &Outcome, chart_href: Option<&str>) -> String {
@@ -59,7 +59,7 @@ fn llm_line(md: &mut String, llm: &crate::types::LlmReport, lang: Lang) {
             lang,
             "- **Fallback:** the rules advisor decided, because {}\n",
             "- **回退：** 由规则顾问决定，原因：{}\n",
-            escape_cell(reason)
+            prose(reason)
         ));
     }
 }
@@ -223,7 +223,7 @@ fn header(md: &mut String, outcome: &Outcome) {
             lang,
             "- **Read with a warning:** {}\n",
             "- **读取警告：** {}\n",
-            escape_cell(warning)
+            prose(warning)
         ));
     }
     let w = &outcome.written;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::escape::{code, diff_block, escape_cell};
+use super::escape::{code, diff_block, escape_cell, prose};
 use crate::lang::Lang;
 use crate::lang::say;
 use crate::metrics::Canonical;
@@ -50,7 +50,7 @@ pub(super) fn summary(md: &mut String, outcome: &Outcome) {
                 "**{}:** {}",
                 "**{}：** {}",
                 severity_label(top.severity, lang),
-                full_sentence(&escape_cell(&top.summary), lang)
+                full_sentence(&prose(&top.summary), lang)
             ));
             if !rest.is_empty() {
                 let others: Vec<String> = rest
@@ -135,7 +135,7 @@ pub(super) fn summary(md: &mut String, outcome: &Outcome) {
             "> **Advisor ({}):** {}\n\n",
             "> **顾问（{}）：** {}\n\n",
             escape_cell(&outcome.proposal.provider),
-            escape_cell(diagnosis)
+            prose(diagnosis)
         ));
     }
 }
@@ -269,7 +269,7 @@ pub(super) fn findings(md: &mut String, outcome: &Outcome) {
                 "- {}: {}\n",
                 "- {}：{}\n",
                 code(s.check),
-                escape_cell(&s.reason)
+                prose(&s.reason)
             ));
         }
         md.push('\n');
@@ -283,7 +283,7 @@ pub(super) fn finding_item(finding: &Finding, lang: Lang) -> String {
         "- **{}** {}：{}\n",
         severity_label(finding.severity, lang),
         code(finding.id.as_str()),
-        escape_cell(&finding.summary)
+        prose(&finding.summary)
     );
     if finding.evidence.values().any(|v| !v.is_null()) {
         // A null says "not known"; listing it adds nothing a reader can use.
@@ -311,7 +311,7 @@ pub(super) fn evidence_text(value: &Value) -> String {
         Value::Number(_) => value_text(value),
         Value::String(s) => match number_from_json(value) {
             Some(n) => num(n),
-            None => escape_cell(s),
+            None => prose(s),
         },
         Value::Array(items) => {
             let mut parts: Vec<String> = items
@@ -362,10 +362,10 @@ pub(super) fn changes(md: &mut String, outcome: &Outcome) {
                 escape_cell(&value_text(&c.old)),
                 escape_cell(&value_text(&c.new))
             );
-            let mut rationale = escape_cell(&c.rationale);
+            let mut rationale = prose(&c.rationale);
             if let Some(clamp) = &c.clamped {
                 values.push_str(&say!(lang, " **(clamped)**", " **（已限幅）**"));
-                let reason = escape_cell(&clamp.reason);
+                let reason = prose(&clamp.reason);
                 rationale.push_str(&say!(lang, "; *{reason}*", "；*{reason}*"));
             }
             md.push_str(&format!(
@@ -388,7 +388,7 @@ pub(super) fn changes(md: &mut String, outcome: &Outcome) {
                 "| {} | {} | {} |\n",
                 code(&r.parameter),
                 escape_cell(&value_text(&r.proposed)),
-                escape_cell(&r.reason)
+                prose(&r.reason)
             ));
         }
         md.push('\n');
@@ -416,7 +416,7 @@ pub(super) fn bullet_section(md: &mut String, heading: &str, items: &[String]) {
     md.push_str(heading);
     md.push_str("\n\n");
     for item in items {
-        md.push_str(&format!("- {}\n", escape_cell(item)));
+        md.push_str(&format!("- {}\n", prose(item)));
     }
     md.push('\n');
 }
@@ -433,8 +433,25 @@ pub(super) fn earlier(md: &mut String, outcome: &Outcome) {
         "## Earlier adjustments of this run\n\n",
         "## 本次训练之前的调整\n\n"
     ));
+    let run = &outcome.run;
     let sentences = &outcome.diagnosis.effects;
-    if sentences.is_empty() {
+    // `effects` has one sentence per history entry, in order. A trainer calls `suggest`
+    // every epoch, and a list of every call that changed nothing (25 lines by epoch 26)
+    // would bury the adjustments; those calls are counted in one line instead.
+    let mut listed: Vec<&String> = Vec::new();
+    let mut quiet: Vec<Option<u32>> = Vec::new();
+    if sentences.len() == run.history.len() {
+        for (entry, sentence) in run.history.iter().zip(sentences) {
+            if adjusted(entry) {
+                listed.push(sentence);
+            } else {
+                quiet.push(entry.epoch);
+            }
+        }
+    } else {
+        listed.extend(sentences);
+    }
+    if listed.is_empty() && quiet.is_empty() {
         md.push_str(&say!(
             lang,
             "None: this is the first adjustment of this run.\n\n",
@@ -442,11 +459,27 @@ pub(super) fn earlier(md: &mut String, outcome: &Outcome) {
         ));
         return;
     }
-    for sentence in sentences.iter() {
-        md.push_str(&format!("- {}\n", escape_cell(sentence)));
+    if listed.is_empty() {
+        md.push_str(&say!(
+            lang,
+            "None yet: {}.\n\n",
+            "暂无：{}。\n\n",
+            quiet_calls(&quiet, lang)
+        ));
+    } else {
+        for sentence in listed {
+            md.push_str(&format!("- {}\n", prose(sentence)));
+        }
+        md.push('\n');
+        if !quiet.is_empty() {
+            md.push_str(&say!(
+                lang,
+                "Not listed: {}.\n\n",
+                "未列出：{}。\n\n",
+                quiet_calls(&quiet, lang)
+            ));
+        }
     }
-    md.push('\n');
-    let run = &outcome.run;
     let cooling: Vec<String> = run
         .tunables
         .iter()
@@ -468,6 +501,39 @@ pub(super) fn earlier(md: &mut String, outcome: &Outcome) {
             "冷却中：{}。\n\n",
             cooling.join(", ")
         ));
+    }
+}
+
+/// A history entry that did something: changed a value (applied or not), asked for an
+/// action, or reverted earlier adjustments.
+fn adjusted(entry: &crate::history::HistoryEntry) -> bool {
+    !entry.changes.is_empty()
+        || !entry.not_applied.is_empty()
+        || !entry.actions.is_empty()
+        || !entry.reverts.is_empty()
+}
+
+/// "3 calls that changed nothing (epochs 4–9)".
+fn quiet_calls(epochs: &[Option<u32>], lang: Lang) -> String {
+    let n = epochs.len();
+    let known = epochs.iter().flatten();
+    let span = match (known.clone().min(), known.max()) {
+        (Some(a), Some(b)) if a == b => say!(lang, " (epoch {a})", "（第 {a} 轮）"),
+        (Some(a), Some(b)) => say!(lang, " (epochs {a}–{b})", "（第 {a}–{b} 轮）"),
+        _ => String::new(),
+    };
+    if n == 1 {
+        say!(
+            lang,
+            "1 call that changed nothing{span}",
+            "1 次没有任何变更的调用{span}"
+        )
+    } else {
+        say!(
+            lang,
+            "{n} calls that changed nothing{span}",
+            "{n} 次没有任何变更的调用{span}"
+        )
     }
 }
 
