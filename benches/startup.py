@@ -250,7 +250,7 @@ def bench_history(args, binaries, tmp, out):
         rows.append((f"{n:,} adjustments ({sizes[n] / 1e6:.2f} MB): `suggest --dry-run`", suggest))
         listing = interleaved(
             binaries,
-            lambda b: [b, "history", "--history", path, "--format", "json"],
+            lambda b: [b, "history", path, "--format", "json"],
             args.repeat, env, cwd=work,
         )
         rows.append((f"{n:,} adjustments: `retune history` (every line)", listing))

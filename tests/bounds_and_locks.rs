@@ -22,6 +22,21 @@ fn experiments(scenarios: &[&str]) -> Scratch {
     s
 }
 
+/// `retune` as a child process in the scratch dir, with what `Scratch::command` sets: a
+/// fixed clock and nothing of the developer's own setup.
+fn spawnable(s: &Scratch, time: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("retune"));
+    command
+        .current_dir(s.dir.path())
+        .env("SOURCE_DATE_EPOCH", time)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("RETUNE_MODEL")
+        .env("XDG_CONFIG_HOME", s.path(".xdg-config"))
+        .env("RETUNE_CACHE_DIR", s.path(".cache"));
+    command
+}
+
 fn diverging_run() -> Scratch {
     let s = Scratch::new();
     s.copy_example("keras/diverging/config.json", "config.json");
@@ -123,7 +138,7 @@ fn a_long_history_is_read_from_its_end_and_listed_whole() {
     let s = diverging_run();
     long_history(&s, 1000);
     // `retune history` lists every adjustment.
-    let out = s.retune(&["history", "--history", "h.jsonl", "--format", "json"]);
+    let out = s.retune(&["history", "h.jsonl", "--format", "json"]);
     assert_code(&out, 0);
     assert_eq!(json(&out).as_array().map(Vec::len), Some(1000));
     // A decision reads the latest ones: the newest change, at the run's last epoch, is
@@ -191,7 +206,7 @@ fn a_history_line_past_the_limit_is_named_with_its_number() {
         .set_len(len + 9 * 1024 * 1024 + 1)
         .unwrap();
     for args in [
-        &["history", "--history", "h.jsonl"][..],
+        &["history", "h.jsonl"][..],
         &[
             "suggest",
             "-c",
@@ -219,8 +234,7 @@ fn review_suggest_waits_for_the_lock_suggest_takes() {
     // Hold the lock `suggest --in-place` holds on the run's folder.
     let dir = std::fs::File::open(s.path("exp/diverging")).unwrap();
     dir.lock().unwrap();
-    let mut child = s
-        .command()
+    let mut child = spawnable(&s, "1790000000")
         .args(["review", "exp", "--suggest", "--format", "json"])
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -250,8 +264,7 @@ fn two_concurrent_reviews_write_one_after_the_other() {
     let children: Vec<_> = ["1790000000", "1790000060"]
         .iter()
         .map(|time| {
-            s.command()
-                .env("SOURCE_DATE_EPOCH", time)
+            spawnable(&s, time)
                 .args(["review", "exp", "--suggest", "--format", "json"])
                 .stdout(std::process::Stdio::piped())
                 .spawn()
