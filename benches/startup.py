@@ -167,12 +167,12 @@ def bench_suggest(args, binaries, tmp, out):
             shutil.copytree(os.path.join(ROOT, "configs", "examples", name), work)
             history = os.path.join(work, "history.jsonl")
 
-            def fresh():
+            def fresh(history=history):
                 # Every call does the same work: no cooldown from the call before.
                 if os.path.exists(history):
                     os.remove(history)
 
-            def base(binary, *extra):
+            def base(binary, *extra, work=work, metrics=metrics, history=history):
                 return [
                     binary, "suggest", "--config", os.path.join(work, "config.json"),
                     "--metrics", os.path.join(work, metrics), "--report-dir",
@@ -186,7 +186,7 @@ def bench_suggest(args, binaries, tmp, out):
                 ("rules, writing report, chart, config, history", lambda b: base(b, "--provider", "rules")),
                 (
                     "stand-in LLM, writing",
-                    lambda b: base(
+                    lambda b, name=name: base(
                         b, "--provider", "openai", "--base-url",
                         f"http://127.0.0.1:{port}/{name}/v1", "--no-cache",
                     ),
@@ -243,14 +243,14 @@ def bench_history(args, binaries, tmp, out):
         sizes[n] = os.path.getsize(path)
         suggest = interleaved(
             binaries,
-            lambda b: [b, "suggest", "-c", "config.json", "-m", "history.csv", "--history",
-                       path, "--dry-run", "--provider", "rules", "--format", "json"],
+            lambda b, path=path: [b, "suggest", "-c", "config.json", "-m", "history.csv",
+                                  "--history", path, "--dry-run", "--provider", "rules", "--format", "json"],
             args.repeat, env, cwd=work,
         )
         rows.append((f"{n:,} adjustments ({sizes[n] / 1e6:.2f} MB): `suggest --dry-run`", suggest))
         listing = interleaved(
             binaries,
-            lambda b: [b, "history", path, "--format", "json"],
+            lambda b, path=path: [b, "history", path, "--format", "json"],
             args.repeat, env, cwd=work,
         )
         rows.append((f"{n:,} adjustments: `retune history` (every line)", listing))
