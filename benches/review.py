@@ -14,8 +14,11 @@ The runs are copies of the real Keras runs in configs/examples/keras (config.jso
 CSVLogger history.csv, byte for byte), each with its own seed in the config, laid out as a
 team's experiments folder: <tmp>/exp/<scenario>-<k>/.
 
-Usage: python3 benches/review.py [--binary target/release/retune] [--runs 1000]
-       [--llm-runs 64] [--latency 0.2] [--repeat 3]
+With --baseline OLD, every measurement is also taken with OLD (a build of main), the two
+binaries alternating, so both see the same machine; the load average is quoted.
+
+Usage: python3 benches/review.py [--binary target/release/retune] [--baseline OLD]
+       [--runs 1000] [--llm-runs 64] [--latency 0.2] [--repeat 3] [--only rules,llm]
 Prints Markdown tables (benches/README.md and the README quote them) and writes them to
 --out (default benches/results/review.md).
 """
@@ -105,66 +108,92 @@ def stand_in_llm(latency):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "retune"))
+    p.add_argument("--baseline", help="a binary built from main, measured in the same run")
     p.add_argument("--runs", type=int, default=1000)
     p.add_argument("--llm-runs", type=int, default=64)
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--only", default="rules,llm", help="sections: rules, llm")
     p.add_argument("--out", default=os.path.join(ROOT, "benches", "results", "review.md"),
                    help="where the tables go (benches/results/ is git-ignored)")
     args = p.parse_args()
-    if not os.path.exists(args.binary):
-        sys.exit(f"{args.binary} not found: run `cargo build --release` first")
+    sections = set(args.only.split(","))
+    binaries = {"": args.binary}
+    if args.baseline:
+        binaries = {"baseline": args.baseline, "new": args.binary}
+    for binary in binaries.values():
+        if not os.path.exists(binary):
+            sys.exit(f"{binary} not found: run `cargo build --release` first")
     cores = os.cpu_count() or 1
     tmp = tempfile.mkdtemp(prefix="retune-review-bench-")
+    # Private copies: a build in the target dir must not swap a binary mid-run.
+    binaries = {label: shutil.copy2(path, os.path.join(tmp, f"retune-{label or 'new'}"))
+                for label, path in binaries.items()}
     env = dict(os.environ, RETUNE_CACHE_DIR=os.path.join(tmp, "cache"))
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RETUNE_MODEL"):
         env.pop(var, None)
-    lines = []
+    who = lambda label: f"{label} " if label else ""  # noqa: E731
+    load = os.getloadavg()
+    lines = [f"Load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start.", ""]
     try:
-        every = sorted(os.listdir(KERAS))
-        every = [s for s in every if os.path.isdir(os.path.join(KERAS, s))]
-        rules_dir = os.path.join(tmp, "exp")
-        make_runs(rules_dir, args.runs, every)
-        lines += [f"### Rules advisor, {args.runs} runs ({len(every)} real Keras scenarios, cycled)", "",
-                  "| concurrency | median wall | runs/s | peak RSS | vs concurrency 1 |",
-                  "|---|---|---|---|---|"]
-        base = None
-        for conc in sorted({1, cores}):
-            walls, rss = [], 0
-            for _ in range(args.repeat):
-                wall, peak, result = review(args.binary, rules_dir,
-                                            ["--provider", "rules", "--concurrency", str(conc)], env)
-                assert result["totals"]["runs"] == args.runs, result["totals"]
-                walls.append(wall)
-                rss = max(rss, peak)
-            median = statistics.median(walls)
-            base = base or median
-            lines.append(f"| {conc} | {median * 1000:.0f} ms | {args.runs / median:.0f} | "
-                         f"{rss / 1024:.1f} MiB | {base / median:.2f}× |")
-        lines.append("")
+        if "rules" in sections:
+            every = sorted(os.listdir(KERAS))
+            every = [s for s in every if os.path.isdir(os.path.join(KERAS, s))]
+            rules_dir = os.path.join(tmp, "exp")
+            make_runs(rules_dir, args.runs, every)
+            lines += [f"### Rules advisor, {args.runs} runs ({len(every)} real Keras scenarios, cycled)", "",
+                      "| binary | concurrency | median wall | runs/s | peak RSS | vs concurrency 1 |",
+                      "|---|---|---|---|---|---|"]
+            for label, binary in binaries.items():
+                base = None
+                for conc in sorted({1, cores}):
+                    walls, rss = [], 0
+                    for _ in range(args.repeat):
+                        wall, peak, result = review(binary, rules_dir,
+                                                    ["--provider", "rules", "--concurrency", str(conc)], env)
+                        assert result["totals"]["runs"] == args.runs, result["totals"]
+                        walls.append(wall)
+                        rss = max(rss, peak)
+                    median = statistics.median(walls)
+                    base = base or median
+                    lines.append(f"| {label or 'retune'} | {conc} | {median * 1000:.0f} ms | {args.runs / median:.0f} | "
+                                 f"{rss / 1024:.1f} MiB | {base / median:.2f}× |")
+            lines.append("")
 
-        llm_dir = os.path.join(tmp, "sick")
-        make_runs(llm_dir, args.llm_runs, SICK)
-        server, calls = stand_in_llm(args.latency)
-        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-        lines += [f"### Stand-in LLM answering after {args.latency * 1000:.0f} ms, {args.llm_runs} sick runs", "",
-                  "| concurrency | wall | runs/s | LLM calls | overlap (calls × latency / wall) |",
-                  "|---|---|---|---|---|"]
-        for conc in (1, 4, 16):
-            calls.clear()
-            wall, _, result = review(args.binary, llm_dir,
-                                     ["--provider", "openai", "--base-url", url, "--no-cache",
-                                      "--concurrency", str(conc)], env)
-            providers = {r["provider"] for r in result["runs"]}
-            assert providers == {"openai"}, providers
-            n = len(calls)
-            lines.append(f"| {conc} | {wall:.2f} s | {args.llm_runs / wall:.1f} | {n} | "
-                         f"{n * args.latency / wall:.1f} |")
-        server.shutdown()
+        if "llm" in sections:
+            llm_dir = os.path.join(tmp, "sick")
+            make_runs(llm_dir, args.llm_runs, SICK)
+            server, calls = stand_in_llm(args.latency)
+            url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+            lines += [f"### Stand-in LLM answering after {args.latency * 1000:.0f} ms, {args.llm_runs} sick runs", "",
+                      "| binary | concurrency | wall (median of --repeat) | runs/s | LLM calls | overlap (calls × latency / wall) |",
+                      "|---|---|---|---|---|---|"]
+            rows = {}
+            for conc in (1, 4, 16):
+                for _ in range(args.repeat if conc > 1 else 1):
+                    # The binaries alternate, so both see the same machine.
+                    for label, binary in binaries.items():
+                        calls.clear()
+                        wall, _, result = review(binary, llm_dir,
+                                                 ["--provider", "openai", "--base-url", url, "--no-cache",
+                                                  "--concurrency", str(conc)], env)
+                        providers = {r["provider"] for r in result["runs"]}
+                        assert providers == {"openai"}, providers
+                        rows.setdefault((label, conc), []).append((wall, len(calls)))
+                        print(f"  {who(label)}concurrency {conc}: {wall:.2f} s", file=sys.stderr)
+            for label in binaries:
+                for conc in (1, 4, 16):
+                    walls = [w for w, _ in rows[(label, conc)]]
+                    n = rows[(label, conc)][0][1]
+                    wall = statistics.median(walls)
+                    lines.append(f"| {label or 'retune'} | {conc} | {wall:.2f} s ({min(walls):.2f}–{max(walls):.2f}) | "
+                                 f"{args.llm_runs / wall:.1f} | {n} | {n * args.latency / wall:.1f} |")
+            server.shutdown()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    lines += ["", f"{cores} cores; `python3 benches/review.py --runs {args.runs} --llm-runs {args.llm_runs} "
-              f"--latency {args.latency} --repeat {args.repeat}`"]
+    load = os.getloadavg()
+    lines += ["", f"{cores} cores; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end; "
+              f"`python3 benches/review.py {' '.join(sys.argv[1:])}`"]
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

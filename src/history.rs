@@ -19,7 +19,7 @@
 //! told by the config the trainer reads: the next recorded change of the parameter found
 //! the new value there as its `old`, or, when there is none, the config holds it now.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
 use indexmap::IndexMap;
@@ -159,37 +159,213 @@ pub fn last_change<'a>(
     })
 }
 
-/// Reads a history file, its follow-up lines folded into the adjustments they follow
+/// The longest history line read. A line holds the whole config text before an in-place
+/// change (`config_before`, at most `MAX_CONFIG_BYTES`, which JSON's escapes of quotes,
+/// backslashes and line breaks can at most double) beside the changes, findings and
+/// metrics, which take a few KB; anything longer was not written by retune, and reading
+/// it whole could exhaust memory.
+pub const MAX_LINE_BYTES: u64 = 2 * crate::config::MAX_CONFIG_BYTES + (1 << 20);
+
+/// How many adjustments, newest first, a decision reads (`read`). What a decision asks
+/// of the history is recent: a cooldown lasts `COOLDOWN_EPOCHS`, the prompt shows the
+/// last few adjustments, and a change is judged applied by the next one. A trainer that
+/// calls `suggest` every epoch of a 1,000-epoch run would otherwise parse its whole
+/// history, and measure the effect of every earlier adjustment, on every call (about
+/// 2.5 ms per 1,000 lines). 100 adjustments is 50 cooldowns; `retune history` and
+/// `retune revert` still read every line (`read_all`).
+pub const RECENT_ADJUSTMENTS: usize = 100;
+
+/// Bytes read at a time from the end of a history file.
+const TAIL_BLOCK: usize = 64 * 1024;
+
+/// What a decision needs of a history file: its latest `RECENT_ADJUSTMENTS` adjustments
+/// and the follow-ups after them, read from the end of the file backwards and settled
 /// (see the module's comment); a missing file is an empty history (the first call of a
 /// run).
 pub fn read(path: &Path) -> Result<Vec<HistoryEntry>> {
+    Ok(settle(read_recent_lines(path, RECENT_ADJUSTMENTS)?))
+}
+
+/// Every adjustment of a history file, settled: for `retune history` and `revert`.
+pub fn read_all(path: &Path) -> Result<Vec<HistoryEntry>> {
     Ok(settle(read_lines(path)?))
+}
+
+/// Opens a history file; `None` when there is none yet.
+fn open(path: &Path) -> Result<Option<std::fs::File>> {
+    if matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+        return Ok(None);
+    }
+    crate::input::open_regular(path, "a retune history (history.jsonl)").map(Some)
+}
+
+/// One line of the file as an entry; `number` counts from 1.
+fn parse_line(path: &Path, number: u64, line: &[u8]) -> Result<HistoryEntry> {
+    serde_json::from_slice(line).map_err(|e| {
+        Error::at(
+            path,
+            number,
+            Some(e.column() as u64),
+            format!("not a retune history line: {e}"),
+        )
+    })
+}
+
+fn too_long(path: &Path, number: u64) -> Error {
+    Error::at(
+        path,
+        number,
+        None,
+        format!(
+            "the line is longer than {}, the most a retune history line holds (MAX_LINE_BYTES); this is not a history retune wrote",
+            crate::input::size_text(MAX_LINE_BYTES)
+        ),
+    )
+}
+
+fn blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
 }
 
 /// The lines of a history file as written, follow-ups included.
 pub fn read_lines(path: &Path) -> Result<Vec<HistoryEntry>> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::read(path, &e)),
+    let Some(file) = open(path)? else {
+        return Ok(Vec::new());
     };
+    let mut reader = std::io::BufReader::new(file);
     let mut entries = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Error::read(path, &e))?;
-        if line.trim().is_empty() {
-            continue;
+    let mut line = Vec::new();
+    for number in 1.. {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::read(path, &e))?;
+        if read == 0 {
+            break;
         }
-        let entry: HistoryEntry = serde_json::from_str(&line).map_err(|e| {
-            Error::at(
-                path,
-                i as u64 + 1,
-                Some(e.column() as u64),
-                format!("not a retune history line: {e}"),
-            )
-        })?;
-        entries.push(entry);
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        if line.len() as u64 > MAX_LINE_BYTES {
+            return Err(too_long(path, number));
+        }
+        if !blank(&line) {
+            entries.push(parse_line(path, number, &line)?);
+        }
     }
     Ok(entries)
+}
+
+/// The last lines of a history file, in file order, back to its `adjustments`-th
+/// adjustment from the end (follow-ups after it included): read backwards a block at a
+/// time, so the cost is that of the lines kept, not of the file.
+fn read_recent_lines(path: &Path, adjustments: usize) -> Result<Vec<HistoryEntry>> {
+    use std::io::{Seek, SeekFrom};
+    let Some(mut file) = open(path)? else {
+        return Ok(Vec::new());
+    };
+    let len = file.metadata().map_err(|e| Error::read(path, &e))?.len();
+    let mut kept: Vec<HistoryEntry> = Vec::new();
+    let mut found = 0;
+    // Bytes before `start` are unread; `tail` holds those from `start` to the end of the
+    // line being cut.
+    let mut start = len;
+    let mut tail: Vec<u8> = Vec::new();
+    // Lines are counted from the end while reading (the empty one after a final newline
+    // is 1); their numbers from the start are only needed for a message, and then counted.
+    let mut from_end = 0u64;
+    let mut failure = None;
+    'read: while start > 0 {
+        // At least as much again as the line being cut, so a long line is read in a few
+        // steps rather than copied once per block.
+        let step = (start as usize).min(TAIL_BLOCK.max(tail.len()));
+        start -= step as u64;
+        let mut block = vec![0; step];
+        file.seek(SeekFrom::Start(start))
+            .and_then(|_| file.read_exact(&mut block))
+            .map_err(|e| Error::read(path, &e))?;
+        block.extend_from_slice(&tail);
+        tail = block;
+        // Every line with a newline before it is whole.
+        while let Some(newline) = tail.iter().rposition(|&b| b == b'\n') {
+            let line = tail.split_off(newline + 1);
+            tail.pop();
+            from_end += 1;
+            failure = take_line(&line, &mut kept, &mut found);
+            if failure.is_some() || found >= adjustments {
+                break 'read;
+            }
+        }
+        if tail.len() as u64 > MAX_LINE_BYTES {
+            from_end += 1;
+            failure = Some(Failure::TooLong);
+            break;
+        }
+    }
+    if start == 0 && failure.is_none() && found < adjustments && !tail.is_empty() {
+        // The first line of the file.
+        from_end += 1;
+        failure = take_line(&tail, &mut kept, &mut found);
+    }
+    if let Some(failure) = failure {
+        let number = number_from_start(path, from_end)?;
+        return Err(match failure {
+            Failure::TooLong => too_long(path, number),
+            Failure::NotJson(line) => match parse_line(path, number, &line) {
+                Err(e) => e,
+                Ok(_) => Error::at(path, number, None, "not a retune history line"),
+            },
+        });
+    }
+    kept.reverse();
+    Ok(kept)
+}
+
+/// Why a line read backwards could not be kept; its number is counted afterwards.
+enum Failure {
+    TooLong,
+    NotJson(Vec<u8>),
+}
+
+/// Parses one line read backwards into `kept`, counting adjustments.
+fn take_line(line: &[u8], kept: &mut Vec<HistoryEntry>, found: &mut usize) -> Option<Failure> {
+    if line.len() as u64 > MAX_LINE_BYTES {
+        return Some(Failure::TooLong);
+    }
+    if blank(line) {
+        return None;
+    }
+    match serde_json::from_slice::<HistoryEntry>(line) {
+        Ok(entry) => {
+            if !is_follow_up(&entry) {
+                *found += 1;
+            }
+            kept.push(entry);
+            None
+        }
+        Err(_) => Some(Failure::NotJson(line.to_vec())),
+    }
+}
+
+/// The number from the start of the line that is `from_end`-th from the end, counting
+/// the (possibly empty) text after the last newline as the last line.
+fn number_from_start(path: &Path, from_end: u64) -> Result<u64> {
+    let Some(file) = open(path)? else {
+        return Ok(from_end);
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let mut newlines = 0u64;
+    loop {
+        let buf = reader.fill_buf().map_err(|e| Error::read(path, &e))?;
+        if buf.is_empty() {
+            break;
+        }
+        newlines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        let n = buf.len();
+        reader.consume(n);
+    }
+    Ok((newlines + 2).saturating_sub(from_end).max(1))
 }
 
 fn is_follow_up(e: &HistoryEntry) -> bool {
@@ -664,6 +840,115 @@ mod tests {
         std::fs::write(&path, "{\"time\": 1}\n").unwrap();
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("history.jsonl:1:"), "{err}");
+    }
+
+    /// `n` adjustments `a0`… at epochs 0…, each followed by its `applied` line.
+    fn long_history(path: &Path, n: usize) {
+        let mut text = String::new();
+        for i in 0..n {
+            let mut e = entry_with_id(&format!("a{i}"));
+            e.epoch = Some(i as u32);
+            e.state = Some(State::Pending);
+            e.config_out = Some(e.config.clone());
+            text.push_str(&serde_json::to_string(&e).unwrap());
+            text.push('\n');
+            if i % 7 == 3 {
+                // Blank lines are skipped wherever they are.
+                text.push_str("  \n");
+            }
+            let f = follow_up(&format!("a{i}"), "t".into(), State::Applied, None);
+            text.push_str(&serde_json::to_string(&f).unwrap());
+            text.push('\n');
+        }
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn a_decision_reads_the_latest_adjustments_as_the_whole_file_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        for n in [0, 1, 5, RECENT_ADJUSTMENTS, RECENT_ADJUSTMENTS + 1, 1000] {
+            long_history(&path, n);
+            let all = read_all(&path).unwrap();
+            let recent = read(&path).unwrap();
+            assert_eq!(all.len(), n);
+            assert_eq!(recent.len(), n.min(RECENT_ADJUSTMENTS), "{n}");
+            let tail = &all[n - recent.len()..];
+            for (a, r) in tail.iter().zip(&recent) {
+                assert_eq!(a.adjustment_id, r.adjustment_id);
+                assert_eq!(a.changes, r.changes, "{}", a.adjustment_id);
+                assert_eq!(a.written, r.written);
+            }
+        }
+        // Without a final newline, and with lines longer than a block.
+        let big = HistoryEntry {
+            config_before: Some("x".repeat(3 * TAIL_BLOCK)),
+            ..entry_with_id("big")
+        };
+        let mut text = serde_json::to_string(&big).unwrap();
+        text.push('\n');
+        text.push_str(&serde_json::to_string(&entry_with_id("last")).unwrap());
+        std::fs::write(&path, &text).unwrap();
+        let recent = read(&path).unwrap();
+        let ids: Vec<&str> = recent.iter().map(|e| e.adjustment_id.as_str()).collect();
+        assert_eq!(ids, ["big", "last"]);
+        assert_eq!(
+            recent[0].config_before.as_ref().unwrap().len(),
+            3 * TAIL_BLOCK
+        );
+    }
+
+    #[test]
+    fn a_corrupt_line_read_from_the_end_is_named_by_its_number_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        long_history(&path, 10);
+        let lines = read_all(&path).unwrap().len();
+        assert_eq!(lines, 10);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        let total = text.lines().count();
+        text.push_str("{\"time\": oops}\n");
+        std::fs::write(&path, &text).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("history.jsonl:{}:", total + 1)),
+            "{err}"
+        );
+        assert_eq!(read(&path).unwrap_err().exit_code(), 2);
+        // The same line without its newline, and again read whole.
+        std::fs::write(&path, text.trim_end()).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("history.jsonl:{}:", total + 1)),
+            "{err}"
+        );
+        let err = read_all(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("history.jsonl:{}:", total + 1)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_refused_by_name_and_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let first = serde_json::to_string(&entry_with_id("a")).unwrap();
+        let mut file = std::fs::File::create(&path).unwrap();
+        writeln!(file, "{first}").unwrap();
+        // A second line of MAX_LINE_BYTES + 1 zero bytes and no newline: each reader
+        // stops just past the limit.
+        file.set_len(first.len() as u64 + 1 + MAX_LINE_BYTES + 1)
+            .unwrap();
+        drop(file);
+        for err in [read(&path).unwrap_err(), read_all(&path).unwrap_err()] {
+            assert_eq!(err.exit_code(), 2);
+            let text = err.to_string();
+            assert!(
+                text.contains("history.jsonl:2:") && text.contains("MAX_LINE_BYTES"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! is `configs/space.toml`, built into the binary; `--space FILE` extends or overrides it.
 
 use std::path::Path;
+use std::sync::{LazyLock, OnceLock};
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -12,6 +13,23 @@ use crate::config::ConfigDoc;
 use crate::error::{Error, Result};
 
 const DEFAULT_SPACE: &str = include_str!("../configs/space.toml");
+
+/// The largest `--space` file read. It is read whole; the built-in catalogue of every
+/// parameter retune knows is 7 KB, so 1 MiB holds a hundred times that and is still no
+/// burden to read, while `/dev/zero` or a mistaken log file is refused at once.
+pub const MAX_SPACE_BYTES: u64 = 1024 * 1024;
+
+/// The built-in catalogue, parsed once per process and only by a command that needs it:
+/// a review's runs share it, and `history` or `revert` never pay for it.
+static BUILTIN: LazyLock<std::result::Result<Vec<ParamSpec>, String>> = LazyLock::new(|| {
+    parse(Path::new("configs/space.toml (built in)"), DEFAULT_SPACE).map_err(|e| e.to_string())
+});
+
+/// The built-in catalogue as a space, its globs compiled as lookups need them, once.
+static BUILTIN_SPACE: LazyLock<std::result::Result<Space, String>> = LazyLock::new(|| {
+    let specs = BUILTIN.as_ref().map_err(Clone::clone)?;
+    Space::build(specs.clone()).map_err(|e| e.to_string())
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,23 +81,93 @@ struct SpaceFile {
     param: Vec<ParamSpec>,
 }
 
-/// A key pattern compiled for matching against the tail of a dotted path.
+/// A key pattern for matching against the tail of a dotted path, one glob a segment.
 #[derive(Debug, Clone)]
 struct KeyPattern {
-    segments: Vec<GlobMatcher>,
+    segments: Vec<Segment>,
+}
+
+/// One segment of a key pattern. Most are plain names (`learning_rate`), compared as
+/// ASCII without case, and the rest use only `*` (`*_dropout`, `*sched*`), matched piece
+/// by piece; any other glob syntax, or a path segment that is not ASCII, goes to the
+/// segment's glob, compiled on first use. Compiling the catalogue's hundred-odd globs
+/// into regexes up front cost every `suggest` about as much as everything else it does
+/// at start-up.
+#[derive(Debug, Clone)]
+struct Segment {
+    /// The literal text between the `*`s (one piece for a plain name), when the segment
+    /// is ASCII with no other glob syntax and no `/`.
+    pieces: Option<Vec<String>>,
+    glob: Glob,
+    matcher: OnceLock<GlobMatcher>,
+}
+
+impl Segment {
+    fn new(text: &str) -> std::result::Result<Self, globset::Error> {
+        let glob = GlobBuilder::new(text)
+            .case_insensitive(true)
+            .literal_separator(true)
+            .build()?;
+        let simple = text.is_ascii()
+            && !text.contains("**")
+            && !text.contains(['?', '[', ']', '{', '}', '\\', '/']);
+        Ok(Segment {
+            pieces: simple.then(|| text.split('*').map(str::to_string).collect()),
+            glob,
+            matcher: OnceLock::new(),
+        })
+    }
+
+    fn is_match(&self, segment: &str) -> bool {
+        match &self.pieces {
+            // In an ASCII segment, ASCII letters without case are all the case-insensitive
+            // glob matches (a non-ASCII letter can only fold onto an ASCII one in a
+            // non-ASCII segment), and a `*` never matches the `/` the glob keeps literal.
+            Some(pieces) if segment.is_ascii() => star_match(pieces, segment),
+            _ => self
+                .matcher
+                .get_or_init(|| self.glob.compile_matcher())
+                .is_match(segment),
+        }
+    }
+}
+
+/// Whether `text` is `pieces` joined by runs of anything but `/`, ASCII case aside. One
+/// piece is a plain name; with more, the first is a prefix, the last a suffix, and each
+/// one between is taken at its leftmost place after the one before (leftmost leaves the
+/// most room for the rest, so it finds a match when there is one).
+fn star_match(pieces: &[String], text: &str) -> bool {
+    let (first, last) = match pieces {
+        [only] => return only.eq_ignore_ascii_case(text),
+        [first, .., last] => (first, last),
+        [] => return text.is_empty(),
+    };
+    let starts = text
+        .get(..first.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(first));
+    let ends = text.len() >= first.len() + last.len()
+        && text[text.len() - last.len()..].eq_ignore_ascii_case(last);
+    if !starts || !ends || text.contains('/') {
+        return false;
+    }
+    let lower = text.to_ascii_lowercase();
+    let mut at = first.len();
+    let end = text.len() - last.len();
+    for piece in &pieces[1..pieces.len() - 1] {
+        let piece = piece.to_ascii_lowercase();
+        match lower[at..end].find(&piece) {
+            Some(i) => at += i + piece.len(),
+            None => return false,
+        }
+    }
+    true
 }
 
 impl KeyPattern {
     fn new(key: &str) -> std::result::Result<Self, globset::Error> {
         let segments = key
             .split('.')
-            .map(|s| {
-                GlobBuilder::new(s)
-                    .case_insensitive(true)
-                    .literal_separator(true)
-                    .build()
-                    .map(|g| g.compile_matcher())
-            })
+            .map(Segment::new)
             .collect::<std::result::Result<_, _>>()?;
         Ok(KeyPattern { segments })
     }
@@ -89,7 +177,7 @@ impl KeyPattern {
             && path[path.len() - self.segments.len()..]
                 .iter()
                 .zip(&self.segments)
-                .all(|(segment, glob)| glob.is_match(segment))
+                .all(|(segment, pattern)| pattern.is_match(segment))
     }
 }
 
@@ -113,11 +201,17 @@ pub struct Tunable {
 impl Space {
     /// The built-in catalogue, extended or overridden by `user` when given.
     pub fn load(user: Option<&Path>) -> Result<Space> {
-        let builtin = parse(Path::new("configs/space.toml (built in)"), DEFAULT_SPACE)?;
+        let builtin_error = |e: &String| Error::Usage(format!("the built-in parameter space: {e}"));
         let Some(path) = user else {
-            return Space::build(builtin);
+            return BUILTIN_SPACE
+                .as_ref()
+                .map(Clone::clone)
+                .map_err(builtin_error);
         };
-        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, &e))?;
+        let builtin = BUILTIN.as_ref().map_err(builtin_error)?.clone();
+        let bytes = crate::input::read_capped(path, "a parameter space (TOML)", MAX_SPACE_BYTES)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| Error::input(path, format!("is not UTF-8 text: {e}")))?;
         let extra = parse(path, &text)?;
         let mut entries: Vec<ParamSpec> = Vec::new();
         let mut replaced = builtin;
@@ -313,6 +407,102 @@ max_step = 1.0
             s.lookup("learning_rate").is_none(),
             "override replaced the keys"
         );
+    }
+
+    #[test]
+    fn plain_names_match_exactly_as_their_compiled_globs_do() {
+        let keys = [
+            "learning_rate",
+            "betas",
+            "eps",
+            "*_dropout",
+            "dropout_*",
+            "*sched*",
+            "reduce_lr*",
+            "a*b*c",
+            "*",
+            "lr",
+        ];
+        // ASCII in other cases, and non-ASCII letters that fold onto ASCII ones (the long
+        // s and the Kelvin sign), which only the compiled glob knows.
+        let paths = [
+            "learning_rate",
+            "LEARNING_RATE",
+            "Learning_Rate",
+            "learning-rate",
+            "betas",
+            "eps",
+            "ep\u{17F}",
+            "EPS",
+            "hidden_dropout",
+            "lr_scheduler",
+            "\u{212A}",
+            "lr",
+            "l",
+            "",
+            "é",
+            "Hidden_DROPOUT",
+            "x/y_dropout",
+            "_dropout",
+            "dropout_",
+            "dropout_rate",
+            "lr_scheduler",
+            "SCHED",
+            "schedule/x",
+            "reduce_lr_on_plateau",
+            "abc",
+            "aXbYc",
+            "acb",
+            "abcbc",
+            "ab",
+            "a/b/c",
+        ];
+        for key in keys {
+            let segment = Segment::new(key).unwrap();
+            let glob = GlobBuilder::new(key)
+                .case_insensitive(true)
+                .literal_separator(true)
+                .build()
+                .unwrap()
+                .compile_matcher();
+            for path in paths {
+                assert_eq!(
+                    segment.is_match(path),
+                    glob.is_match(path),
+                    "{key} vs {path}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_space_file_is_read_within_its_limit_and_only_if_regular() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("space.toml");
+        let mut text = String::from("# padding\n");
+        while (text.len() as u64) <= MAX_SPACE_BYTES {
+            text.push_str("# a comment line that only takes room in the file, nothing more\n");
+        }
+        std::fs::write(&big, &text).unwrap();
+        let err = Space::load(Some(&big)).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let message = err.to_string();
+        assert!(
+            message.contains("space.toml") && message.contains("at most 1 MiB"),
+            "{message}"
+        );
+        let err = Space::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(err.contains("is a directory"), "{err}");
+        #[cfg(unix)]
+        {
+            let err = Space::load(Some(Path::new("/dev/zero")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("/dev/zero: is a character device"), "{err}");
+        }
+        std::fs::write(&big, b"\xff\xfe[[param]]").unwrap();
+        let err = Space::load(Some(&big)).unwrap_err().to_string();
+        assert!(err.contains("not UTF-8"), "{err}");
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             print::print_json(&advisor::llm::schema_for(&parameters))
         }
         Command::History(args) => {
-            let entries = history::read(&args.history)?;
+            let entries = history::read_all(&args.history)?;
             let run = match &args.metrics {
                 Some(metrics) => Some(pipeline::load_and_warn(&LoadOptions {
                     metrics: metrics.clone(),
@@ -70,7 +70,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             print::print_history(&entries, run.as_ref(), args.format, args.lang)
         }
         Command::Revert(args) => {
-            let entries = history::read(&args.history)?;
+            let entries = history::read_all(&args.history)?;
             let plan =
                 history::plan_revert(&args.history, &entries, args.to.as_deref(), args.force)?;
             // The same lock `suggest --in-place` holds: a revert is not undone by a call

@@ -23,6 +23,7 @@ use crate::advisor::llm::budget::{Budget, Limits, Usage};
 use crate::config::ConfigDoc;
 use crate::diagnose;
 use crate::error::{Error, ExitStatus, Result};
+use crate::fsio::DirLock;
 use crate::lang::Lang;
 use crate::outcome::{OutputPaths, default_out};
 use crate::pipeline::{self, AdvisorOptions, Finish, ReportOn, select_advisor};
@@ -611,20 +612,7 @@ fn load(context: &Context, item: &Item) -> std::result::Result<(Run, Diagnosis),
         } => {
             let config = config.as_deref().map(ConfigDoc::load).transpose()?;
             let mut metrics = metrics::load_metrics(metrics, context.args.metrics_format)?;
-            let mut history = history::read(&paths.history)?;
-            // A run trained with retune's callbacks keeps its own history beside its
-            // files: its restores and cuts are part of the run (a blow-up it rolled back
-            // from is not judged again, a cut it made is cooling down).
-            let trainers = dir.join(TRAINER_HISTORY);
-            if trainers.is_file() {
-                match history::read(&trainers) {
-                    Ok(entries) => history.extend(entries),
-                    Err(e) => metrics
-                        .warnings
-                        .push(format!("{e} (not read as the run's retune history)")),
-                }
-                history.sort_by(|a, b| a.time.cmp(&b.time));
-            }
+            let history = folder_history(&paths, dir, &mut metrics.warnings)?;
             Run::new(config, metrics, context.space.clone(), history, None)
         }
         Source::Mlflow { url, .. } => {
@@ -649,6 +637,88 @@ fn load(context: &Context, item: &Item) -> std::result::Result<(Run, Diagnosis),
     };
     let diagnosis = diagnose::diagnose(&run, context.args.lang);
     Ok((run, diagnosis))
+}
+
+/// A folder run's history: the review's own for the run, and the one retune's trainer
+/// callbacks keep beside the run's files, whose restores and cuts are part of the run (a
+/// blow-up it rolled back from is not judged again, a cut it made is cooling down).
+fn folder_history(
+    paths: &OutputPaths,
+    dir: &std::path::Path,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<history::HistoryEntry>> {
+    let mut history = history::read(&paths.history)?;
+    let trainers = dir.join(TRAINER_HISTORY);
+    if trainers.is_file() {
+        match history::read(&trainers) {
+            Ok(entries) => history.extend(entries),
+            Err(e) => warnings.push(format!("{e} (not read as the run's retune history)")),
+        }
+        history.sort_by(|a, b| a.time.cmp(&b.time));
+    }
+    Ok(history)
+}
+
+/// The lock a run's writes hold (`--suggest`, `--write-back`): the one `suggest` takes on
+/// the config's folder, so a review and a `suggest --in-place` of one run, or two reviews,
+/// read, decide and write one after another. A run without a config file of its own (an
+/// MLflow run) writes only under its report folder, which is locked instead.
+fn lock_run(item: &Item, paths: &OutputPaths) -> Result<DirLock> {
+    match &item.source {
+        Source::Folder {
+            config: Some(config),
+            ..
+        } => DirLock::acquire(&crate::fsio::resolve(config)),
+        _ => {
+            std::fs::create_dir_all(&paths.report_dir)
+                .map_err(|e| Error::write(&paths.report_dir, e))?;
+            DirLock::acquire(&paths.report_dir.join("config.retuned.json"))
+        }
+    }
+}
+
+/// The run as it is now that its lock is held. The load pass read it without the lock,
+/// so another writer may have changed its history or config since: then it is read and
+/// diagnosed again (without the sibling comparison, which needs every run), and the
+/// decision sees the other's change and cooldown.
+fn under_lock(
+    context: &Context,
+    item: &Item,
+    paths: &OutputPaths,
+    run: Run,
+    diagnosis: Diagnosis,
+) -> Result<(Run, Diagnosis)> {
+    let history_now = match &item.source {
+        Source::Folder { dir, .. } => folder_history(paths, dir, &mut Vec::new())?,
+        _ => history::read(&paths.history)?,
+    };
+    let config_now = match (&item.source, &run.config) {
+        (
+            Source::Folder {
+                config: Some(_), ..
+            },
+            Some(config),
+        ) => Some(ConfigDoc::load(&config.path)?.text),
+        _ => None,
+    };
+    let config_same = config_now
+        .as_ref()
+        .is_none_or(|now| run.config.as_ref().is_some_and(|c| &c.text == now));
+    if config_same && same_history(&history_now, &run.history) {
+        return Ok((run, diagnosis));
+    }
+    load(context, item)
+}
+
+fn same_history(a: &[history::HistoryEntry], b: &[history::HistoryEntry]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.adjustment_id == y.adjustment_id
+                && x.time == y.time
+                && x.written == y.written
+                && x.changes == y.changes
+                && x.not_applied == y.not_applied
+        })
 }
 
 fn compare_siblings(loaded: &mut [Loaded], lang: Lang) {
@@ -677,6 +747,17 @@ fn compare_siblings(loaded: &mut [Loaded], lang: Lang) {
 fn conclude(context: &Context, loaded: Loaded) -> RunReview {
     let Loaded { item, read } = loaded;
     let paths = run_paths(context, &item);
+    // Held until this run's files and history line are written.
+    let mut _lock = None;
+    let read = match read {
+        Ok((run, diagnosis)) if !context.finish.dry_run && run.config.is_some() => {
+            lock_run(&item, &paths).and_then(|lock| {
+                _lock = Some(lock);
+                under_lock(context, &item, &paths, run, diagnosis)
+            })
+        }
+        other => other,
+    };
     let (run, diagnosis) = match read {
         Ok(read) => read,
         Err(_) if not_started(&item) => {

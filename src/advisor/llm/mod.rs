@@ -8,8 +8,8 @@
 //! provider says so (`openai→rules`), unless falling back is disabled. The model never
 //! sees the file system and nothing it says bypasses `validate`.
 //!
-//! This is the one async corner of the pipeline: the exchange runs on a current-thread
-//! tokio runtime inside `advise`, under an overall deadline.
+//! This is the one async corner of the pipeline: the exchange runs on the process's shared
+//! tokio runtime (`transport::runtime`) inside `advise`, under an overall deadline.
 
 pub mod answer;
 pub mod budget;
@@ -83,9 +83,7 @@ impl Advisor for LlmAdvisor {
         };
         let started = Instant::now();
         let spinner = self.spinner();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        let runtime = transport::runtime()
             .map_err(|e| Error::LlmUnavailable(format!("cannot start the async runtime: {e}")))?;
         let deadline = self.options.resilience.deadline;
         let outcome = runtime.block_on(async {

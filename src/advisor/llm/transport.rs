@@ -12,8 +12,9 @@
 //! answer, the model's name, error bodies) is redacted (`crate::untrusted::redact`)
 //! before anyone prints, stores or caches it, since a server's 401 body repeats the key.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use async_openai::Client;
@@ -39,6 +40,71 @@ pub const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
 /// Azure OpenAI's REST API version when `AZURE_OPENAI_API_VERSION` is not set.
 pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+
+/// The process's one async runtime, started by the first LLM call and shared by every
+/// later one: the runs of a review each used to start their own runtime and HTTP client,
+/// so nothing of a call's set-up was shared, and 16 concurrent calls overlapped only 10×.
+/// A thread of its own drives the runtime's sockets and timers (and the connection tasks
+/// the HTTP client spawns) for every call; each call's future runs on the thread that
+/// blocks on it (`Runtime::block_on`), woken by that driver. A current-thread runtime so
+/// driven needs no worker pool: waiting on a server is no work.
+static RUNTIME: LazyLock<std::result::Result<tokio::runtime::Runtime, String>> =
+    LazyLock::new(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+
+/// The thread that drives `RUNTIME`, started with it.
+static DRIVER: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+
+/// The shared runtime (see `RUNTIME`), built and driven from first use on; a command that
+/// asks no LLM never starts it.
+pub fn runtime() -> std::result::Result<&'static tokio::runtime::Runtime, String> {
+    let runtime: &'static tokio::runtime::Runtime = RUNTIME.as_ref().map_err(Clone::clone)?;
+    DRIVER
+        .get_or_init(|| {
+            // Only `Runtime::block_on` drives a current-thread runtime's sockets and
+            // timers; this one never returns, so the callers' `block_on` need not.
+            std::thread::Builder::new()
+                .name("retune-llm-io".into())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .map(drop)
+                .map_err(|e| format!("cannot start the thread that drives HTTP: {e}"))
+        })
+        .clone()?;
+    Ok(runtime)
+}
+
+/// HTTP clients by what tells them apart (a plain `http://` endpoint loads no certificate
+/// store; the timeouts), each built once: a client holds its connection pool and its TLS
+/// set-up, which every run of a review then shares.
+static CLIENTS: LazyLock<Mutex<HashMap<(bool, Duration), reqwest::Client>>> =
+    LazyLock::new(Mutex::default);
+
+fn shared_client(
+    base_url: &str,
+    timeout: Duration,
+) -> std::result::Result<reqwest::Client, String> {
+    let plain = base_url
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("http://");
+    let mut clients = CLIENTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(client) = clients.get(&(plain, timeout)) {
+        return Ok(client.clone());
+    }
+    let client = crate::http::client_builder(base_url)
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .build()
+        .map_err(|e| format!("cannot set up HTTP: {e}"))?;
+    clients.insert((plain, timeout), client.clone());
+    Ok(client)
+}
 
 /// Where to send requests. `base_url` is normalised (ends in `/v1` for OpenAI-style
 /// servers, no trailing slash).
@@ -181,11 +247,7 @@ impl Transport {
                     .with_api_key(key),
             ),
         };
-        let http = crate::http::client_builder(&endpoint.base_url)
-            .timeout(resilience.timeout)
-            .connect_timeout(resilience.timeout.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| format!("cannot set up HTTP: {e}"))?;
+        let http = shared_client(&endpoint.base_url, resilience.timeout)?;
         let observed = Arc::new(Observed::default());
         let policy = RetryPolicy::new(resilience.retries, resilience.deadline);
         let service = {
