@@ -39,21 +39,29 @@ const STEPS_AGREEMENT: f64 = 0.01;
 const WHOLE_EPOCH_SLACK: f64 = 1e-9;
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
-    let mut de = nonfinite::open_json(path)?;
     let mut state = State::default();
-    TrainerState {
-        builder: &mut *builder,
-        state: &mut state,
+    if fast::read(path, builder, &mut state).is_err() {
+        // The fast road met something it does not read (or an error): serde's road reads
+        // the file from the start, and says exactly what is wrong if anything is.
+        *builder = MetricsBuilder::new();
+        state = State::default();
+        read_streamed(path, builder, &mut state)?;
     }
-    .deserialize(&mut de)
-    .and_then(|()| de.end())
-    .map_err(|e| nonfinite::json_error(path, 1, e))?;
     builder.max_steps = state.max_steps;
     builder.planned_epochs = state
         .num_train_epochs
         .map(|e| e.ceil().min(f64::from(u32::MAX)) as u32);
     builder.steps_per_epoch = state.steps_per_epoch();
     Ok(())
+}
+
+/// The whole file through serde_json's reader, streamed.
+fn read_streamed(path: &Path, builder: &mut MetricsBuilder, state: &mut State) -> Result<()> {
+    let mut de = nonfinite::open_json(path)?;
+    TrainerState { builder, state }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| nonfinite::json_error(path, 1, e))
 }
 
 /// The top-level numbers and what the rows taught about steps per epoch.
@@ -69,6 +77,14 @@ struct State {
 }
 
 impl State {
+    fn max_steps(&mut self, value: &Scalar) {
+        self.max_steps = count(value);
+    }
+
+    fn num_train_epochs(&mut self, value: &Scalar) {
+        self.num_train_epochs = value.number().filter(|e| e.is_finite() && *e > 0.0);
+    }
+
     fn steps_per_epoch(&self) -> Option<u64> {
         let quotient = match (self.max_steps, self.num_train_epochs) {
             (Some(steps), Some(epochs)) if epochs > 0.0 => {
@@ -120,13 +136,8 @@ impl<'de> Visitor<'de> for TrainerState<'_> {
                     builder: &mut *self.builder,
                     state: &mut *self.state,
                 })?,
-                "max_steps" => self.state.max_steps = count(&map.next_value::<Scalar>()?),
-                "num_train_epochs" => {
-                    self.state.num_train_epochs = map
-                        .next_value::<Scalar>()?
-                        .number()
-                        .filter(|e| e.is_finite() && *e > 0.0);
-                }
+                "max_steps" => self.state.max_steps(&map.next_value::<Scalar>()?),
+                "num_train_epochs" => self.state.num_train_epochs(&map.next_value::<Scalar>()?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -234,6 +245,367 @@ impl<'de> Visitor<'de> for LogRow<'_> {
             self.builder.rows += 1;
         }
         Ok(())
+    }
+}
+
+/// The fast road through a trainer_state.json. serde_json's streaming reader takes the
+/// file a byte at a time through the `NonFinite` adapter, which was nearly all of a big
+/// file's read. Here the file is read in large blocks; the top-level object and the
+/// `log_history` list are walked by their punctuation, and each piece (a key, a value, a
+/// row) is handed to serde_json whole, as a slice, to the same visitors as serde's road
+/// (`LogRow`, `State`), so a row reads the same either way. Anything this road does not
+/// read exactly as serde's (a row holding a nested value, a piece larger than the buffer,
+/// a UTF-16 file) or any error sends the whole file down serde's road, which reads it and
+/// words the error. Memory is the buffer, whatever the file's length.
+mod fast {
+    use std::fs::File;
+    use std::io::Read;
+    use std::marker::PhantomData;
+    use std::path::Path;
+
+    use memchr::{memchr, memchr2};
+    use serde::de::{DeserializeSeed, IgnoredAny};
+
+    use super::{LogRow, MetricsBuilder, State};
+    use crate::input;
+    use crate::metrics::nonfinite::{MAX_STRING_BYTES, NonFinite, Scalar};
+    use crate::metrics::text;
+
+    /// Bytes read per refill, and the largest piece (a row, a top-level value) read
+    /// here: a row is a few hundred bytes; a larger piece goes down serde's road.
+    const BUFFER_BYTES: usize = 1024 * 1024;
+
+    /// Serde's road must read the file.
+    #[derive(Debug)]
+    pub struct Fallback;
+
+    type Road<T> = std::result::Result<T, Fallback>;
+
+    impl<E: std::fmt::Display> From<E> for Fallback {
+        fn from(_: E) -> Self {
+            Fallback
+        }
+    }
+
+    struct Blocks {
+        file: File,
+        buf: Vec<u8>,
+        /// buf[at..end] is read and not yet used.
+        at: usize,
+        end: usize,
+        eof: bool,
+    }
+
+    impl Blocks {
+        /// Reads more after what is unused; false when nothing more came (the end, or the
+        /// unused bytes fill the buffer).
+        fn more(&mut self) -> Road<bool> {
+            if self.eof {
+                return Ok(false);
+            }
+            self.buf.copy_within(self.at..self.end, 0);
+            self.end -= self.at;
+            self.at = 0;
+            if self.end == self.buf.len() {
+                return Ok(false);
+            }
+            let n = loop {
+                match self.file.read(&mut self.buf[self.end..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    other => break other?,
+                }
+            };
+            self.end += n;
+            self.eof = n == 0;
+            Ok(n > 0)
+        }
+
+        /// The next byte that is not JSON whitespace, left unused; `None` at the end.
+        fn peek(&mut self) -> Road<Option<u8>> {
+            loop {
+                while self.at < self.end {
+                    let b = self.buf[self.at];
+                    if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                        return Ok(Some(b));
+                    }
+                    self.at += 1;
+                }
+                if !self.more()? {
+                    return Ok(None);
+                }
+            }
+        }
+
+        /// Uses `want`, the next byte that is not whitespace, or falls back.
+        fn expect(&mut self, want: u8) -> Road<()> {
+            if self.peek()? != Some(want) {
+                return Err(Fallback);
+            }
+            self.at += 1;
+            Ok(())
+        }
+
+        /// The length of the piece at `at` for which `find` (given the unused bytes)
+        /// says where it ends, reading more until it does.
+        fn piece(&mut self, find: impl Fn(&[u8]) -> Road<Option<usize>>) -> Road<usize> {
+            loop {
+                if let Some(n) = find(&self.buf[self.at..self.end])? {
+                    return Ok(n);
+                }
+                if !self.more()? {
+                    return Err(Fallback);
+                }
+            }
+        }
+    }
+
+    /// Where a plain string (no escape, no control character) starting at byte 0 ends,
+    /// its closing quote included; `None` until that quote has been read. A string with
+    /// an escape or a control character is read by serde's road.
+    fn plain_string(bytes: &[u8]) -> Road<Option<usize>> {
+        let Some(close) = bytes.get(1..).and_then(|b| memchr2(b'"', b'\\', b)) else {
+            return Ok(None);
+        };
+        let inner = &bytes[1..close + 1];
+        if bytes[close + 1] != b'"' || inner.iter().any(|&b| b < 0x20) {
+            return Err(Fallback);
+        }
+        Ok(Some(close + 2))
+    }
+
+    /// The index of the quote closing the string opened at `open`; `None` until it has
+    /// been read.
+    fn string_close(bytes: &[u8], open: usize) -> Option<usize> {
+        let mut from = open + 1;
+        loop {
+            let k = from + memchr2(b'"', b'\\', bytes.get(from..)?)?;
+            if bytes[k] == b'"' {
+                return Some(k);
+            }
+            // A backslash escapes the byte after it.
+            from = k + 2;
+        }
+    }
+
+    /// Where a JSON value starting at byte 0 ends: found by its brackets and strings,
+    /// checked by serde_json afterwards. `None` until its end has been read (a number at
+    /// the very end of the bytes could go on).
+    fn value_end(bytes: &[u8]) -> Road<Option<usize>> {
+        let mut depth = 0usize;
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'"' => {
+                    let Some(close) = string_close(bytes, i) else {
+                        return Ok(None);
+                    };
+                    if depth == 0 {
+                        return Ok(Some(close + 1));
+                    }
+                    i = close;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' if depth == 0 => return Ok(Some(i)),
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(Some(i + 1));
+                    }
+                }
+                b',' | b' ' | b'\t' | b'\n' | b'\r' if depth == 0 => return Ok(Some(i)),
+                _ => {}
+            }
+            i += 1;
+        }
+        Ok(None)
+    }
+
+    /// A piece as serde's road sees it: Python's bare `NaN`/`Infinity` quoted, strings
+    /// bounded. `scratch` holds a rewritten piece.
+    fn as_json<'a>(piece: &'a [u8], scratch: &'a mut Vec<u8>) -> Road<&'a [u8]> {
+        if memchr2(b'N', b'I', piece).is_none() && piece.len() as u64 <= MAX_STRING_BYTES {
+            return Ok(piece);
+        }
+        scratch.clear();
+        NonFinite::new(piece).read_to_end(scratch)?;
+        Ok(scratch)
+    }
+
+    /// Reads `piece` whole with `seed`.
+    fn deserialize<'a, T: DeserializeSeed<'a>>(piece: &'a [u8], seed: T) -> Road<T::Value> {
+        let mut de = serde_json::Deserializer::from_slice(piece);
+        let value = seed.deserialize(&mut de)?;
+        de.end()?;
+        Ok(value)
+    }
+
+    pub fn read(path: &Path, builder: &mut MetricsBuilder, state: &mut State) -> Road<()> {
+        let mut blocks = Blocks {
+            file: input::open_regular(path, "a metrics file")?,
+            buf: vec![0; BUFFER_BYTES],
+            at: 0,
+            end: 0,
+            eof: false,
+        };
+        blocks.more()?;
+        if text::utf16_bom(&blocks.buf[..blocks.end]).is_some() {
+            return Err(Fallback);
+        }
+        let mut scratch = Vec::new();
+        blocks.expect(b'{')?;
+        if blocks.peek()? == Some(b'}') {
+            blocks.at += 1;
+        } else {
+            loop {
+                if blocks.peek()? != Some(b'"') {
+                    return Err(Fallback);
+                }
+                let n = blocks.piece(plain_string)?;
+                let key =
+                    std::str::from_utf8(&blocks.buf[blocks.at + 1..blocks.at + n - 1])?.to_string();
+                blocks.at += n;
+                blocks.expect(b':')?;
+                blocks.peek()?;
+                if key == "log_history" {
+                    log_history(&mut blocks, builder, state, &mut scratch)?;
+                } else {
+                    let n = blocks.piece(value_end)?;
+                    let piece = as_json(&blocks.buf[blocks.at..blocks.at + n], &mut scratch)?;
+                    match key.as_str() {
+                        "max_steps" => state.max_steps(&deserialize(piece, PhantomData::<Scalar>)?),
+                        "num_train_epochs" => {
+                            state.num_train_epochs(&deserialize(piece, PhantomData::<Scalar>)?);
+                        }
+                        _ => deserialize(piece, PhantomData::<IgnoredAny>).map(|_| ())?,
+                    }
+                    blocks.at += n;
+                }
+                match blocks.peek()? {
+                    Some(b',') => blocks.at += 1,
+                    Some(b'}') => {
+                        blocks.at += 1;
+                        break;
+                    }
+                    _ => return Err(Fallback),
+                }
+            }
+        }
+        // Nothing but whitespace may follow the object.
+        match blocks.peek()? {
+            None => Ok(()),
+            Some(_) => Err(Fallback),
+        }
+    }
+
+    /// The `log_history` list, row by row: a row is an object without nested values,
+    /// which ends at its first `}`.
+    fn log_history(
+        blocks: &mut Blocks,
+        builder: &mut MetricsBuilder,
+        state: &mut State,
+        scratch: &mut Vec<u8>,
+    ) -> Road<()> {
+        blocks.expect(b'[')?;
+        if blocks.peek()? == Some(b']') {
+            blocks.at += 1;
+            return Ok(());
+        }
+        loop {
+            if blocks.peek()? != Some(b'{') {
+                return Err(Fallback);
+            }
+            let n = blocks.piece(|b| Ok(memchr(b'}', b).map(|i| i + 1)))?;
+            let row = &blocks.buf[blocks.at..blocks.at + n];
+            if memchr2(b'{', b'[', &row[1..]).is_some() {
+                return Err(Fallback);
+            }
+            let row = as_json(row, scratch)?;
+            deserialize(
+                row,
+                LogRow {
+                    builder: &mut *builder,
+                    state: &mut *state,
+                },
+            )?;
+            blocks.at += n;
+            match blocks.peek()? {
+                Some(b',') => blocks.at += 1,
+                Some(b']') => {
+                    blocks.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(Fallback),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::metrics::Format;
+
+        /// What each road reads from `text`: `None` where the fast road hands over.
+        fn both(text: &str) -> (Option<String>, String) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("trainer_state.json");
+            std::fs::write(&path, text).unwrap();
+            let finish = |builder: MetricsBuilder, state: &State| {
+                let m = builder.finish(&path, Format::HfTrainerState);
+                format!("{m:?} {:?} {:?}", state.max_steps, state.steps_per_epoch())
+            };
+            let (mut fast_builder, mut fast_state) = (MetricsBuilder::new(), State::default());
+            let fast = read(&path, &mut fast_builder, &mut fast_state)
+                .ok()
+                .map(|()| finish(fast_builder, &fast_state));
+            let (mut builder, mut state) = (MetricsBuilder::new(), State::default());
+            let streamed = match super::super::read_streamed(&path, &mut builder, &mut state) {
+                Ok(()) => finish(builder, &state),
+                Err(e) => format!("error: {e}"),
+            };
+            (fast, streamed)
+        }
+
+        #[test]
+        fn the_fast_road_reads_what_serdes_road_reads_or_hands_over() {
+            let rows = r#"[{"epoch": 0.5, "loss": 0.7, "step": 5}, {"epoch": 1.0, "eval_loss": NaN, "eval_runtime": 3.1, "step": 10},
+                {"epoch": 1.5, "grad_norm": Infinity, "loss": -Infinity, "step": 15},{"epoch":2.0,"loss":0.5,"step":20},
+                {"epoch": 2.0, "step": 20, "total_flos": 1e15, "train_loss": 0.6, "train_runtime": 4.2}]"#;
+            let read_fast = [
+                format!(
+                    r#"{{"best_metric": null, "log_history": {rows}, "max_steps": 20, "num_train_epochs": 2}}"#
+                ),
+                format!(
+                    "{{\n  \"global_step\": 20,\r\n\t\"log_history\": {rows},\n  \"max_steps\": 20, \"stateful_callbacks\": {{\"a\": [1, {{\"b\": \"}}]\\\"\"}}], \"c\": {{}}}}, \"x\": \"NaN\"}}\n"
+                ),
+                format!(r#"{{"log_history": [], "log_history": {rows}}}"#),
+                r#"{"log_history": [{"epoch": 1, "loss": 1, "loss": 2, "step": 3}]}"#.to_string(),
+                r#"{}"#.to_string(),
+                r#"{"log_history": []}"#.to_string(),
+            ];
+            for text in &read_fast {
+                let (fast, streamed) = both(text);
+                assert_eq!(fast.as_deref(), Some(streamed.as_str()), "{text}");
+            }
+            let hand_over = [
+                r#"{"log_history": [{"epoch": 1, "loss": 1, "note": "}", "step": 3}]}"#,
+                r#"{"log_history": [{"epoch": 1, "loss": [1, 2], "step": 3}]}"#,
+                r#"{"log_\u0068istory": []}"#,
+                r#"{"log_history": [{"epoch": 1, "loss": 1,}]}"#,
+                r#"{"log_history": [{"epoch": "x", "loss": 1}]}"#,
+                r#"{"log_history": [{"epoch": 1, "loss": 1}], "max_steps": 1e999}"#,
+                r#"{"log_history": [{"epoch": 1, "loss": 1}]} trailing"#,
+                r#"{"a": [1,,2], "log_history": []}"#,
+                r#"{"a": tru, "log_history": []}"#,
+                "{\"a\tb\": 1}",
+                r#"["log_history"]"#,
+                "",
+                r#"{"log_history": [{"epoch": 1, "loss": 1}"#,
+            ];
+            for text in hand_over {
+                let (fast, _) = both(text);
+                assert_eq!(fast, None, "{text}");
+            }
+        }
     }
 }
 

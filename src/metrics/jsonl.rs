@@ -15,6 +15,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use memchr::memchr2;
 use serde::de::DeserializeSeed;
 
 use super::nonfinite::{self, NonFinite};
@@ -25,14 +26,18 @@ use crate::error::{Error, Result};
 /// Longest line read: a row of metrics is a few hundred bytes, so a line past this is a
 /// file without line breaks, and reading it whole would hold the file in memory.
 const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
+/// Bytes read per refill: a log of millions of lines is read in few system calls, and
+/// the buffer stays the same size whatever the file's length.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
-    let mut reader = BufReader::new(text::open(path)?);
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, text::open(path)?);
     let mut line = Vec::new();
     let mut rewritten = Vec::new();
     let mut row = Row::default();
     let mut epochs = EpochCounter::default();
     let mut skipped = SkippedRows::default();
+    let mut ids = SeriesIds::default();
     let mut line_no = 0usize;
     loop {
         line.clear();
@@ -53,15 +58,25 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        rewritten.clear();
-        NonFinite::new(&line[..])
-            .read_to_end(&mut rewritten)
-            .map_err(|e| match crate::input::read_error(path, &e) {
-                Error::Input { message, .. } => Error::at(path, line_no as u64, None, message),
-                other => other,
-            })?;
+        // A line without `N` or `I` holds no `NaN`/`Infinity` token to quote, and one no
+        // longer than the string limit holds no string past it: the adapter would pass
+        // it through unchanged, so it is read as it is.
+        let json: &[u8] = if memchr2(b'N', b'I', &line).is_none()
+            && line.len() as u64 <= nonfinite::MAX_STRING_BYTES
+        {
+            &line
+        } else {
+            rewritten.clear();
+            NonFinite::new(&line[..])
+                .read_to_end(&mut rewritten)
+                .map_err(|e| match crate::input::read_error(path, &e) {
+                    Error::Input { message, .. } => Error::at(path, line_no as u64, None, message),
+                    other => other,
+                })?;
+            &rewritten
+        };
         row.clear();
-        let mut de = serde_json::Deserializer::from_slice(&rewritten);
+        let mut de = serde_json::Deserializer::from_slice(json);
         RowSeed(&mut row)
             .deserialize(&mut de)
             .and_then(|()| de.end())
@@ -71,7 +86,7 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
             skipped.add(line_no, row.values.unread.as_deref());
         }
         if let Some(epoch) = epochs.epoch_of(&row, builder) {
-            row.push_into(builder, epoch);
+            ids.push(&row, builder, epoch);
         }
         builder.rows += 1;
     }
@@ -79,6 +94,43 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
         builder.warnings.push(warning);
     }
     Ok(())
+}
+
+/// Names whose series handle is remembered: a JSON Lines log repeats the same few keys
+/// on every line (tens of metrics at most), and a log with more keys than this still
+/// reads right, the ones past it found by name.
+const REMEMBERED_NAMES: usize = 256;
+
+/// Each (phase, key) pair's series handle, so a row's values go to their series without
+/// working out the series name (`val_` for a validation row) and hashing it on every line.
+#[derive(Debug, Default)]
+struct SeriesIds {
+    known: Vec<(bool, String, usize)>,
+}
+
+impl SeriesIds {
+    /// `Row::push_into`, through the remembered handles.
+    fn push(&mut self, row: &Row, builder: &mut MetricsBuilder, epoch: u32) {
+        for (name, value) in row.values.iter() {
+            let known = self
+                .known
+                .iter()
+                .find(|(validation, known, _)| *validation == row.validation && known == name);
+            let id = match known {
+                Some(&(_, _, id)) => id,
+                None => {
+                    let id = builder.series_id(&row.series_name(name));
+                    // A name past `MAX_SERIES` has no series: asked for again each time, so
+                    // that each of its values is counted as left out, as `push` counts them.
+                    if id != usize::MAX && self.known.len() < REMEMBERED_NAMES {
+                        self.known.push((row.validation, name.clone(), id));
+                    }
+                    id
+                }
+            };
+            builder.push_id(id, epoch, *value);
+        }
+    }
 }
 
 /// Lines named in the warning about rows that gave no value.

@@ -6,15 +6,16 @@
 //! a later call may write fewer cells when it logs no validation) show as the epoch going
 //! back: to the first epoch, another run (only the latest is judged, see `RunCounter`);
 //! to the middle, a resume whose repeated epochs are skipped. Records stream through one
-//! reused `ByteRecord`. It also owns the
+//! reused `ByteRecord`, from `csv_lines` for plain tables. It also owns the
 //! CSV pieces Lightning's reader shares (the row loop `read_rows`, `Columns`, `cell_value`).
 
 use std::cell::Cell;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::rc::Rc;
 
+use super::csv_lines;
 use super::nonfinite::{is_no_value, parse_number};
 use super::text::{self, TextFile};
 use super::{Count, MetricsBuilder, RunCounter};
@@ -64,68 +65,106 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
 /// repeating the header set the columns, and every metric cell of a data row is pushed at
 /// the epoch `epoch_of` reads from that row (an error there stops the read; it may start
 /// another run with `MetricsBuilder::restart` before the row's values go in, or say `None`:
-/// the row is not an epoch's, and its values are left out).
+/// the row is not an epoch's, and its values are left out). Rows come from the fast road
+/// for plain tables (`csv_lines`), and from the csv crate from the first line that road
+/// hands over.
 pub(super) fn read_rows(
     path: &Path,
     builder: &mut MetricsBuilder,
     mut epoch_of: impl FnMut(&csv::ByteRecord, &Columns, &mut MetricsBuilder) -> Result<Option<u32>>,
 ) -> Result<()> {
-    let budget = Rc::new(Cell::new(0u64));
-    let mut reader = open_csv(path, Rc::clone(&budget))?;
-    let mut record = csv::ByteRecord::new();
     let mut columns: Option<Columns> = None;
+    let mut record = csv::ByteRecord::new();
+    let outcome = csv_lines::read(
+        path,
+        MAX_ROW_BYTES as usize,
+        &mut record,
+        |position| row_too_long(path, position),
+        |record| take_row(path, record, &mut columns, builder, &mut epoch_of),
+    )?;
+    let csv_lines::Outcome::ResumeAt(offset) = outcome else {
+        return Ok(());
+    };
+    let budget = Rc::new(Cell::new(0u64));
+    let mut reader = open_csv(path, offset, Rc::clone(&budget))?;
     loop {
         budget.set(0);
-        let next_row = reader.position().clone();
+        let next_row = shifted(reader.position(), offset);
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) if is_over_budget(&e) => {
-                return Err(at_record(
-                    path,
-                    Some(&next_row),
-                    format!(
-                        "a row longer than {}; not a CSV log (a row of metrics is a few hundred bytes)",
-                        input::size_text(MAX_ROW_BYTES)
-                    ),
-                ));
-            }
+            Err(e) if is_over_budget(&e) => return Err(row_too_long(path, &next_row)),
             Err(e) => return Err(csv_error(path, &e)),
         }
-        if is_blank(&record) {
-            continue;
+        if offset > 0 {
+            let position = record.position().map(|p| shifted(p, offset));
+            record.set_position(position);
         }
-        if record.len() > MAX_COLUMNS {
-            return Err(at_record(
-                path,
-                record.position(),
-                format!(
-                    "{} columns; retune reads at most {MAX_COLUMNS} (a metrics CSV has one per metric)",
-                    record.len()
-                ),
-            ));
-        }
-        let cols = match &columns {
-            Some(cols) if !cols.is_header(&record) => cols,
-            _ => {
-                columns = Some(Columns::from_header(&record, builder));
-                continue;
-            }
-        };
-        let Some(epoch) = epoch_of(&record, cols, builder)? else {
-            continue;
-        };
-        for (i, cell) in record.iter().enumerate() {
-            let Some(id) = cols.ids.get(i).copied().flatten() else {
-                continue;
-            };
-            if let Some(value) = cell_value(path, &record, &cols.names[i], cell)? {
-                builder.push_id(id, epoch, value);
-            }
-        }
-        builder.rows += 1;
+        take_row(path, &record, &mut columns, builder, &mut epoch_of)?;
     }
     Ok(())
+}
+
+/// One record of the row loop (see `read_rows`).
+fn take_row(
+    path: &Path,
+    record: &csv::ByteRecord,
+    columns: &mut Option<Columns>,
+    builder: &mut MetricsBuilder,
+    epoch_of: &mut impl FnMut(&csv::ByteRecord, &Columns, &mut MetricsBuilder) -> Result<Option<u32>>,
+) -> Result<()> {
+    if is_blank(record) {
+        return Ok(());
+    }
+    if record.len() > MAX_COLUMNS {
+        return Err(at_record(
+            path,
+            record.position(),
+            format!(
+                "{} columns; retune reads at most {MAX_COLUMNS} (a metrics CSV has one per metric)",
+                record.len()
+            ),
+        ));
+    }
+    let cols = match columns {
+        Some(cols) if !cols.is_header(record) => cols,
+        _ => {
+            *columns = Some(Columns::from_header(record, builder));
+            return Ok(());
+        }
+    };
+    let Some(epoch) = epoch_of(record, cols, builder)? else {
+        return Ok(());
+    };
+    for (i, cell) in record.iter().enumerate() {
+        let Some(id) = cols.ids.get(i).copied().flatten() else {
+            continue;
+        };
+        if let Some(value) = cell_value(path, record, &cols.names[i], cell)? {
+            builder.push_id(id, epoch, value);
+        }
+    }
+    builder.rows += 1;
+    Ok(())
+}
+
+fn row_too_long(path: &Path, position: &csv::Position) -> Error {
+    at_record(
+        path,
+        Some(position),
+        format!(
+            "a row longer than {}; not a CSV log (a row of metrics is a few hundred bytes)",
+            input::size_text(MAX_ROW_BYTES)
+        ),
+    )
+}
+
+/// A position of the csv crate's reader started `offset` bytes into the file, as a
+/// position in the file (only the byte offset is used, to find the line).
+fn shifted(position: &csv::Position, offset: u64) -> csv::Position {
+    let mut p = position.clone();
+    p.set_byte(position.byte() + offset);
+    p
 }
 
 /// Longest row read, header included. A row is one epoch's values (or the header's names),
@@ -141,11 +180,19 @@ pub(super) const MAX_COLUMNS: usize = 4096;
 /// bytes are counted with up to this much of the next.
 const CSV_BUFFER_BYTES: u64 = 8 * 1024;
 
-/// A CSV reader over the file, reading through `RowBudget`. Rows may be shorter or longer
-/// than the header (a resumed run that logs another metric): missing cells are no value,
-/// extra cells are ignored.
-fn open_csv(path: &Path, budget: Rc<Cell<u64>>) -> Result<csv::Reader<RowBudget>> {
-    let file = text::open(path)?;
+/// A CSV reader over the file from byte `offset` (a line's first byte), reading through
+/// `RowBudget`. Rows may be shorter or longer than the header (a resumed run that logs
+/// another metric): missing cells are no value, extra cells are ignored.
+fn open_csv(path: &Path, offset: u64, budget: Rc<Cell<u64>>) -> Result<csv::Reader<RowBudget>> {
+    let file = if offset == 0 {
+        text::open(path)?
+    } else {
+        // Only a file without a byte order mark is read in part by the fast road.
+        let mut file = input::open_regular(path, "a metrics file")?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::read(path, &e))?;
+        TextFile::Plain(file)
+    };
     Ok(csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

@@ -34,6 +34,9 @@ use crate::error::{Error, Result};
 /// Longest progress state kept: a Keras state is a few hundred characters; bytes past this
 /// in one segment (a file without line breaks) are dropped rather than held.
 const MAX_SEGMENT_BYTES: usize = 64 * 1024;
+/// Bytes read per refill: a log of millions of lines is read in few system calls, and
+/// the buffer stays the same size whatever the file's length.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
 
 // The patterns below are constants exercised by every test of this module, so compiling
 // them cannot fail at run time.
@@ -58,7 +61,7 @@ static WHOLE_VALUE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
-    let mut reader = BufReader::new(text::open(path)?);
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, text::open(path)?);
     let mut raw = Vec::new();
     let mut text = String::new();
     let mut tracker = Tracker::default();
@@ -66,12 +69,13 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
         read_segment(&mut reader, &mut raw).map_err(|e| Error::read(path, &e))?
     {
         clean(&raw, &mut text);
-        match parse_state(&text) {
+        match parse_state_into(&text, &mut tracker.spare) {
             State::Header { epoch, planned } => tracker.header(epoch, planned, builder),
             State::Bar(bar) if terminated || tracker.accepts_cut(&bar) => {
                 tracker.bar(bar, builder);
             }
-            _ => {}
+            State::Bar(bar) => tracker.spare = bar.values,
+            State::Other => {}
         }
     }
     tracker.finish(builder);
@@ -101,7 +105,7 @@ fn read_segment(reader: &mut impl BufRead, segment: &mut Vec<u8>) -> io::Result<
         if available.is_empty() {
             return Ok((!segment.is_empty()).then_some(false));
         }
-        let end = available.iter().position(|&b| b == b'\r' || b == b'\n');
+        let end = memchr::memchr2(b'\r', b'\n', available);
         let take = end.unwrap_or(available.len());
         let room = MAX_SEGMENT_BYTES.saturating_sub(segment.len());
         segment.extend_from_slice(&available[..take.min(room)]);
@@ -186,43 +190,98 @@ impl Bar {
 }
 
 fn parse_state(text: &str) -> State {
+    parse_state_into(text, &mut Vec::new())
+}
+
+/// `parse_state`, its values written over those of `spare` (a state read before and no
+/// longer needed), so that a log of millions of lines does not allocate each line's names.
+fn parse_state_into(text: &str, spare: &mut Vec<(String, f64)>) -> State {
     let text = text.trim();
-    // The prefix checks spare most lines the regexes: every line is a header or a bar.
-    if let Some(c) = text
-        .starts_with("Epoch ")
-        .then(|| HEADER.captures(text))
-        .flatten()
-    {
-        if let (Ok(epoch), Ok(planned)) = (c[1].parse(), c[2].parse()) {
-            return State::Header { epoch, planned };
-        }
-        return State::Other;
-    }
-    let (step, total, rest) = if let Some(c) = text
-        .starts_with(|c: char| c.is_ascii_digit())
-        .then(|| COUNT.captures(text))
-        .flatten()
-    {
-        let Ok(step) = c[1].parse::<u64>() else {
-            return State::Other;
+    // Every line of a long log is a header or a bar: ASCII lines (all of a redirected
+    // log) are matched by hand (`patterns`), the regexes kept for the rest, where their
+    // Unicode classes differ from ASCII's.
+    let ascii = text.is_ascii();
+    if text.starts_with("Epoch ") {
+        let parts = if ascii {
+            patterns::header(text)
+        } else {
+            HEADER.captures(text).map(|c| {
+                (
+                    c.get(1).map_or("", |m| m.as_str()),
+                    c.get(2).map_or("", |m| m.as_str()),
+                )
+            })
         };
-        (Some(step), c[2].parse::<u64>().ok(), &text[c[0].len()..])
-    } else if COUNTLESS.is_match(text) {
-        (None, None, text)
+        if let Some((epoch, planned)) = parts {
+            if let (Ok(epoch), Ok(planned)) = (epoch.parse(), planned.parse()) {
+                return State::Header { epoch, planned };
+            }
+            return State::Other;
+        }
+    }
+    let count = if !text.starts_with(|c: char| c.is_ascii_digit()) {
+        None
+    } else if ascii {
+        patterns::count(text)
     } else {
-        return State::Other;
+        COUNT.captures(text).map(|c| {
+            let whole = c.get(0).map_or(0, |m| m.end());
+            (
+                c.get(1).map_or("", |m| m.as_str()),
+                c.get(2).map_or("", |m| m.as_str()),
+                whole,
+            )
+        })
     };
-    let mut values = Vec::new();
+    let countless = || {
+        if ascii {
+            patterns::countless(text)
+        } else {
+            COUNTLESS.is_match(text)
+        }
+    };
+    let (step, total, rest) = match count {
+        Some((step, total, end)) => {
+            let Ok(step) = step.parse::<u64>() else {
+                return State::Other;
+            };
+            (Some(step), total.parse::<u64>().ok(), &text[end..])
+        }
+        None if countless() => (None, None, text),
+        None => return State::Other,
+    };
+    let mut values = std::mem::take(spare);
+    let mut used = 0;
     let mut ends_whole = true;
     for (name, raw) in named_values(rest) {
         if name == "ETA" {
             continue;
         }
-        ends_whole = WHOLE_VALUE.is_match(raw);
-        if let Some(v) = parse_number(raw) {
-            values.push((name.to_string(), v));
+        let whole = if ascii {
+            patterns::whole_value(raw)
+        } else {
+            WHOLE_VALUE.is_match(raw).then_some(patterns::Whole::Other)
+        };
+        ends_whole = whole.is_some();
+        // A decimal as Keras prints it reads the same with the fast parser as with the
+        // standard one (both round correctly); anything else goes to the standard one.
+        let value = match whole {
+            Some(patterns::Whole::Decimal) => fast_float2::parse::<f64, _>(raw).ok(),
+            _ => parse_number(raw),
+        };
+        if let Some(v) = value {
+            match values.get_mut(used) {
+                Some(slot) => {
+                    slot.0.clear();
+                    slot.0.push_str(name);
+                    slot.1 = v;
+                }
+                None => values.push((name.to_string(), v)),
+            }
+            used += 1;
         }
     }
+    values.truncate(used);
     State::Bar(Bar {
         step,
         total,
@@ -230,6 +289,94 @@ fn parse_state(text: &str) -> State {
         values,
         ends_whole,
     })
+}
+
+/// `HEADER`, `COUNT`, `COUNTLESS` and `WHOLE_VALUE` written out for ASCII text, where
+/// `\d` and `\s` are the ASCII digits and whitespace; the tests hold them to the regexes.
+mod patterns {
+    fn digits(text: &str) -> usize {
+        text.bytes().take_while(u8::is_ascii_digit).count()
+    }
+
+    /// `^Epoch (\d+)/(\d+)$`: the two numbers.
+    pub fn header(text: &str) -> Option<(&str, &str)> {
+        let (epoch, planned) = text.strip_prefix("Epoch ")?.split_once('/')?;
+        let whole = |s: &str| !s.is_empty() && digits(s) == s.len();
+        (whole(epoch) && whole(planned)).then_some((epoch, planned))
+    }
+
+    /// Whether `text` is empty or starts with whitespace (`(?:\s|$)`), and the length of
+    /// that whitespace character.
+    fn ends_here(text: &str) -> Option<usize> {
+        match text.chars().next() {
+            None => Some(0),
+            Some(c) if c.is_whitespace() => Some(c.len_utf8()),
+            Some(_) => None,
+        }
+    }
+
+    /// `^(\d+)/(\d+|Unknown)(?:\s|\[|$)`: the step, the total and where the match ends.
+    pub fn count(text: &str) -> Option<(&str, &str, usize)> {
+        let step = digits(text);
+        if step == 0 || text.as_bytes().get(step) != Some(&b'/') {
+            return None;
+        }
+        let rest = &text[step + 1..];
+        let total = match digits(rest) {
+            0 if rest.starts_with("Unknown") => "Unknown".len(),
+            0 => return None,
+            n => n,
+        };
+        let after = &rest[total..];
+        let tail = if after.starts_with('[') {
+            1
+        } else {
+            ends_here(after)?
+        };
+        Some((&text[..step], &rest[..total], step + 1 + total + tail))
+    }
+
+    /// `^(?:- )?\d+s(?:\s|$)`.
+    pub fn countless(text: &str) -> bool {
+        let text = text.strip_prefix("- ").unwrap_or(text);
+        let n = digits(text);
+        n > 0 && text[n..].starts_with('s') && ends_here(&text[n + 1..]).is_some()
+    }
+
+    /// What `WHOLE_VALUE` matched.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Whole {
+        /// `\d+\.\d{4}` or `\d\.\d{4}e[+-]\d{2,}`, a minus sign before it or not.
+        Decimal,
+        /// `nan`, `inf`, or a match of the regex itself.
+        Other,
+    }
+
+    /// `^-?(?:\d+\.\d{4}|\d\.\d{4}e[+-]\d{2,}|nan|inf)$`.
+    pub fn whole_value(raw: &str) -> Option<Whole> {
+        let v = raw.strip_prefix('-').unwrap_or(raw);
+        if v == "nan" || v == "inf" {
+            return Some(Whole::Other);
+        }
+        let int = digits(v);
+        if int == 0 || v.as_bytes().get(int) != Some(&b'.') {
+            return None;
+        }
+        let frac = &v[int + 1..];
+        let four = frac.len() >= 4 && digits(&frac[..4]) == 4;
+        if four && frac.len() == 4 {
+            return Some(Whole::Decimal);
+        }
+        let exp = frac.get(4..).unwrap_or("");
+        let exp_digits = exp.get(2..).unwrap_or("");
+        (int == 1
+            && four
+            && exp.starts_with('e')
+            && matches!(exp.as_bytes().get(1), Some(b'+' | b'-'))
+            && exp_digits.len() >= 2
+            && digits(exp_digits) == exp_digits.len())
+        .then_some(Whole::Decimal)
+    }
 }
 
 /// The `- name: value` pairs of a progress line, in order: a `- ` at the start or after
@@ -295,6 +442,39 @@ struct Tracker {
     runs: RunCounter,
     /// A resume is logging epochs already read: their bars are skipped.
     replaying: bool,
+    /// The values of a state no longer needed, for the next line to write over.
+    spare: Vec<(String, f64)>,
+    ids: SeriesIds,
+}
+
+/// Names whose series handle is remembered: a Keras log prints the same few metrics on
+/// every line; a log with more names than this still reads right, the rest found by name.
+const REMEMBERED_NAMES: usize = 256;
+
+/// Each metric name's series handle, so an epoch's values go to their series without
+/// hashing each name on every line.
+#[derive(Debug, Default)]
+struct SeriesIds {
+    known: Vec<(String, usize)>,
+}
+
+impl SeriesIds {
+    /// `MetricsBuilder::push`, through the remembered handles.
+    fn push(&mut self, builder: &mut MetricsBuilder, name: &str, epoch: u32, value: f64) {
+        let id = match self.known.iter().find(|(known, _)| known == name) {
+            Some(&(_, id)) => id,
+            None => {
+                let id = builder.series_id(name);
+                // A name past `MAX_SERIES` has no series: asked for again each time, so
+                // that each of its values is counted as left out, as `push` counts them.
+                if id != usize::MAX && self.known.len() < REMEMBERED_NAMES {
+                    self.known.push((name.to_string(), id));
+                }
+                id
+            }
+        };
+        builder.push_id(id, epoch, value);
+    }
 }
 
 impl Tracker {
@@ -359,7 +539,11 @@ impl Tracker {
             }
             // A first state, the same bar further along, or an unfinished bar that
             // started over (the newer one is what runs now).
-            _ => open.bar = Some(bar),
+            _ => {
+                if let Some(old) = open.bar.replace(bar) {
+                    self.spare = old.values;
+                }
+            }
         }
     }
 
@@ -383,13 +567,14 @@ impl Tracker {
         let steps = bar.total.filter(|_| !bar.per_sample);
         if bar.is_complete() {
             for (name, value) in &bar.values {
-                builder.push(name, open.epoch, *value);
+                self.ids.push(builder, name, open.epoch, *value);
             }
             builder.rows += 1;
             self.last_done = open.epoch;
             if steps.is_some() {
                 builder.steps_per_epoch = steps;
             }
+            self.spare = bar.values;
         } else if at_end {
             // Running means of an epoch still under way: shown, never a series value.
             if builder.steps_per_epoch.is_none() {
@@ -416,6 +601,96 @@ impl Tracker {
 #[allow(clippy::approx_constant)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hand_matchers_agree_with_the_regexes_on_ascii() {
+        let lines = [
+            "Epoch 3/5",
+            "Epoch 3/",
+            "Epoch /5",
+            "Epoch 3/5 ",
+            "Epoch 3x/5",
+            "Epoch 12/1000000",
+            "Epoch 99999999999/5",
+            "3038/3038 - 207s",
+            "347/3038 [==",
+            "7/Unknown 2s",
+            "7/Unknown",
+            "7/Unknownx",
+            "7/12x",
+            "7/",
+            "12/34",
+            "12/34\t- loss: 1",
+            "1/2[",
+            "- 207s - loss: 0.6935",
+            "224s - loss: 3.5",
+            "224s",
+            "224",
+            "224sx",
+            "- s",
+            "-  207s",
+            "100/100 - 1s - 13ms/step",
+            "12/34\x0b-",
+        ];
+        for line in lines {
+            let header = HEADER
+                .captures(line)
+                .map(|c| (c.get(1).unwrap().as_str(), c.get(2).unwrap().as_str()));
+            assert_eq!(patterns::header(line), header, "{line:?}");
+            let count = COUNT.captures(line).map(|c| {
+                (
+                    c.get(1).unwrap().as_str(),
+                    c.get(2).unwrap().as_str(),
+                    c.get(0).unwrap().end(),
+                )
+            });
+            assert_eq!(patterns::count(line), count, "{line:?}");
+            assert_eq!(
+                patterns::countless(line),
+                COUNTLESS.is_match(line),
+                "{line:?}"
+            );
+        }
+        for raw in [
+            "0.1234",
+            "-0.1234",
+            "12.3456",
+            "0.123",
+            "0.12345",
+            "1.2345e-04",
+            "1.2345e+123",
+            "1.2345e-4",
+            "12.3456e-04",
+            "1.2345E-04",
+            "nan",
+            "-nan",
+            "inf",
+            "-inf",
+            "NaN",
+            "--0.1234",
+            "-",
+            "",
+            ".1234",
+            "1.",
+            "1.2345e",
+            "1.2345e-",
+            "1.2345e-0x",
+            "a.1234",
+        ] {
+            assert_eq!(
+                patterns::whole_value(raw).is_some(),
+                WHOLE_VALUE.is_match(raw),
+                "{raw:?}"
+            );
+            if patterns::whole_value(raw) == Some(patterns::Whole::Decimal) {
+                assert_eq!(
+                    fast_float2::parse::<f64, _>(raw).ok(),
+                    parse_number(raw),
+                    "{raw:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn named_values_read_as_the_pattern_they_replace_did() {

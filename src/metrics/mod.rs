@@ -2,6 +2,7 @@
 //! bounded per-series storage. One file per format; this module detects the format and
 //! owns the types every format fills in (`MetricsBuilder` → `Metrics`).
 
+mod csv_lines;
 mod hf_state;
 mod jsonl;
 mod keras_csv;

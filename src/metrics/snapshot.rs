@@ -242,11 +242,16 @@ impl Row {
     /// Pushes the row's values at `epoch`, named for the row's phase.
     pub fn push_into(&self, builder: &mut MetricsBuilder, epoch: u32) {
         for (name, value) in self.values.iter() {
-            if self.validation && !is_validation_name(name) && !is_optimizer_value(name) {
-                builder.push(&format!("val_{name}"), epoch, *value);
-            } else {
-                builder.push(name, epoch, *value);
-            }
+            builder.push(&self.series_name(name), epoch, *value);
+        }
+    }
+
+    /// The series a value named `name` in this row goes to.
+    pub fn series_name<'a>(&self, name: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.validation && !is_validation_name(name) && !is_optimizer_value(name) {
+            std::borrow::Cow::Owned(format!("val_{name}"))
+        } else {
+            std::borrow::Cow::Borrowed(name)
         }
     }
 }
