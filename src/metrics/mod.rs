@@ -658,25 +658,64 @@ fn detect_json(name: &str, trimmed: &str) -> Format {
         return Format::JsonLines;
     }
     // History maps names to lists (at the top, or under `history` in a fuller dump); a
-    // snapshot maps names to scalars. The patterns are constants.
-    let history = regex::Regex::new(r#"^\{\s*"[^"]*"\s*:\s*\["#).ok();
-    let nested = regex::Regex::new(r#""history"\s*:\s*\{\s*"[^"]*"\s*:\s*\["#).ok();
-    if history.is_some_and(|r| r.is_match(trimmed)) || nested.is_some_and(|r| r.is_match(trimmed)) {
+    // snapshot maps names to scalars. Matched by hand: compiling the equivalent regexes
+    // was a fifth of a `suggest` process on a snapshot (benches/README.md, start-up).
+    let nested = || {
+        trimmed.match_indices("\"history\"").any(|(i, m)| {
+            let rest = skip_ws(&trimmed[i + m.len()..]);
+            rest.strip_prefix(':')
+                .map(skip_ws)
+                .and_then(|r| r.strip_prefix('{'))
+                .is_some_and(|r| key_then(r, 0..=usize::MAX, |_| true).is_some())
+        })
+    };
+    if trimmed
+        .strip_prefix('{')
+        .is_some_and(|r| key_then(r, 0..=usize::MAX, |_| true).is_some())
+        || nested()
+    {
         return Format::KerasHistory;
     }
     // A history dump whose first keys are the run's settings (`"config": {…}`,
     // `"timestamp": "…"`) before its lists: a metric's name mapped to a list of numbers.
-    let metric_list =
-        regex::Regex::new(r#""([^"]{1,100})"\s*:\s*\[\s*(-?[0-9]|NaN|-?Infinity|null)"#).ok();
-    if metric_list.is_some_and(|r| {
-        r.captures_iter(trimmed)
-            .any(|c| names::canonicalize(&c[1].to_ascii_lowercase()).is_some())
-    }) {
+    let metric_list = trimmed.match_indices('"').any(|(i, _)| {
+        key_then(&trimmed[i..], 1..=100, |list| {
+            let v = skip_ws(list);
+            v.starts_with(|c: char| c.is_ascii_digit())
+                || v.strip_prefix('-').is_some_and(|n| {
+                    n.starts_with(|c: char| c.is_ascii_digit()) || n.starts_with("Infinity")
+                })
+                || v.starts_with("NaN")
+                || v.starts_with("Infinity")
+                || v.starts_with("null")
+        })
+        .is_some_and(|key| names::canonicalize(&key.to_ascii_lowercase()).is_some())
+    });
+    if metric_list {
         return Format::KerasHistory;
     }
     // One object, on one line or many, is a snapshot (a JSON Lines file of one row reads
     // the same either way).
     Format::Snapshot
+}
+
+fn skip_ws(s: &str) -> &str {
+    s.trim_start_matches([' ', '\t', '\n', '\r'])
+}
+
+/// `"key"` (its length in `len`, no quote inside), optional whitespace, `:`, optional
+/// whitespace and `[`, at the start of `s` after optional whitespace; then `list` on what
+/// follows the bracket. The key when all of it holds.
+fn key_then(
+    s: &str,
+    len: std::ops::RangeInclusive<usize>,
+    list: impl Fn(&str) -> bool,
+) -> Option<&str> {
+    let s = skip_ws(s).strip_prefix('"')?;
+    let end = s.find('"')?;
+    let (key, rest) = (&s[..end], &s[end + 1..]);
+    let rest = skip_ws(skip_ws(rest).strip_prefix(':')?).strip_prefix('[')?;
+    (len.contains(&key.chars().count()) && list(rest)).then_some(key)
 }
 
 /// What the readers' tests share: the repository's files, a scratch file named as its
@@ -832,6 +871,68 @@ mod tests {
         );
         // A fraction that once exceeds 1 is a wrong metric, not a percentage: kept as is.
         assert_eq!(values(&m, Canonical::ValAccuracy)[1], (2, 1.5));
+    }
+
+    #[test]
+    fn json_shapes_are_told_apart_as_the_regexes_did() {
+        // The hand matchers of `detect_json` against the regexes they replaced, on every
+        // JSON file of the repository and on shapes at their edges.
+        let regex_shape = |t: &str| {
+            let history = regex::Regex::new(r#"^\{\s*"[^"]*"\s*:\s*\["#).unwrap();
+            let nested = regex::Regex::new(r#""history"\s*:\s*\{\s*"[^"]*"\s*:\s*\["#).unwrap();
+            let list =
+                regex::Regex::new(r#""([^"]{1,100})"\s*:\s*\[\s*(-?[0-9]|NaN|-?Infinity|null)"#)
+                    .unwrap();
+            history.is_match(t)
+                || nested.is_match(t)
+                || list
+                    .captures_iter(t)
+                    .any(|c| names::canonicalize(&c[1].to_ascii_lowercase()).is_some())
+        };
+        let mut texts: Vec<String> = [
+            r#"{"loss": [1, 2]}"#,
+            r#"{ "" : [ ]}"#,
+            r#"{"epochs": 3, "history": {"loss": [0.5]}}"#,
+            r#"{"config": {"lr": 1}, "val_loss": [NaN, 1]}"#,
+            r#"{"config": {"lr": 1}, "val_loss": [-Infinity]}"#,
+            r#"{"config": {"lr": 1}, "val_loss": [null]}"#,
+            r#"{"config": {"lr": 1}, "val_loss": ["a"]}"#,
+            r#"{"config": {"lr": 1}, "tags": [1, 2]}"#,
+            r#"{"loss": 0.5, "accuracy": 0.9}"#,
+            r#"{"a": "x", "loss": [-1]}"#,
+        ]
+        .map(String::from)
+        .to_vec();
+        for dir in ["tests/real", "configs/examples", "tests/fixtures"] {
+            let mut stack = vec![testing::example(dir)];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap().flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if let Ok(t) = std::fs::read_to_string(&p)
+                        && t.trim_start().starts_with('{')
+                    {
+                        texts.push(t);
+                    }
+                }
+            }
+        }
+        for t in &texts {
+            let trimmed = t.trim();
+            let hand = detect_json("x.json", trimmed) == Format::KerasHistory;
+            let shape = !trimmed.contains("\"log_history\"")
+                && {
+                    let mut lines = trimmed.lines().map(str::trim).filter(|l| !l.is_empty());
+                    let (a, b) = (
+                        lines.next().unwrap_or_default(),
+                        lines.next().unwrap_or_default(),
+                    );
+                    !(a.starts_with('{') && a.ends_with('}') && b.starts_with('{'))
+                }
+                && regex_shape(trimmed);
+            assert_eq!(hand, shape, "{}", &trimmed[..trimmed.len().min(200)]);
+        }
     }
 
     #[test]
