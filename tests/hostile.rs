@@ -510,6 +510,12 @@ fn control_characters_from_the_model_and_from_files_never_reach_the_terminal() {
     let content = lower_lr(&diagnosis, &rationale);
     let stand = stand_in(move |_, _, stream| ok(stream, &content));
     let s = diverging();
+    // The user's config holds a C1 control and a bidi override in a string (raw, as JSON
+    // allows): the history keeps its text for `revert`.
+    let note = "run \u{85}\u{202e}lr";
+    let original = s.read("config.json");
+    let config = original.replacen('{', &format!("{{\"note\": \"{note}\", "), 1);
+    s.write("config.json", &config);
     // In place, so the history records the change as applied and `history` lists it.
     let text = suggest(&s, &stand, KEY, &["--format", "text", "--in-place"]);
     assert_code(&text, 0);
@@ -553,6 +559,12 @@ fn control_characters_from_the_model_and_from_files_never_reach_the_terminal() {
         rationale.as_str(),
         "{report:#}"
     );
+    let (_, history) = files
+        .iter()
+        .find(|(f, _)| f.ends_with("history.jsonl"))
+        .unwrap();
+    let line: serde_json::Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
+    assert_eq!(line["config_before"], config.as_str(), "{history}");
     let log = s
         .files()
         .into_iter()
@@ -655,7 +667,9 @@ fn a_corrupt_answer_cache_entry_is_ignored_with_a_warning() {
             .unwrap();
         assert!(made.success());
     };
-    let cases: [(&str, &dyn Fn(&std::path::Path), &str); 5] = [
+    // What the entry is, how to make it so, what the warning says.
+    type Spoil<'a> = (&'a str, &'a dyn Fn(&std::path::Path), &'a str);
+    let cases: [Spoil; 5] = [
         (
             "not JSON",
             &|p| std::fs::write(p, "{\"content\": tru").unwrap(),
