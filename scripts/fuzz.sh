@@ -3,6 +3,7 @@
 # folds what it found into the committed, minimised corpus (fuzz/corpus/<target>/).
 #
 #   scripts/fuzz.sh [seconds-per-target] [target ...]     # default: 60 s, every target
+#   scripts/fuzz.sh build                                 # only the instrumented build
 #
 # Needs nightly and cargo-fuzz (`rustup toolchain install nightly`, `cargo install
 # cargo-fuzz`). One libFuzzer process at a time (the machines this runs on are shared);
@@ -12,11 +13,31 @@
 # (fuzz/corpus-work/, ignored by git). A crash, a timeout or an out-of-memory stops the
 # script with libFuzzer's exit code; the input is in fuzz/artifacts/<target>/.
 #
-# Environment: FUZZ_CMIN=0 skips the minimisation at the end (the CI smoke pass);
-# FUZZ_LOG=<dir> keeps each target's libFuzzer output there (the executions and coverage
-# quoted in the README come from its last lines).
+# Environment: FUZZ_TARGET_DIR=<dir> is where the instrumented build goes (default
+# ~/.cache/retune/fuzz-target, where .ci/run looks for it); FUZZ_CMIN=0 skips the
+# minimisation at the end (the CI smoke pass); FUZZ_LOG=<dir> keeps each target's libFuzzer
+# output there (the executions and coverage quoted in the README come from its last lines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+target_dir="${FUZZ_TARGET_DIR:-$HOME/.cache/retune/fuzz-target}"
+# The build flags, the same for build, run and cmin: cargo-fuzz rebuilds everything when
+# they differ (a `build -O` followed by a plain `run` does: -O turns the debug assertions
+# off, the default keeps them on). Kept: cargo-fuzz's release build with debug assertions
+# and overflow checks, which turn a wrapped length into a finding. Dropped, for a build that
+# fits a session on 2 shared cores: AddressSanitizer (`-s none`: the code under test is safe
+# Rust, and a panic, a hang and unbounded memory, what the targets look for, are found
+# without it; ASan would only add checks on the unsafe code of dependencies) and
+# cargo-fuzz's single codegen unit (16, a slightly slower binary for a build that can use
+# both cores). fuzz/Cargo.toml builds the dependencies at opt-level 1.
+build_flags=(--sanitizer none --codegen-units 16 --target-dir "$target_dir")
+
+if [ "${1:-}" = build ]; then
+    started=$(date +%s)
+    (cd fuzz && cargo +nightly fuzz build "${build_flags[@]}")
+    printf 'instrumented build of every target in %s: %ds\n' "$target_dir" "$(($(date +%s) - started))"
+    exit 0
+fi
 
 seconds="${1:-60}"
 shift || true
@@ -120,13 +141,13 @@ for t in "${targets[@]}"; do
         mkdir -p "$FUZZ_LOG"
         log="$FUZZ_LOG/$t.log"
     fi
-    (cd fuzz && cargo +nightly fuzz run "$t" "corpus-work/$t" "corpus/$t" "seeds/$t" -- \
+    (cd fuzz && cargo +nightly fuzz run "${build_flags[@]}" "$t" "corpus-work/$t" "corpus/$t" "seeds/$t" -- \
         -max_total_time="$seconds" -timeout="$timeout_s" -rss_limit_mb="$rss_mb" \
         -max_len="$max_len" -print_final_stats=1) 2>"$log"
     if [ "${FUZZ_CMIN:-1}" != 0 ]; then
         # The committed corpus: what it had, plus what this run found, minimised.
         cp -n "fuzz/corpus-work/$t"/* "fuzz/corpus/$t"/ 2>/dev/null || true
-        (cd fuzz && cargo +nightly fuzz cmin "$t" "corpus/$t" -- -rss_limit_mb="$rss_mb" \
+        (cd fuzz && cargo +nightly fuzz cmin "${build_flags[@]}" "$t" "corpus/$t" -- -rss_limit_mb="$rss_mb" \
             -timeout="$timeout_s" -max_len="$max_len") >/dev/null 2>&1
         printf '   corpus/%s: %s inputs\n' "$t" "$(ls "fuzz/corpus/$t" | wc -l)"
     fi

@@ -102,7 +102,12 @@ impl Batch {
     /// the ones already renamed are put back as they were and the error is returned.
     pub fn commit(&mut self) -> Result<()> {
         for (target, tmp) in std::mem::take(&mut self.staged) {
-            let before = std::fs::read(&target).ok();
+            // Only a regular file is read back for a rollback: a named pipe in its place
+            // would block the read forever (an answer cache entry replaced by one did).
+            let before = std::fs::metadata(&target)
+                .is_ok_and(|m| m.is_file())
+                .then(|| std::fs::read(&target).ok())
+                .flatten();
             if let Err(e) = tmp.persist(&target) {
                 self.rollback();
                 return Err(Error::write(&target, e.error));

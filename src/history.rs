@@ -504,9 +504,9 @@ impl Appender {
             if let Some(applied) = &entry.applied {
                 fields["applied"] = serde_json::json!(applied);
             }
-            serde_json::to_string(&fields)
+            crate::untrusted::json_string(&fields)
         } else {
-            serde_json::to_string(entry)
+            crate::untrusted::json_string(entry)
         };
         let mut line = line.map_err(|e| Error::write(&self.path, std::io::Error::other(e)))?;
         line.push('\n');

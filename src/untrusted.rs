@@ -6,11 +6,17 @@
 //! `printable` is the one escaping for the terminal (`commands::print::emit` passes all
 //! text output through it, and errors on stderr go through it too); `redact` runs on
 //! everything the LLM transport hands on, before it is printed, stored or cached.
+//! `json_string` and `json_string_pretty` write JSON files (the report's `.json`, history
+//! lines) with the same characters escaped, so `cat` or a pager on them is as safe as the
+//! terminal output.
 
 use std::borrow::Cow;
+use std::io;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use serde::Serialize;
+use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter, Serializer};
 
 /// A token after "key", "token", "secret" … is taken for a secret from this length on:
 /// below every provider's key length (Azure's are 32 hex digits, GitHub's 40) and above
@@ -125,6 +131,101 @@ pub fn printable_json(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A serde_json formatter that writes each hostile character (`is_hostile`) inside a
+/// string as a `\uXXXX` escape. serde_json escapes the C0 controls itself and leaves DEL,
+/// the C1 controls and the bidi characters raw; the escape is the same JSON value, so a
+/// reader gets the text back unchanged. Everything else is `F`'s (compact or pretty).
+struct Escaping<F>(F);
+
+impl<F: Formatter> Formatter for Escaping<F> {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut rest = fragment;
+        while let Some((at, c)) = rest.char_indices().find(|&(_, c)| is_hostile(c)) {
+            writer.write_all(&rest.as_bytes()[..at])?;
+            // Every hostile character is in the Basic Multilingual Plane: four digits.
+            write!(writer, "\\u{:04x}", c as u32)?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        writer.write_all(rest.as_bytes())
+    }
+
+    fn begin_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.begin_array(writer)
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_array(writer)
+    }
+
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.0.begin_array_value(writer, first)
+    }
+
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_array_value(writer)
+    }
+
+    fn begin_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.begin_object(writer)
+    }
+
+    fn end_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_object(writer)
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.0.begin_object_key(writer, first)
+    }
+
+    fn end_object_key<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_object_key(writer)
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(writer)
+    }
+
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_object_value(writer)
+    }
+}
+
+fn json_with<T: Serialize + ?Sized, F: Formatter>(
+    value: &T,
+    formatter: F,
+) -> serde_json::Result<String> {
+    let mut out = Vec::with_capacity(128);
+    value.serialize(&mut Serializer::with_formatter(
+        &mut out,
+        Escaping(formatter),
+    ))?;
+    // serde_json writes only UTF-8, and the escapes are ASCII.
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+/// `serde_json::to_string` with hostile characters escaped in strings (`Escaping`): for
+/// JSON that holds text from the LLM or the user's files and is written to a file.
+pub fn json_string<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    json_with(value, CompactFormatter)
+}
+
+/// `serde_json::to_string_pretty` with hostile characters escaped in strings.
+pub fn json_string_pretty<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    json_with(value, PrettyFormatter::new())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +303,32 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<String>(&shown).unwrap(),
             "x\u{1b}\u{9b}\u{2066}"
+        );
+    }
+
+    #[test]
+    fn json_files_escape_what_serde_json_leaves_raw() {
+        let text = "lr\u{202e}0.1 \u{1b}[2J\u{9b}31m\u{7f} 学习率 \"q\"";
+        let value = serde_json::json!({ "rationale": text, "n": [1.5, 2] });
+        for json in [
+            json_string(&value).unwrap(),
+            json_string_pretty(&value).unwrap(),
+        ] {
+            assert!(!json.chars().any(is_hostile), "{json}");
+            assert!(json.contains(r"lr\u202e0.1"), "{json}");
+            assert!(json.contains(r"\u009b31m\u007f 学习率"), "{json}");
+            let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, value);
+        }
+        // The layout is serde_json's own.
+        let plain = serde_json::json!({ "a": [1, {"b": "c"}] });
+        assert_eq!(
+            json_string(&plain).unwrap(),
+            serde_json::to_string(&plain).unwrap()
+        );
+        assert_eq!(
+            json_string_pretty(&plain).unwrap(),
+            serde_json::to_string_pretty(&plain).unwrap()
         );
     }
 }

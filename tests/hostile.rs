@@ -510,6 +510,12 @@ fn control_characters_from_the_model_and_from_files_never_reach_the_terminal() {
     let content = lower_lr(&diagnosis, &rationale);
     let stand = stand_in(move |_, _, stream| ok(stream, &content));
     let s = diverging();
+    // The user's config holds a C1 control and a bidi override in a string (raw, as JSON
+    // allows): the history keeps its text for `revert`.
+    let note = "run \u{85}\u{202e}lr";
+    let original = s.read("config.json");
+    let config = original.replacen('{', &format!("{{\"note\": \"{note}\", "), 1);
+    s.write("config.json", &config);
     // In place, so the history records the change as applied and `history` lists it.
     let text = suggest(&s, &stand, KEY, &["--format", "text", "--in-place"]);
     assert_code(&text, 0);
@@ -527,11 +533,38 @@ fn control_characters_from_the_model_and_from_files_never_reach_the_terminal() {
     no_controls("suggest --format json", &stdout(&out));
     let d = json(&out);
     assert_eq!(d["changes"][0]["rationale"], rationale.as_str());
-    for (file, text) in written(&s) {
-        if file.ends_with(".md") || file.ends_with(".svg") || file.ends_with(".jsonl") {
-            no_controls(&file, &text);
-        }
+    // Every file written: the Markdown report and the chart escape for their format; the
+    // report's .json, the history lines and the answer cache are JSON with the controls
+    // as \u escapes, and read back as the model wrote them.
+    let files = written(&s);
+    for kind in [".md", ".svg", ".json", "history.jsonl", ".cache/llm/"] {
+        assert!(
+            files
+                .iter()
+                .any(|(f, _)| f.ends_with(kind) || f.contains(kind)),
+            "{kind} written: {:?}",
+            files.iter().map(|(f, _)| f).collect::<Vec<_>>()
+        );
     }
+    for (file, text) in &files {
+        no_controls(file, text);
+    }
+    let report: serde_json::Value = files
+        .iter()
+        .find(|(f, _)| f.ends_with(".json") && !f.contains(".cache/") && !f.contains("config"))
+        .map(|(_, text)| serde_json::from_str(text).unwrap())
+        .expect("the report's .json");
+    assert_eq!(
+        report["changes"][0]["rationale"],
+        rationale.as_str(),
+        "{report:#}"
+    );
+    let (_, history) = files
+        .iter()
+        .find(|(f, _)| f.ends_with("history.jsonl"))
+        .unwrap();
+    let line: serde_json::Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
+    assert_eq!(line["config_before"], config.as_str(), "{history}");
     let log = s
         .files()
         .into_iter()
@@ -585,6 +618,123 @@ fn control_characters_from_the_model_and_from_files_never_reach_the_terminal() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_corrupt_answer_cache_entry_is_ignored_with_a_warning() {
+    let answer = lower_lr("The loss diverged.", "loss rose from 1.42 to 14.09");
+    let stand = stand_in(move |_, _, stream| ok(stream, &answer));
+    let s = diverging();
+    let run = |what: &str| {
+        let out = suggest(&s, &stand, KEY, &["--format", "json", "--dry-run"]);
+        assert_code(&out, 0);
+        assert_eq!(json(&out)["provider"], "openai", "{what}: {}", stderr(&out));
+        out
+    };
+    let first = run("first");
+    assert!(!stderr(&first).contains("warning"), "{}", stderr(&first));
+    let entries: Vec<String> = s
+        .files()
+        .into_iter()
+        .filter(|f| f.starts_with(".cache/llm/") && f.ends_with(".json"))
+        .collect();
+    assert!(
+        !entries.is_empty(),
+        "the answer was cached: {:?}",
+        s.files()
+    );
+    let asked = stand.requests.load(Ordering::SeqCst);
+    run("cached");
+    assert_eq!(
+        stand.requests.load(Ordering::SeqCst),
+        asked,
+        "a hit asks nothing"
+    );
+
+    // Each way an entry can be unusable: not JSON, JSON but not a reply, larger than any
+    // reply (4 MiB, the transport's body limit, a sparse file here), a named pipe (which
+    // would block a plain open forever), a folder.
+    let oversize = |path: &std::path::Path| {
+        std::fs::File::create(path)
+            .unwrap()
+            .set_len((4 << 20) + 1)
+            .unwrap();
+    };
+    let fifo = |path: &std::path::Path| {
+        let made = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    };
+    // What the entry is, how to make it so, what the warning says.
+    type Spoil<'a> = (&'a str, &'a dyn Fn(&std::path::Path), &'a str);
+    let cases: [Spoil; 5] = [
+        (
+            "not JSON",
+            &|p| std::fs::write(p, "{\"content\": tru").unwrap(),
+            "is not an LLM answer cache entry retune wrote",
+        ),
+        (
+            "not a reply",
+            &|p| std::fs::write(p, "[1, 2]").unwrap(),
+            "is not an LLM answer cache entry retune wrote",
+        ),
+        (
+            "oversize",
+            &oversize,
+            "is 4.0 MiB; an LLM answer cache entry is read whole, and retune reads at most 4 MiB",
+        ),
+        (
+            "a FIFO",
+            &fifo,
+            "is a named pipe (FIFO), not a regular file",
+        ),
+        (
+            "a folder",
+            &|p| std::fs::create_dir(p).unwrap(),
+            "is a directory, expected an LLM answer cache entry",
+        ),
+    ];
+    for (what, spoil, message) in cases {
+        for entry in &entries {
+            let path = s.path(entry);
+            if path.is_dir() {
+                std::fs::remove_dir(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+            spoil(&path);
+        }
+        let asked = stand.requests.load(Ordering::SeqCst);
+        let out = run(what);
+        let err = stderr(&out);
+        assert!(
+            err.contains("warning: ")
+                && err.contains(message)
+                && err.contains("the cached answer is ignored and the model asked again"),
+            "{what}: {err}"
+        );
+        assert!(
+            err.contains(entries[0].trim_start_matches(".cache/")),
+            "{what} names the entry: {err}"
+        );
+        no_controls(what, &err);
+        assert!(
+            stand.requests.load(Ordering::SeqCst) > asked,
+            "{what}: the model was asked again"
+        );
+    }
+    // A spoilt regular file is replaced by the new answer, and hits again.
+    for entry in &entries {
+        std::fs::remove_dir(s.path(entry)).unwrap();
+        std::fs::write(s.path(entry), "garbage").unwrap();
+    }
+    run("replacing");
+    let asked = stand.requests.load(Ordering::SeqCst);
+    let again = run("replaced");
+    assert!(!stderr(&again).contains("warning"), "{}", stderr(&again));
+    assert_eq!(stand.requests.load(Ordering::SeqCst), asked);
 }
 
 #[test]

@@ -96,7 +96,7 @@ pub fn render(outcome: &mut Outcome, reports: bool) -> Result<Vec<(PathBuf, Vec<
     if reports {
         let chart_href = svg.as_ref().map(|_| chart_name.as_str());
         let markdown = markdown::render(outcome, chart_href);
-        let json = serde_json::to_string_pretty(&decision_json(outcome))
+        let json = crate::untrusted::json_string_pretty(&decision_json(outcome))
             .map_err(|e| Error::write(&dir, std::io::Error::other(e)))?;
         files.push((report, markdown.into_bytes()));
         files.push((report_json, format!("{json}\n").into_bytes()));

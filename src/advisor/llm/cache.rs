@@ -7,12 +7,13 @@
 //! on the way in and out (`crate::untrusted::redact`), so an entry an older retune
 //! stored with an echoed key does not bring it back.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::transport::{MAX_RESPONSE_BYTES, Reply};
+use crate::error::{Error, Result};
 
 /// `reply` with whatever looks like a key taken out of its text.
 fn redacted(reply: Reply) -> Reply {
@@ -52,28 +53,44 @@ impl Cache {
         hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// A cached reply; a missing, unreadable or oversized entry is a miss, never an error.
+    /// A cached reply. A missing entry is a miss; one that cannot be used (not a regular
+    /// file, larger than any reply, unreadable, not a reply) is a miss with a warning on
+    /// stderr naming it, never an error: the model is asked again and the entry replaced.
     pub fn get(&self, key: &str) -> Option<Reply> {
         let path = self.dir.as_ref()?.join(format!("{key}.json"));
-        // No entry we write is larger than the largest body the transport reads.
-        let file = std::fs::File::open(path).ok()?;
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(file, MAX_RESPONSE_BYTES as u64 + 1),
-            &mut bytes,
-        )
-        .ok()?;
-        if bytes.len() > MAX_RESPONSE_BYTES {
+        if !path.exists() {
             return None;
         }
-        serde_json::from_slice(&bytes).ok().map(redacted)
+        match read_entry(&path) {
+            Ok(reply) => Some(redacted(reply)),
+            Err(e) => {
+                eprintln!(
+                    "warning: {}; the cached answer is ignored and the model asked again",
+                    crate::untrusted::printable(&e.to_string())
+                );
+                None
+            }
+        }
     }
 
     /// Stores a reply; a cache that cannot be written is not worth failing the run for.
     pub fn put(&self, key: &str, reply: &Reply) {
         let Some(dir) = &self.dir else { return };
-        if let Ok(text) = serde_json::to_vec(&redacted(reply.clone())) {
-            let _ = crate::fsio::write_atomic(&dir.join(format!("{key}.json")), &text);
+        // Escaped like every JSON file retune writes: a model's controls stay inert in it.
+        if let Ok(text) = crate::untrusted::json_string(&redacted(reply.clone())) {
+            let _ = crate::fsio::write_atomic(&dir.join(format!("{key}.json")), text.as_bytes());
         }
     }
 }
+
+/// The reply stored at `path`, within the input limits: no entry retune writes is larger
+/// than the largest body the transport reads (`MAX_RESPONSE_BYTES`), and a named pipe or a
+/// device put there must not block or exhaust the run.
+fn read_entry(path: &Path) -> Result<Reply> {
+    let bytes = crate::input::read_capped(path, WHAT, MAX_RESPONSE_BYTES as u64)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::input(path, format!("is not {WHAT} retune wrote ({e})")))
+}
+
+/// What a cache entry is, for the messages.
+const WHAT: &str = "an LLM answer cache entry";
