@@ -215,7 +215,8 @@ class RetuneScheduler(FIFOScheduler):
     retune's decision for it gives up on it (`gives_up`).
 
     extra_args: more `retune suggest` flags for the scheduler's own calls (default
-        `["--provider", "rules"]`: one call per trial per result must not wait on an LLM).
+        `["--provider", "rules", "--report-on", "change"]`: one call per trial per result
+        must not wait on an LLM, nor leave three files a result).
     binary, timeout: as for `Retune`.
     """
 
@@ -227,7 +228,11 @@ class RetuneScheduler(FIFOScheduler):
         timeout: float | None = None,
     ):
         super().__init__()
-        self.extra_args = ["--provider", "rules"] if extra_args is None else list(extra_args)
+        self.extra_args = (
+            ["--provider", "rules", "--report-on", "change"]
+            if extra_args is None
+            else list(extra_args)
+        )
         self.binary = binary
         self.timeout = timeout
         self._logs: dict[str, tuple[Retune, MetricsLog]] = {}
