@@ -53,12 +53,13 @@ const SKIPPED: [&str; 4] = ["node_modules", "__pycache__", "venv", "site-package
 
 /// A Ray Tune trial folder (`<experiment>/<trainable>_<id>_<n>_<params>_<date>/`): the
 /// trial's config as Ray wrote it, and its results, one JSON line per `tune.report`
-/// (`result.json`) or the same as CSV (`progress.csv`, kept when the JSON logger is
-/// turned off). Ray also writes TensorBoard events there when tensorboardX is installed
-/// (it comes with `ray[tune]`); they hold the same values with less bookkeeping, so the
-/// result file is read.
+/// (`result.json`). Ray also writes TensorBoard events there when tensorboardX is
+/// installed (it comes with `ray[tune]`); they hold the same values, and the result file
+/// is read first. Not `progress.csv`: its text columns (`done` is `False`, `trial_id`,
+/// `date`) are not a metrics CSV the readers take; without `result.json` the folder is
+/// found by the other names (the TensorBoard events).
 const RAY_PARAMS: &str = "params.json";
-const RAY_RESULTS: [&str; 2] = ["result.json", "progress.csv"];
+const RAY_RESULTS: [&str; 1] = ["result.json"];
 
 /// Extensions of files that may hold metrics under a name of the user's own
 /// (`keras_history.json`, `run1.log`): in a folder already found to be a run, these are
@@ -608,9 +609,10 @@ mod tests {
         touch(root, &format!("{trial}/result.json"));
         touch(root, &format!("{trial}/events.out.tfevents.1796194278.vm"));
         touch(root, &format!("{trial}/retune/metrics.csv"));
-        // Without result.json, progress.csv.
+        // Without result.json, the TensorBoard events Ray wrote beside it.
         touch(root, "sweep/t1/params.json");
         touch(root, "sweep/t1/progress.csv");
+        touch(root, "sweep/t1/events.out.tfevents.1796194278.vm");
         let found = discover(&[root.to_path_buf()], &Names::new(&[], &[]).unwrap(), &[]).unwrap();
         assert_eq!(
             names_of(&found, root),
@@ -618,7 +620,7 @@ mod tests {
                 (
                     "sweep/t1".into(),
                     Some("sweep/t1/params.json".into()),
-                    "sweep/t1/progress.csv".into()
+                    "sweep/t1/events.out.tfevents.1796194278.vm".into()
                 ),
                 (
                     trial.into(),
