@@ -8,6 +8,7 @@ to the live optimizer. Each framework has its module, imported only when you use
     from retune.torch import RetuneTuner           # a plain PyTorch loop
     from retune.hf import RetuneTrainerCallback    # Hugging Face Trainer
     from retune.lightning import RetuneCallback    # PyTorch Lightning
+    from retune.ray import RetuneRayTuner, RetuneScheduler   # Ray Tune trials
 
 `import retune` itself imports no framework.
 """

@@ -359,6 +359,14 @@ mod tests {
             "rec_loss",
             "Conductor_Copper_loss",
             "eval_loss_scale",
+            // Ray Tune's counters and clocks in every result row: `training_iteration`
+            // numbers the rows (the JSON Lines reader counts them the same way), and
+            // none of them is a model metric.
+            "training_iteration",
+            "iterations_since_restore",
+            "time_this_iter_s",
+            "time_total_s",
+            "time_since_restore",
         ] {
             assert_eq!(canonicalize(name), None, "{name}");
         }

@@ -1,14 +1,18 @@
 //! Finding runs under folders. A run is a folder whose files include a metrics file (by
 //! name, first pattern in the list wins), with a config JSON beside it when there is one.
 //! Once a folder is a run its subfolders are its own (checkpoints, TensorBoard splits) and
-//! are not searched. The rules are in `retune review --help` and the README; this module
-//! is their one implementation.
+//! are not searched. A Ray Tune trial folder is a run by Ray's own names (`params.json`
+//! beside `result.json`). A folder whose metrics files are of several unrelated runs (a
+//! folder of samples, logs copied together) is not a run: each of its files is reviewed
+//! as one, and its subfolders are searched. The rules are in `retune review --help` and
+//! the README; this module is their one implementation.
 
 use std::path::{Component, Path, PathBuf};
 
 use globset::{Glob, GlobMatcher};
 
 use crate::error::{Error, Result};
+use crate::metrics::{self, Canonical};
 
 /// Metrics file names in order of preference: the specific names trainers write first.
 /// Deliberately no `*.csv` or `*.log`: a folder of data (`train.csv`) or of server logs
@@ -46,6 +50,27 @@ const TENSORBOARD_SPLITS: [&str; 4] = ["train", "validation", "val", "eval"];
 /// Folders that never hold runs and can be large. (`wandb/` holds W&B runs; its
 /// `latest-run` is a symlink to one of them, and symlinked folders are not followed.)
 const SKIPPED: [&str; 4] = ["node_modules", "__pycache__", "venv", "site-packages"];
+
+/// A Ray Tune trial folder (`<experiment>/<trainable>_<id>_<n>_<params>_<date>/`): the
+/// trial's config as Ray wrote it, and its results, one JSON line per `tune.report`
+/// (`result.json`). Ray also writes TensorBoard events there when tensorboardX is
+/// installed (it comes with `ray[tune]`); they hold the same values, and the result file
+/// is read first. Not `progress.csv`: its text columns (`done` is `False`, `trial_id`,
+/// `date`) are not a metrics CSV the readers take; without `result.json` the folder is
+/// found by the other names (the TensorBoard events).
+const RAY_PARAMS: &str = "params.json";
+const RAY_RESULTS: [&str; 1] = ["result.json"];
+
+/// Extensions of files that may hold metrics under a name of the user's own
+/// (`keras_history.json`, `run1.log`): in a folder already found to be a run, these are
+/// looked at to see whether the folder holds several runs' files.
+const SAMPLE_EXTENSIONS: [&str; 5] = ["csv", "json", "jsonl", "log", "txt"];
+/// Most files of one folder read to compare: a folder of more is not one run's either
+/// way, and reading them all would make discovery as slow as the review.
+const MAX_COMPARED: usize = 32;
+/// Two files of one run (Keras' CSVLogger and its console log) agree on the last loss up
+/// to the console's 4 significant digits; different runs almost never do.
+const SAME_RUN_TOLERANCE: f64 = 1e-3;
 
 /// Deeper than any experiment layout; stops a symlink loop or a whole disk being walked.
 const MAX_DEPTH: usize = 12;
@@ -143,7 +168,11 @@ pub fn discover(roots: &[PathBuf], names: &Names, skip: &[PathBuf]) -> Result<Ve
         walk(root, root, names, &skip, 0, &mut found)?;
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
-    found.dedup_by(|a, b| crate::fsio::same_file(&a.dir, &b.dir));
+    // One folder given twice (or through a symlink) is one run; the files of a folder of
+    // several runs are each their own.
+    found.dedup_by(|a, b| {
+        crate::fsio::same_file(&a.dir, &b.dir) && a.metrics.file_name() == b.metrics.file_name()
+    });
     Ok(found)
 }
 
@@ -159,11 +188,42 @@ fn walk(
         return Ok(());
     }
     let (files, subdirs) = list(dir)?;
+    if names.tensorboard_splits
+        && let Some((config, results)) = ray_trial(dir, &files)
+    {
+        found.push(Found {
+            name: display_name(root, dir),
+            dir: dir.to_path_buf(),
+            config: Some(config),
+            metrics: results,
+        });
+        return Ok(());
+    }
     let metrics = names.metrics_in(&files).map(|f| dir.join(f)).or_else(|| {
         (names.tensorboard_splits && has_tensorboard_splits(dir, &subdirs))
             .then(|| dir.to_path_buf())
     });
     if let Some(metrics) = metrics {
+        let several = if names.tensorboard_splits && metrics.is_file() {
+            unrelated_runs(dir, &files, names)
+        } else {
+            Vec::new()
+        };
+        if !several.is_empty() {
+            let name = display_name(root, dir);
+            for file in several {
+                found.push(Found {
+                    name: format!("{name}/{file}"),
+                    dir: dir.to_path_buf(),
+                    config: None,
+                    metrics: dir.join(file),
+                });
+            }
+            for sub in latest_checkpoints_only(subdirs) {
+                walk(root, &dir.join(sub), names, skip, depth + 1, found)?;
+            }
+            return Ok(());
+        }
         found.push(Found {
             name: display_name(root, dir),
             dir: dir.to_path_buf(),
@@ -176,6 +236,96 @@ fn walk(
         walk(root, &dir.join(sub), names, skip, depth + 1, found)?;
     }
     Ok(())
+}
+
+/// The config and the results of a Ray Tune trial folder, when `dir` is one with results.
+fn ray_trial(dir: &Path, files: &[String]) -> Option<(PathBuf, PathBuf)> {
+    if !files.iter().any(|f| f == RAY_PARAMS) {
+        return None;
+    }
+    let results = RAY_RESULTS.iter().find(|r| files.iter().any(|f| f == *r))?;
+    Some((dir.join(RAY_PARAMS), dir.join(results)))
+}
+
+/// The metrics files of `dir` when they are of several unrelated runs, else nothing (the
+/// folder is one run). Candidates are the text files a metrics name matches and the
+/// files with a metrics-like extension whose first bytes read as a metrics format;
+/// configs, adjusted configs and retune's own history are not. Files of one run agree on the
+/// last training (or validation) loss and its epoch; a file that does not load or has
+/// no loss is left to the review of the one run, which reports it.
+fn unrelated_runs(dir: &Path, files: &[String], names: &Names) -> Vec<String> {
+    let config = names.config_in(files);
+    let candidates: Vec<&String> = files
+        .iter()
+        .filter(|f| Some(*f) != config.as_ref())
+        .filter(|f| !f.ends_with(".retuned.json") && f.as_str() != "history.jsonl")
+        // A folder's event files are one TensorBoard run split at restarts, and a W&B
+        // folder holds one run: the binary formats are never several runs' samples.
+        .filter(|f| !f.starts_with("events.out.tfevents.") && !f.ends_with(".wandb"))
+        .filter(|f| {
+            names.metrics.iter().any(|m| m.is_match(f.as_str()))
+                || (has_sample_extension(f) && metrics::detect(&dir.join(f)).is_ok())
+        })
+        .take(MAX_COMPARED + 1)
+        .collect();
+    if candidates.len() < 2 {
+        return Vec::new();
+    }
+    let mut runs: Vec<(&String, metrics::Metrics)> = Vec::new();
+    for file in candidates {
+        let Ok(m) = metrics::load_metrics(&dir.join(file), None) else {
+            continue;
+        };
+        let history = [Canonical::Loss, Canonical::ValLoss]
+            .into_iter()
+            .any(|c| m.get(c).is_some_and(|s| s.len() >= MIN_COMPARED_EPOCHS));
+        if history {
+            runs.push((file, m));
+        }
+    }
+    match runs.split_first() {
+        Some(((_, first), rest)) if rest.iter().any(|(_, m)| !same_run(first, m)) => {
+            runs.into_iter().map(|(f, _)| f.clone()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Epochs of loss a file needs to be compared: a one-row summary (`all_results.json`,
+/// the HF Trainer's average training loss) is not a history to match against.
+const MIN_COMPARED_EPOCHS: usize = 2;
+
+/// Whether two files can be one run's: at every loss both have, their values at the
+/// last epoch both reached agree (a file flushed an epoch later is still the same run).
+/// Files with no loss in common cannot be told apart and are taken as one run.
+fn same_run(a: &metrics::Metrics, b: &metrics::Metrics) -> bool {
+    [Canonical::Loss, Canonical::ValLoss].into_iter().all(|c| {
+        let (Some(x), Some(y)) = (a.get(c), b.get(c)) else {
+            return true;
+        };
+        let (Some(lx), Some(ly)) = (x.last(), y.last()) else {
+            return true;
+        };
+        let epoch = lx.epoch.min(ly.epoch);
+        match (x.at(epoch), y.at(epoch)) {
+            (Some(u), Some(v)) => close(u, v),
+            _ => false,
+        }
+    })
+}
+
+fn close(u: f64, v: f64) -> bool {
+    if !u.is_finite() || !v.is_finite() {
+        return u.is_nan() == v.is_nan() && (u.is_nan() || u == v);
+    }
+    u == v || (u - v).abs() <= SAME_RUN_TOLERANCE * u.abs().max(v.abs())
+}
+
+fn has_sample_extension(file: &str) -> bool {
+    Path::new(file)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| SAMPLE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// File and folder names in `dir`, sorted; symlinked folders are not followed.
@@ -445,6 +595,40 @@ mod tests {
         let found = discover(&[latest], &Names::new(&[], &[]).unwrap(), &[]).unwrap();
         assert_eq!(found.len(), 1);
         assert!(found[0].metrics.ends_with("latest-run/run-b2.wandb"));
+    }
+
+    #[test]
+    fn a_ray_trial_is_read_by_rays_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let trial = "sweep/trainable_8f524_00000_0_lr=0.0100_2026-12-02_06-49-45";
+        touch(root, "sweep/experiment_state-2026-12-02_06-49-45.json");
+        touch(root, "sweep/tuner.pkl");
+        touch(root, &format!("{trial}/params.json"));
+        touch(root, &format!("{trial}/progress.csv"));
+        touch(root, &format!("{trial}/result.json"));
+        touch(root, &format!("{trial}/events.out.tfevents.1796194278.vm"));
+        touch(root, &format!("{trial}/retune/metrics.csv"));
+        // Without result.json, the TensorBoard events Ray wrote beside it.
+        touch(root, "sweep/t1/params.json");
+        touch(root, "sweep/t1/progress.csv");
+        touch(root, "sweep/t1/events.out.tfevents.1796194278.vm");
+        let found = discover(&[root.to_path_buf()], &Names::new(&[], &[]).unwrap(), &[]).unwrap();
+        assert_eq!(
+            names_of(&found, root),
+            vec![
+                (
+                    "sweep/t1".into(),
+                    Some("sweep/t1/params.json".into()),
+                    "sweep/t1/events.out.tfevents.1796194278.vm".into()
+                ),
+                (
+                    trial.into(),
+                    Some(format!("{trial}/params.json")),
+                    format!("{trial}/result.json")
+                ),
+            ]
+        );
     }
 
     #[test]
