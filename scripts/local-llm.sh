@@ -17,6 +17,8 @@
 #   RETUNE_LLM_THREADS       CPU threads for generation (default 1)
 #   RETUNE_LLM_START_TIMEOUT seconds to wait for /health (default 120)
 #   RETUNE_LLM_BUILD_JOBS    parallel compile jobs (default: nproc)
+#   RETUNE_LLM_RUN_DIR       where the pid, URL and log files go (default <cache>/run); give
+#                            each concurrent server its own, so one's stop never ends another
 set -euo pipefail
 
 readonly LLAMA_VERSION="11434.0.0"
@@ -39,7 +41,7 @@ work="$cache/llama/work-$LLAMA_VERSION"
 venv="$cache/venv"
 model_dir="$cache/models/$MODEL_PACKAGE-$MODEL_VERSION"
 model="$model_dir/$MODEL_FILE"
-run="$cache/run"
+run="${RETUNE_LLM_RUN_DIR:-$cache/run}"
 pid_file="$run/llama-server.pid"
 url_file="$run/llama-server.url"
 log_file="$run/llama-server.log"

@@ -267,6 +267,11 @@ pub struct LlmArgs {
     #[arg(long)]
     pub no_fallback: bool,
 
+    /// Ask the LLM about a healthy run too (no warning or critical finding and nothing the
+    /// rules would change); without it the rules decide such a run and no call is made.
+    #[arg(long)]
+    pub ask_always: bool,
+
     /// Seconds to wait for one HTTP response.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub timeout: f64,
@@ -465,6 +470,7 @@ impl LlmArgs {
             model: self.model.clone(),
             max_repairs: self.max_repairs,
             fallback: !self.no_fallback,
+            ask_always: self.ask_always,
             timeout: self.timeout,
             deadline: self.deadline,
             retries: self.retries,

@@ -72,6 +72,8 @@ pub struct AdvisorOptions {
     pub prompts: Option<PathBuf>,
     /// Show a spinner on stderr while the model thinks (a person at a terminal).
     pub spinner: bool,
+    /// Ask the LLM about a healthy run too.
+    pub ask_always: bool,
 }
 
 /// Everything `suggest` needs.
@@ -510,6 +512,7 @@ pub fn select_advisor(
             cache: options.cache,
             prompts: options.prompts.clone(),
             spinner: options.spinner && budget.is_none(),
+            ask_always: options.ask_always,
             budget,
         },
     }))

@@ -169,7 +169,10 @@ class Retune:
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise RetuneFailed(f"{' '.join(cmd)}: the output is not a decision ({e}):\n{proc.stdout[:2000]}") from e
         llm = decision.get("llm") or {}
-        if self.name != "retune" and not llm.get("answers"):
+        # A healthy epoch is decided by the rules without a model call (provider "rules",
+        # no `llm`): that is retune's own choice, not an endpoint failure.
+        healthy = decision.get("provider") == "rules"
+        if self.name != "retune" and not healthy and not llm.get("answers"):
             # The rules advisor decided because the endpoint never answered: the LLM column
             # would silently become a copy of the rules column. Answers that fail validation
             # are the LLM's own result and are counted, not fatal.
@@ -205,6 +208,8 @@ class Retune:
             # The LLM's review of the rules' proposal when its answer was used (agree,
             # amend, replace), else None.
             "verdict": ((llm.get("review") or {}).get("verdict")),
+            "asked": bool(llm.get("answers")),
+            "llm_ms": llm.get("latency_ms"),
             "review": decision.get("review_summary"),
         }
         return Decision(changes, actions, record)

@@ -168,6 +168,9 @@ def summarise(chosen, policy_names, results, ref, seeds):
                 # retune's calls, and those where the LLM's answer was not used and the
                 # rules advisor decided instead (provider "openai→rules").
                 "calls": sum(1 for r in runs for st in r["trace"] if "retune" in st),
+                # Those that reached a model (a healthy epoch gets no model call).
+                "asked": sum(1 for r in runs for st in r["trace"] if st.get("retune", {}).get("asked")),
+                "llm_s": sum((st.get("retune", {}).get("llm_ms") or 0) for r in runs for st in r["trace"]) / 1000,
                 "fallbacks": sum(
                     1 for r in runs for st in r["trace"] if "→" in (st.get("retune", {}).get("provider") or "")
                 ),
@@ -300,7 +303,8 @@ def markdown(chosen, policy_names, table, ref, results, seeds, epochs, command, 
             t = table[(s.name, "retune-llm")]
             v = t["verdicts"]
             lines.append(
-                f"- {s.name}: {t['calls']} calls; the model agreed {v['agree']}, amended {v['amend']}, "
+                f"- {s.name}: {t['calls']} calls, {t['asked']} of them sent to the model "
+                f"({t['llm_s']:.0f} s waiting for it); the model agreed {v['agree']}, amended {v['amend']}, "
                 f"replaced {v['replace']}; the rules advisor decided {t['fallbacks']} "
                 "(the LLM's answers failed validation or the endpoint failed)"
             )

@@ -787,12 +787,8 @@ fn conclude(context: &Context, loaded: Loaded) -> RunReview {
         ));
         return review;
     }
-    // A run with nothing wrong gains nothing from an LLM call but its cost.
-    let advisor: &dyn Advisor = if review.status == Status::Healthy {
-        &crate::advisor::rules::RulesAdvisor
-    } else {
-        context.advisor.as_ref()
-    };
+    // A healthy run gets no LLM call: the advisor decides that, for `suggest` alike.
+    let advisor = context.advisor.as_ref();
     match pipeline::conclude(run, diagnosis, advisor, paths, &context.finish) {
         Ok(outcome) => {
             review.provider = Some(outcome.proposal.provider);

@@ -8,6 +8,9 @@
 //! provider says so (`openai→rules`), unless falling back is disabled. The model never
 //! sees the file system and nothing it says bypasses `validate`.
 //!
+//! A healthy run is not sent at all (`healthy`): the rules decide, the provider is
+//! `rules`, and the advice says why no model was asked, unless `ask_always`.
+//!
 //! This is the one async corner of the pipeline: the exchange runs on the process's shared
 //! tokio runtime (`transport::runtime`) inside `advise`, under an overall deadline.
 
@@ -48,6 +51,8 @@ pub struct LlmOptions {
     pub prompts: Option<PathBuf>,
     /// Show a spinner on stderr while waiting (only when it is a terminal).
     pub spinner: bool,
+    /// Ask the model about a healthy run too (`--ask-always`).
+    pub ask_always: bool,
     /// Limits shared with other runs' advisors (`retune review`); `None` for one run.
     pub budget: Option<std::sync::Arc<budget::Budget>>,
 }
@@ -73,6 +78,18 @@ impl Advisor for LlmAdvisor {
         // The proposal under review in the report's language (it becomes the decision when
         // the model agrees or fails), and in English for the prompt.
         let rules = RulesAdvisor.advise(input)?;
+        if !self.options.ask_always && healthy(input.diagnosis, &rules) {
+            let mut proposal = rules;
+            proposal.advice.insert(
+                0,
+                say!(
+                    input.lang,
+                    "no LLM call: the run is healthy (no warning or critical finding, and the rules change nothing); --ask-always asks anyway",
+                    "未调用 LLM：训练正常（没有警告或严重问题，规则也不做修改）；--ask-always 仍会询问"
+                ),
+            );
+            return Ok(proposal);
+        }
         let rules_en = prompt::rules_proposal(input.run, input.diagnosis)?;
         let messages = templates.messages_for(input.run, input.diagnosis, &rules_en)?;
         let mut report = LlmReport {
@@ -135,6 +152,25 @@ impl Advisor for LlmAdvisor {
             ))),
         }
     }
+}
+
+/// A run with nothing for the model to review: it would pay a call (seconds on a local
+/// model, tokens on a paid one) to agree with "change nothing", once per epoch when a
+/// trainer asks after every epoch.
+///
+/// `info` findings do not count: each says something that is not a problem (a plateau that
+/// may be convergence, a warmup still running, a momentum the optimizer ignores, a class
+/// imbalance the loss already weighs), which is why `review` shows such a run as healthy and
+/// exits 0 on it. But when the rules act anyway (a cut on a plateau that may be
+/// convergence, another raise of a rate whose raise helped, a restore), that change is what
+/// the model is there to review, so the run is asked about.
+pub fn healthy(diagnosis: &crate::types::Diagnosis, rules: &Proposal) -> bool {
+    diagnosis
+        .findings
+        .iter()
+        .all(|f| f.severity == crate::types::Severity::Info)
+        && rules.changes.is_empty()
+        && rules.actions.is_empty()
 }
 
 impl LlmAdvisor {
