@@ -134,7 +134,7 @@ mod tests {
     use super::*;
 
     /// The records the csv crate reads from `text`, configured as the CSV readers are.
-    fn by_csv_crate(text: &[u8]) -> Vec<(Vec<Vec<u8>>, u64)> {
+    fn by_csv_crate(text: &[u8]) -> Records {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -148,8 +148,11 @@ mod tests {
         out
     }
 
+    /// Each record's cells and the byte offset it starts at.
+    type Records = Vec<(Vec<Vec<u8>>, u64)>;
+
     /// What the fast road reads from `text`, and where it hands over.
-    fn by_lines(text: &[u8]) -> (Vec<(Vec<Vec<u8>>, u64)>, Outcome) {
+    fn by_lines(text: &[u8]) -> (Records, Outcome) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.csv");
         std::fs::write(&path, text).unwrap();
