@@ -27,7 +27,9 @@ fi
 printf '   (Ray venv: %ds)\n' "$(($(date +%s) - t0))"
 
 binary="$CARGO_TARGET_DIR/release/retune"
-test -x "$binary" || cargo build --release --locked
+# Always built: a binary cached by an earlier CI run is another commit's (cargo makes
+# this a no-op when it is current).
+cargo build --release --locked
 
 t1=$(date +%s)
 # No usage reports to anyscale, no dashboard; the cluster is this process's own.
