@@ -7,7 +7,7 @@
 
 use super::{series, series_label};
 
-use super::robust::{accuracy_noise, sample_count};
+use super::robust::{accuracy_tolerance, sample_count};
 use crate::lang::Lang;
 use crate::lang::say;
 use crate::metrics::series::RECENT_CAPACITY;
@@ -229,7 +229,16 @@ fn accuracy_at_chance(accuracy: f64, classes: u32, tolerance: f64) -> bool {
 /// tests/real/keras_csv_drowsiness_val_acc_pinned_near_chance, 0.617 (29/47) is 1.6
 /// standard errors from 1/2: a handful of images, not a model that left chance.
 fn chance_accuracy_tolerance(accuracy: &Series, classes: u32) -> f64 {
-    small_sample(accuracy, classes).map_or(CHANCE_ACCURACY_TOLERANCE, |(_, t)| t)
+    chance_tolerance(classes, examples(accuracy))
+}
+
+/// `chance_accuracy_tolerance` for an accuracy counted over `examples`.
+fn chance_tolerance(classes: u32, examples: Option<u32>) -> f64 {
+    accuracy_tolerance(
+        1.0 / f64::from(classes),
+        examples,
+        CHANCE_ACCURACY_TOLERANCE,
+    )
 }
 
 /// The number of examples an accuracy is counted over, when its values show it.
@@ -246,20 +255,18 @@ fn examples(accuracy: &Series) -> Option<u32> {
 /// is wider than `CHANCE_ACCURACY_TOLERANCE`.
 fn small_sample(accuracy: &Series, classes: u32) -> Option<(u32, f64)> {
     let n = examples(accuracy)?;
-    let noise = accuracy_noise(1.0 / f64::from(classes), n);
-    (noise > CHANCE_ACCURACY_TOLERANCE).then_some((n, noise))
+    let tolerance = chance_tolerance(classes, Some(n));
+    (tolerance > CHANCE_ACCURACY_TOLERANCE).then_some((n, tolerance))
 }
 
 /// The C at which a loss and an accuracy are both at chance, the one whose ln C is nearest
 /// the loss.
 fn chance_classes(loss: f64, accuracy: f64, examples: Option<u32>) -> Option<u32> {
-    let tolerance = |c: u32| {
-        examples.map_or(CHANCE_ACCURACY_TOLERANCE, |n| {
-            accuracy_noise(1.0 / f64::from(c), n).max(CHANCE_ACCURACY_TOLERANCE)
-        })
-    };
     (2..=MAX_INFERRED_CLASSES)
-        .filter(|&c| loss_at_chance(loss, c) && accuracy_at_chance(accuracy, c, tolerance(c)))
+        .filter(|&c| {
+            loss_at_chance(loss, c)
+                && accuracy_at_chance(accuracy, c, chance_tolerance(c, examples))
+        })
         .min_by(|&a, &b| {
             let gap = |c: u32| (loss - f64::from(c).ln()).abs();
             gap(a).total_cmp(&gap(b))
@@ -290,9 +297,10 @@ fn infer_classes(split: &Split) -> Option<Known<u32>> {
 /// of the recent window where they were.
 fn infer_classes_in_window(split: &Split) -> Option<Known<u32>> {
     let accuracy_series = split.accuracy?;
+    let n = examples(accuracy_series);
     split.loss.tail(RECENT_CAPACITY).iter().rev().find_map(|p| {
         let accuracy = accuracy_series.at(p.epoch)?;
-        let c = chance_classes(p.value, accuracy, examples(accuracy_series))?;
+        let c = chance_classes(p.value, accuracy, n)?;
         Some(Known {
             value: c,
             source: format!(

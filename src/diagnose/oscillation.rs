@@ -8,7 +8,7 @@
 //! few hundred examples a handful of flipped predictions moves it by 0.03 on a healthy run.
 
 use super::robust::median;
-use super::trend::LR_DECAYED_FACTOR;
+use super::trend::lr_decayed;
 use super::{series, series_label};
 
 use crate::lang::Lang;
@@ -80,18 +80,11 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
             continue;
         };
         let is_loss = canonical != Canonical::Accuracy;
-        if let Some(finding) = judge(s, is_loss, !rate_cut(run), lang) {
+        if let Some(finding) = judge(s, is_loss, lr_decayed(run) != Some(true), lang) {
             out.findings.push(finding);
             return;
         }
     }
-}
-
-/// Whether the logged learning rate ends `LR_DECAYED_FACTOR`× or more below its peak.
-fn rate_cut(run: &Run) -> bool {
-    series(run, Canonical::Lr)
-        .and_then(|lr| Some((lr.max()?.value, lr.last()?.value)))
-        .is_some_and(|(peak, last)| peak > 0.0 && peak >= LR_DECAYED_FACTOR * last.max(0.0))
 }
 
 /// `is_loss`: lower is better and swings are measured relative to the value.

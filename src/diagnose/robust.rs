@@ -113,6 +113,12 @@ pub fn accuracy_noise(p: f64, n: u32) -> f64 {
     2.0 * (p * (1.0 - p) / f64::from(n)).sqrt()
 }
 
+/// How far an accuracy near p may move and still be the same: `floor`, or its noise
+/// (`accuracy_noise`) when the examples it is counted over are known and that is wider.
+pub fn accuracy_tolerance(p: f64, examples: Option<u32>, floor: f64) -> f64 {
+    examples.map_or(floor, |n| accuracy_noise(p, n).max(floor))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

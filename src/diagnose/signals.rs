@@ -12,7 +12,7 @@
 //! They read per-epoch values (`Series` keeps the epoch means), so a spike inside one
 //! epoch shows only as far as it lifts that epoch's mean.
 
-use super::robust::{accuracy_noise, sample_count};
+use super::robust::{accuracy_tolerance, sample_count};
 use super::trend::CONVERGED_ACCURACY;
 use super::{latest_run, series};
 
@@ -273,10 +273,8 @@ fn pinned(points: &[Point]) -> Option<Pinned> {
         .iter()
         .map(|p| p.value)
         .fold(f64::NEG_INFINITY, f64::max);
-    let out_by = sample_count(finite.iter().map(|p| p.value))
-        .map_or(PINNED_LEARNED_TOLERANCE, |n| {
-            accuracy_noise(value, n).max(PINNED_LEARNED_TOLERANCE)
-        });
+    let examples = sample_count(finite.iter().map(|p| p.value));
+    let out_by = accuracy_tolerance(value, examples, PINNED_LEARNED_TOLERANCE);
     let climbed = value > start_value + PINNED_LEARNED_TOLERANCE;
     if (climbed && value >= CONVERGED_ACCURACY) || after_max > value + out_by {
         return None;

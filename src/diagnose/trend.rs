@@ -186,18 +186,23 @@ fn learned(run: &Run) -> bool {
 /// Whether a flat loss is the end of a converged run rather than a plateau: it came far
 /// (`CAME_FAR_DROP`), its accuracy (if logged) reached `CONVERGED_ACCURACY`, and its
 /// learning rate (if logged) was already decayed by `LR_DECAYED_FACTOR`.
+/// Whether the logged learning rate ends `LR_DECAYED_FACTOR`× or more below its peak
+/// (against the peak, not epoch 1: a warmup starts low); `None` when none is logged.
+pub(super) fn lr_decayed(run: &Run) -> Option<bool> {
+    series(run, Canonical::Lr).map(|lr| match (lr.max(), lr.last()) {
+        (Some(peak), Some(l)) if peak.value > 0.0 && l.value.is_finite() => {
+            l.value * LR_DECAYED_FACTOR <= peak.value
+        }
+        _ => false,
+    })
+}
+
 fn converged(run: &Run, loss: &Series) -> bool {
     let came_far = best_drop(loss).is_some_and(|d| d >= CAME_FAR_DROP);
     let accurate = accuracy_for(run, loss)
         .and_then(Series::max)
         .map(|a| a.value >= CONVERGED_ACCURACY);
-    // Against the peak, not epoch 1: a warmup starts low.
-    let decayed = series(run, Canonical::Lr).map(|lr| match (lr.max(), lr.last()) {
-        (Some(peak), Some(l)) if peak.value > 0.0 && l.value.is_finite() => {
-            l.value * LR_DECAYED_FACTOR <= peak.value
-        }
-        _ => false,
-    });
+    let decayed = lr_decayed(run);
     // At least one of the two must speak for convergence, and neither against it.
     let said = accurate.is_some() || decayed.is_some();
     came_far && said && accurate != Some(false) && decayed != Some(false)
