@@ -98,6 +98,12 @@ pub const GRAD_STEP_SPIKE_MIN_VALUES: u32 = 8;
 /// The share of the first epoch's values where a large norm is ordinary (random init,
 /// warmup): the step-level form of `GRAD_SPIKE_GRACE` (derived).
 pub const GRAD_STEP_SPIKE_GRACE_SHARE: f64 = 0.1;
+/// How far a step-level maximum must stand above the lower of the values logged beside it:
+/// a spike is a step or two above its neighbours, while a hump of many steps (a start-up
+/// transient rising and decaying over a tenth of an epoch or more) has neighbours close to
+/// its top. Half the spike factor, because a neighbour of a true spike is the baseline
+/// with its noise, up to about twice the epoch's mean (derived).
+pub const GRAD_STEP_SPIKE_LOCAL_FACTOR: f64 = GRAD_SPIKE_FACTOR / 2.0;
 /// Fitted rise of the gradient norm over the run (Theil–Sen on log values) that makes it
 /// rising: the brief's "last quarter ≥ 3× the first" in a robust form (derived).
 pub const GRAD_RISING_FACTOR: f64 = 3.0;
@@ -620,7 +626,8 @@ fn grad_spike(values: &[f64]) -> Option<(usize, f64)> {
 
 /// The step-level spike: the epoch whose largest logged value is the most times the mean of
 /// its other values, when that is at least `GRAD_SPIKE_FACTOR` (outside the first epoch's
-/// grace share).
+/// grace share) and the value stands alone: at least `GRAD_STEP_SPIKE_LOCAL_FACTOR` × the
+/// lower of the values logged beside it.
 fn grad_step_spike(series: &Series) -> Option<Peak> {
     let first_epoch = series.first()?.epoch;
     let ratio = |p: &Peak| p.max / p.rest_mean;
@@ -632,6 +639,14 @@ fn grad_step_spike(series: &Series) -> Option<Peak> {
                 || f64::from(p.index) >= GRAD_STEP_SPIKE_GRACE_SHARE * f64::from(p.values)
         })
         .filter(|p| ratio(p) >= GRAD_SPIKE_FACTOR)
+        .filter(|p| {
+            let beside = [p.before, p.after]
+                .into_iter()
+                .flatten()
+                .filter(|v| v.is_finite())
+                .fold(f64::INFINITY, f64::min);
+            p.max >= GRAD_STEP_SPIKE_LOCAL_FACTOR * beside
+        })
         .max_by(|a, b| ratio(a).total_cmp(&ratio(b)))
         .copied()
 }
@@ -1009,6 +1024,33 @@ mod tests {
         assert!(ids(steps(143, 2.4, &[(1, 0, 56.8)])).is_empty());
         assert!(ids(steps(143, 2.4, &[(2, 40, 12.0)])).is_empty());
         assert!(ids(steps(4, 2.4, &[(2, 2, 35.6)])).is_empty());
+        // A spike two logs wide is still a spike: the lower neighbour is the baseline.
+        let wide = steps(143, 2.4, &[(2, 60, 35.6), (2, 61, 20.0)]);
+        assert_eq!(
+            get(wide, FindingId::GradNormSpike).unwrap().evidence["epoch"],
+            2
+        );
+    }
+
+    #[test]
+    fn a_start_up_hump_of_many_steps_is_not_a_spike() {
+        // A one-epoch run's gradient norm rising over its first logs and decaying for a
+        // fifth of the epoch (past the grace share): its top is far above the epoch's mean
+        // but close to the steps beside it.
+        let hump = [
+            (1, 3, 8.0),
+            (1, 4, 20.0),
+            (1, 5, 45.0),
+            (1, 6, 60.0),
+            (1, 7, 52.0),
+            (1, 8, 40.0),
+            (1, 9, 30.0),
+            (1, 10, 22.0),
+            (1, 11, 15.0),
+            (1, 12, 10.0),
+            (1, 13, 6.0),
+        ];
+        assert!(ids(steps(143, 1.0, &hump)).is_empty());
     }
 
     #[test]

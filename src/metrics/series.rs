@@ -31,6 +31,11 @@ struct Accumulator {
     /// values: a step-level spike the epoch mean hides.
     max: f64,
     max_at: u32,
+    /// The values logged just before and just after the maximum (NaN where there is none
+    /// yet): whether the maximum stands alone, a spike, or tops a hump of several steps.
+    max_before: f64,
+    max_after: f64,
+    last: f64,
 }
 
 impl Accumulator {
@@ -41,6 +46,9 @@ impl Accumulator {
             n: 1,
             max: value,
             max_at: 0,
+            max_before: f64::NAN,
+            max_after: f64::NAN,
+            last: value,
         }
     }
 }
@@ -58,6 +66,10 @@ pub struct Peak {
     pub values: u32,
     /// Mean of the epoch's other values.
     pub rest_mean: f64,
+    /// The values logged just before and after the maximum within the epoch, where there
+    /// are any.
+    pub before: Option<f64>,
+    pub after: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,10 +116,16 @@ impl Series {
         match &mut self.pending {
             Some(acc) if acc.epoch == epoch => {
                 acc.sum += value;
+                if acc.max_at + 1 == acc.n {
+                    acc.max_after = value;
+                }
                 if value > acc.max {
                     acc.max = value;
                     acc.max_at = acc.n;
+                    acc.max_before = acc.last;
+                    acc.max_after = f64::NAN;
                 }
+                acc.last = value;
                 acc.n += 1;
             }
             _ => {
@@ -154,6 +172,8 @@ impl Series {
                 index: acc.max_at,
                 values: acc.n,
                 rest_mean: (acc.sum - acc.max) / f64::from(acc.n - 1),
+                before: Some(acc.max_before).filter(|v| !v.is_nan()),
+                after: Some(acc.max_after).filter(|v| !v.is_nan()),
             });
         }
         self.overview.push(point);
@@ -181,6 +201,9 @@ impl Series {
         for p in &mut self.peaks {
             p.max *= factor;
             p.rest_mean *= factor;
+            for v in [&mut p.before, &mut p.after].into_iter().flatten() {
+                *v *= factor;
+            }
         }
         if let Some(b) = &mut self.overview.bucket {
             b.sum *= factor;
@@ -333,6 +356,29 @@ mod tests {
         assert!(tail[2].value.is_nan());
         assert_eq!(s.min().unwrap().epoch, 2);
         assert_eq!(s.first_nonfinite().unwrap().epoch, 3);
+    }
+
+    #[test]
+    fn a_step_peak_keeps_the_values_beside_it() {
+        let mut s = Series::new("grad_norm");
+        for (e, v) in [
+            (1, 1.0),
+            (1, 2.0),
+            (1, 9.0),
+            (1, 3.0),
+            (1, 1.0),
+            (2, 5.0),
+            (2, 7.0),
+        ] {
+            s.push(e, v);
+        }
+        s.flush();
+        let peaks: Vec<Peak> = s.peaks().copied().collect();
+        assert_eq!((peaks[0].index, peaks[0].max), (2, 9.0));
+        assert_eq!((peaks[0].before, peaks[0].after), (Some(2.0), Some(3.0)));
+        assert_eq!(peaks[0].rest_mean, 7.0 / 4.0);
+        // The last value of its epoch has nothing after it.
+        assert_eq!((peaks[1].before, peaks[1].after), (Some(5.0), None));
     }
 
     #[test]
