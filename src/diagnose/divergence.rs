@@ -131,6 +131,7 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
     // that follows (0.3 → 0.03 → 0.003 … while the run trains fine).
     let since = crate::history::rolled_back_through(&run.history).unwrap_or(0);
     let mut worst: Option<(&Series, Event)> = None;
+    let mut survived: Option<(&Series, Event)> = None;
     for canonical in WATCHED {
         let Some(s) = series(run, canonical) else {
             continue;
@@ -138,6 +139,12 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
         let event = if canonical == Canonical::GradNorm {
             nonfinite_grad_norm(s)
         } else {
+            let (unrecovered, spike) = bad_epochs(s, &sanity, since);
+            if let Some(spike) = spike
+                && survived.is_none_or(|(_, w)| spike.epoch < w.epoch)
+            {
+                survived = Some((s, spike));
+            }
             let accuracy = series(run, Canonical::Accuracy)
                 .and_then(Series::last)
                 .map(|p| p.value);
@@ -145,7 +152,7 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
                 .then(|| above_chance(s, &sanity))
                 .flatten()
                 .filter(|_| !sanity.predicts_well(accuracy));
-            [first_bad_epoch(s, &sanity, since), above]
+            [unrecovered, above]
                 .into_iter()
                 .flatten()
                 .min_by_key(|e| (e.epoch, e.reason))
@@ -171,6 +178,9 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
         }
     }
     let Some((diverged, event)) = worst else {
+        if let Some((s, spike)) = survived {
+            out.findings.push(survived_spike(s, &spike, lang));
+        }
         return;
     };
 
@@ -217,6 +227,70 @@ pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
     });
 }
 
+/// A loss spike the run came back from: not a divergence (the weights recovered, nothing
+/// to restore), but a step the optimiser barely survived, which clipping or a lower rate
+/// keeps from happening again (training-doctor and Lightning's SpikeDetection report it).
+fn survived_spike(series: &Series, spike: &Event, lang: Lang) -> Finding {
+    let what = series_label(series, lang);
+    let latest = series.last().map_or(f64::NAN, |p| p.value);
+    let ratio = spike.window.map(|(mean, _)| spike.value / mean);
+    let jump = match spike.window {
+        Some((before, 1)) => say!(
+            lang,
+            ", {}× the epoch before it ({})",
+            "，是前一轮（{1}）的 {0} 倍",
+            num(spike.value / before),
+            num(before)
+        ),
+        Some((mean, n)) => say!(
+            lang,
+            ", {}× the mean of the {n} epochs before it ({})",
+            "，是此前 {n} 轮均值（{1}）的 {0} 倍",
+            num(spike.value / mean),
+            num(mean)
+        ),
+        None => String::new(),
+    };
+    // The training loss did not jump with it (it would have been chosen first): the weights
+    // were fine for the training data and briefly bad for the held-out data.
+    let meaning = if series.name == Canonical::Loss.as_str() {
+        say!(
+            lang,
+            "the run survived a blow-up; gradient clipping or a lower learning rate keeps the next one from ending it",
+            "训练挺过了一次爆炸；梯度裁剪或更低的学习率可防止下一次让训练崩溃"
+        )
+    } else {
+        say!(
+            lang,
+            "the training loss did not jump with it, so one evaluation went wrong (BatchNorm statistics, a step too large for held-out data); if it keeps happening, a lower learning rate steadies it",
+            "训练损失并未随之跃升，说明是某一次评估出了问题（BatchNorm 统计量，或步长对验证数据过大）；若反复出现，降低学习率可使其平稳"
+        )
+    };
+    Finding {
+        id: FindingId::LossSpike,
+        severity: Severity::Warning,
+        summary: say!(
+            lang,
+            "The {what} jumped to {} at epoch {}{jump}, and came back (now {}): {meaning}.",
+            "{what}在第 {1} 轮跃升至 {0}{jump}，之后又恢复（当前 {2}）：{meaning}。",
+            num(spike.value),
+            spike.epoch,
+            num(latest)
+        ),
+        evidence: evidence![
+            "series" => series.name.as_str(),
+            "original" => series.original.as_str(),
+            "epoch" => spike.epoch,
+            "value" => spike.value,
+            "reason" => spike.reason.as_str(),
+            "window_mean" => spike.window.map(|(mean, _)| mean),
+            "ratio" => ratio,
+            "threshold_ratio" => SPIKE_FACTOR,
+            "latest" => latest,
+        ],
+    }
+}
+
 /// Epochs before `epoch` the series still holds: the recent window, plus the first and
 /// the best epoch of a run longer than the window. Oldest first, each epoch once.
 fn candidates_before(series: &Series, epoch: u32) -> Vec<Point> {
@@ -234,8 +308,10 @@ fn candidates_before(series: &Series, epoch: u32) -> Vec<Point> {
 
 /// The first epoch of a divergence of a loss series that the run has not recovered from.
 /// A non-finite loss counts at once; a spike or a backstop value counts while the latest
-/// value has not come back to a sane value below the mean before it.
-fn first_bad_epoch(series: &Series, sanity: &Sanity, since: u32) -> Option<Event> {
+/// value has not come back to a sane value below the mean before it. Beside it, the spike
+/// (or backstop value) the run did come back from that towered most over the mean before
+/// it.
+fn bad_epochs(series: &Series, sanity: &Sanity, since: u32) -> (Option<Event>, Option<Event>) {
     let mut points = series.tail(RECENT_CAPACITY);
     // Several runs appended in one file: the latest is judged, and its first epoch is its
     // start (a run that starts again above the last one's end is not a spike).
@@ -259,12 +335,18 @@ fn first_bad_epoch(series: &Series, sanity: &Sanity, since: u32) -> Option<Event
         climb_start: climb_start(&points, p.epoch),
     });
     // The run's start, or where it started again after a rollback.
-    let first = series
+    let Some(first) = series
         .first()
         .filter(|p| p.epoch > since && appended == 0)
-        .or_else(|| points.iter().find(|p| p.epoch > since).copied())?;
-    let last = series.last()?;
+        .or_else(|| points.iter().find(|p| p.epoch > since).copied())
+    else {
+        return (nonfinite, None);
+    };
+    let Some(last) = series.last() else {
+        return (nonfinite, None);
+    };
     let mut finite_event = None;
+    let mut survived: Option<Event> = None;
     for (i, point) in points.iter().enumerate() {
         if !point.value.is_finite() || point.epoch <= since {
             continue;
@@ -296,21 +378,29 @@ fn first_bad_epoch(series: &Series, sanity: &Sanity, since: u32) -> Option<Event
             && last.epoch > point.epoch
             && sanity.is_sane(last.value)
             && mean.is_none_or(|m| last.value <= m);
+        let event = Event {
+            epoch: point.epoch,
+            value: point.value,
+            reason,
+            window: mean.map(|m| (m, window.len())),
+            climb_start: climb_start(&points, point.epoch),
+        };
         if !recovered {
-            finite_event = Some(Event {
-                epoch: point.epoch,
-                value: point.value,
-                reason,
-                window: mean.map(|m| (m, window.len())),
-                climb_start: climb_start(&points, point.epoch),
-            });
+            finite_event = Some(event);
             break;
         }
+        // Measured against the mean before it, the one that towered most; a backstop value
+        // with no window before it against nothing, so first.
+        let height = |e: &Event| e.window.map_or(f64::INFINITY, |(m, _)| e.value / m);
+        if survived.is_none_or(|s| height(&event) > height(&s)) {
+            survived = Some(event);
+        }
     }
-    [nonfinite, finite_event]
+    let unrecovered = [nonfinite, finite_event]
         .into_iter()
         .flatten()
-        .min_by_key(|e| (e.epoch, e.reason))
+        .min_by_key(|e| (e.epoch, e.reason));
+    (unrecovered, survived)
 }
 
 /// The first epoch of the unbroken rise that ends at `epoch`: walking back, every epoch
@@ -559,6 +649,36 @@ mod tests {
         assert_eq!(e["best_epoch"], 4);
         let healed = Fixture::new().series("loss", &[1.0, 0.7, 0.6, 0.55, 9.0, 0.5]);
         assert!(finding(healed).is_none());
+    }
+
+    #[test]
+    fn a_spike_the_run_came_back_from_is_a_loss_spike() {
+        // 1e308 is the loss of a step that overflowed all but one bit; the next epoch is fine.
+        let d = Fixture::new()
+            .series("loss", &[1.0, 1e308, 0.8])
+            .check(check);
+        let f = d.get(FindingId::LossSpike).expect("a loss spike");
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.evidence["epoch"], 2);
+        assert_eq!(f.evidence["reason"], "backstop");
+        assert!(d.get(FindingId::Divergence).is_none());
+        // The tallest of two, measured against the mean before it.
+        let d = Fixture::new()
+            .series("loss", &[1.0, 0.7, 3.0, 0.6, 0.55, 9.0, 0.5])
+            .check(check);
+        let f = d.get(FindingId::LossSpike).expect("a loss spike");
+        assert_eq!(f.evidence["epoch"], 6);
+        assert_eq!(f.evidence["reason"], "spike");
+        assert!(f.summary.contains("came back (now 0.5)"), "{}", f.summary);
+        // A spike that stays is divergence and only that; a rise within 3× is neither.
+        let d = Fixture::new()
+            .series("loss", &[1.0, 0.7, 0.6, 0.55, 9.0, 12.0])
+            .check(check);
+        assert!(d.get(FindingId::LossSpike).is_none());
+        let d = Fixture::new()
+            .series("loss", &[1.0, 0.7, 0.6, 0.55, 1.5, 0.5])
+            .check(check);
+        assert!(d.get(FindingId::LossSpike).is_none());
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub enum FindingId {
     SlowConvergence,
     Overfitting,
     Oscillation,
+    LossSpike,
     GradNormSpike,
     GradNormRising,
     DegenerateLoss,
@@ -61,7 +62,7 @@ pub enum FindingId {
 }
 
 impl FindingId {
-    pub const ALL: [FindingId; 21] = [
+    pub const ALL: [FindingId; 22] = [
         FindingId::Divergence,
         FindingId::ChanceLevel,
         FindingId::NotLearning,
@@ -70,6 +71,7 @@ impl FindingId {
         FindingId::SlowConvergence,
         FindingId::Overfitting,
         FindingId::Oscillation,
+        FindingId::LossSpike,
         FindingId::GradNormSpike,
         FindingId::GradNormRising,
         FindingId::DegenerateLoss,
@@ -95,6 +97,7 @@ impl FindingId {
             FindingId::SlowConvergence => "slow_convergence",
             FindingId::Overfitting => "overfitting",
             FindingId::Oscillation => "oscillation",
+            FindingId::LossSpike => "loss_spike",
             FindingId::GradNormSpike => "grad_norm_spike",
             FindingId::GradNormRising => "grad_norm_rising",
             FindingId::DegenerateLoss => "degenerate_loss",

@@ -1217,6 +1217,27 @@ mod rescue_tests {
     }
 
     #[test]
+    fn a_training_loss_spike_turns_clipping_on_and_a_validation_spike_changes_nothing() {
+        let series: &[(&str, &[f64])] = &[("loss", &[1.0, 0.7, 0.6, 9.0, 0.5])];
+        let spike = |on: &str| {
+            finding(
+                FindingId::LossSpike,
+                evidence!["series" => on, "epoch" => 4u32, "value" => 9.0, "ratio" => 11.0],
+            )
+        };
+        let r = run(
+            Some(r#"{"optimizer": "adamw", "learning_rate": 0.0001, "max_grad_norm": 0}"#),
+            series,
+        );
+        // No gradient norm logged: clipping goes on at the HF Trainer's default.
+        let (p, _) = advise(&r, vec![spike("loss")]);
+        assert_eq!(p.changes[0].parameter, "max_grad_norm", "{p:?}");
+        assert_eq!(p.changes[0].new_value, json!(1));
+        let (p, _) = advise(&r, vec![spike("val_loss")]);
+        assert!(p.changes.is_empty(), "{p:?}");
+    }
+
+    #[test]
     fn data_and_logging_findings_are_advice_and_change_nothing() {
         let cfg = r#"{"optimizer": "adam", "learning_rate": 0.001, "dropout": 0.1, "warmup_steps": 5000}"#;
         let r = run(Some(cfg), &[("loss", &[0.5, 0.0, 0.0, 0.0])]);

@@ -56,7 +56,7 @@ impl<'a> Plan<'a> {
         if better { Ok(text) } else { Err(text) }
     }
 
-    /// Gradient-norm spikes and a rising norm: clip where the config has a clipping key
+    /// Gradient-norm spikes, a rising norm and a loss spike the run survived: clip where the config has a clipping key
     /// (at 2× the run's typical norm), lower the rate for a rising norm, say what to add
     /// to the training script otherwise.
     pub(super) fn gradient_norm(&mut self) {
@@ -64,6 +64,11 @@ impl<'a> Plan<'a> {
         let Some(f) = d
             .get(FindingId::GradNormSpike)
             .or_else(|| d.get(FindingId::GradNormRising))
+            .or_else(|| {
+                // A validation loss that spiked alone came from an evaluation, not a step.
+                d.get(FindingId::LossSpike)
+                    .filter(|f| f.evidence.get("series").and_then(|s| s.as_str()) == Some("loss"))
+            })
         else {
             return;
         };
