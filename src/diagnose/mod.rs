@@ -285,6 +285,8 @@ mod real_runs {
         if f.id == FindingId::Plateau {
             e.remove("best_epoch");
             e.remove("epochs_since_best");
+            // Counted from that best epoch: ten epochs since it or nine.
+            e.remove("training_still_falling");
         }
         // Equal values at 4 decimals are ties for Mann–Kendall, and different at full
         // precision: the statistic moves while every judgement on it agrees.

