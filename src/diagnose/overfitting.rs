@@ -8,7 +8,7 @@
 //! training side to be doing clearly better. A validation split at chance while training
 //! learns is `val_at_chance`'s (a split or label problem), not overfitting.
 
-use super::robust::theil_sen_slope;
+use super::robust::{MK_Z_5PCT, mann_kendall_z, median, theil_sen_slope};
 use super::{MIN_EPOCHS, series, series_label};
 
 use crate::lang::Lang;
@@ -85,6 +85,9 @@ pub(super) fn judge(run: &Run) -> Option<Overfit<'_>> {
     if since < patience || gl <= OVERFIT_GL_ALPHA {
         return None;
     }
+    if dip_in_a_flat_band(&points, stretch) {
+        return None;
+    }
     let slope = theil_sen_slope(stretch)?;
     let pairs: Vec<(Point, f64)> = stretch
         .iter()
@@ -134,6 +137,37 @@ pub(super) fn judge(run: &Run) -> Option<Overfit<'_>> {
         train_last,
         gap_ratio,
     })
+}
+
+/// Whether the best is a lucky dip in a noisy, flat band rather than the bottom of a turn:
+/// the epochs before it, as many as since it (at least `OVERFIT_PATIENCE`), show no
+/// downward trend (Mann–Kendall at 5%), the epochs since it none upward, and they sit no
+/// higher (median) than the epochs before did, within the `OVERFIT_GL_ALPHA` GL allows. A
+/// climb out of a step down (a learning-rate cut: tests/real/
+/// keras_csv_resnet18_cifar10_overfit_after_lr_drop, 10 straight rises after the cut) is a
+/// trend, and stays a turn. Measured from such a dip every later epoch is "above the best", and GL and the
+/// trend since it are large on a curve that never moved (held-out set 3,
+/// keras_log_drinks_history_text_healthy: 0.0167–0.0554 with spikes for the 7 epochs before
+/// a best of 0.0157; median 0.0313 over the 10 before it, 0.0322 over the 10 after). The
+/// guard Prechelt's progress quotient stands for: a flat noisy curve is not a turn.
+fn dip_in_a_flat_band(points: &[Point], stretch: &[Point]) -> bool {
+    let Some(best_at) = points.len().checked_sub(stretch.len()) else {
+        return false;
+    };
+    let width = (stretch.len() - 1).max(OVERFIT_PATIENCE);
+    if best_at < width {
+        return false;
+    }
+    let before = &points[best_at - width..best_at];
+    let level = |p: &[Point]| median(&mut p.iter().map(|p| p.value).collect());
+    let flat_before = mann_kendall_z(before).is_some_and(|z| z > -MK_Z_5PCT);
+    let rising_after = mann_kendall_z(stretch).is_some_and(|z| z >= MK_Z_5PCT);
+    match (level(before), level(&stretch[1..])) {
+        (Some(band), Some(after)) => {
+            flat_before && !rising_after && after <= band * (1.0 + OVERFIT_GL_ALPHA / 100.0)
+        }
+        _ => false,
+    }
 }
 
 pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
@@ -339,6 +373,41 @@ mod tests {
             .series("val_loss", &val)
             .check(check);
         assert!(d.findings.is_empty(), "{:?}", d.findings);
+    }
+
+    #[test]
+    fn a_best_that_is_a_dip_in_a_flat_noisy_band_is_not_a_turn() {
+        // tests/real/keras_log_drinks_history_text_healthy, epochs 9-31: the validation loss
+        // bounces between 0.016 and 0.055 (spikes to 0.14) from epoch 14; its best, 0.0157
+        // at epoch 21, is a dip, and the ten epochs after sit where the band always sat.
+        let val = [
+            0.0441, 0.0249, 0.0441, 0.0413, 0.0188, 0.0195, 0.1268, 0.0267, 0.0443, 0.0334, 0.0167,
+            0.0554, 0.0157, 0.0187, 0.031, 0.1438, 0.1015, 0.0231, 0.0257, 0.0495, 0.041, 0.0334,
+            0.027,
+        ];
+        let train: Vec<f64> = (0..val.len()).map(|i| 0.03 - 0.0012 * i as f64).collect();
+        let d = Fixture::new()
+            .series("loss", &train)
+            .series("val_loss", &val)
+            .check(check);
+        assert!(d.findings.is_empty(), "{:?}", d.findings);
+        // The same stretch after a descent into the best is a turn: overfitting; and so is a
+        // climb in a straight line out of a step down (a learning-rate cut).
+        let mut turn: Vec<f64> = (0..12).map(|i| 0.2 - 0.015 * i as f64).collect();
+        turn.extend(&val[12..]);
+        let d = Fixture::new()
+            .series("loss", &train)
+            .series("val_loss", &turn)
+            .check(check);
+        assert!(d.has(FindingId::Overfitting), "{turn:?}");
+        let mut step = vec![2.3, 2.9, 2.7, 2.9, 1.7, 2.8, 2.0, 3.0, 1.9, 1.9, 1.36];
+        step.extend([1.39, 1.40, 1.48, 1.55, 1.61, 1.71, 1.83, 1.94, 2.07, 2.15]);
+        let train: Vec<f64> = (0..step.len()).map(|i| 1.0 - 0.035 * i as f64).collect();
+        let d = Fixture::new()
+            .series("loss", &train)
+            .series("val_loss", &step)
+            .check(check);
+        assert!(d.has(FindingId::Overfitting), "{step:?}");
     }
 
     #[test]
