@@ -64,7 +64,7 @@ max_len = int(sys.argv[1])
 root = pathlib.Path(".")
 out = root / "fuzz" / "seeds"
 FORCED = ["snapshot", "keras-history", "keras-csv", "keras-log", "lightning-csv",
-          "hf-trainer-state", "json-lines", "tensorboard"]
+          "hf-trainer-state", "json-lines", "tensorboard", "printed"]
 NAMES = ["metrics.csv", "history.json", "training.log", "metrics.jsonl",
          "trainer_state.json", "m.txt", "events.out.tfevents.1790000000.host.1.0", "metrics"]
 
@@ -87,6 +87,8 @@ def forced_format(path, data):
     if name.endswith(".json"):
         text = data.lstrip()
         return "keras-history" if text.startswith(b"[") or b'": [' in data[:4096] else "snapshot"
+    if b"Epoch" in data[:4096] and b"/" not in data[:4096].split(b"Epoch", 1)[1][:8]:
+        return "printed"
     return "keras-log"
 
 def detect_name(path):

@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use retune::fuzzing::scratch_file;
 use retune::metrics::{Format, load_metrics};
 
-const FORCED: [Format; 8] = [
+const FORCED: [Format; 9] = [
     Format::Snapshot,
     Format::KerasHistory,
     Format::KerasCsv,
@@ -17,6 +17,7 @@ const FORCED: [Format; 8] = [
     Format::HfTrainerState,
     Format::JsonLines,
     Format::Tensorboard,
+    Format::Printed,
 ];
 
 /// Names detection treats differently (`.jsonl`, `trainer_state.json`, event files) and

@@ -98,7 +98,10 @@ pub fn looks_like(text: &str) -> bool {
 
 /// Reads up to the next `\r` or `\n` into `segment`. `Some(true)` when a terminator ended
 /// it, `Some(false)` for a last segment the file ends inside, `None` at the end.
-fn read_segment(reader: &mut impl BufRead, segment: &mut Vec<u8>) -> io::Result<Option<bool>> {
+pub(super) fn read_segment(
+    reader: &mut impl BufRead,
+    segment: &mut Vec<u8>,
+) -> io::Result<Option<bool>> {
     segment.clear();
     loop {
         let available = reader.fill_buf()?;
@@ -125,7 +128,7 @@ fn read_segment(reader: &mut impl BufRead, segment: &mut Vec<u8>) -> io::Result<
 /// What a terminal would show for one segment: escapes removed, backspaces applied.
 /// Backspaces at the end only move the cursor back for the next redraw, so they leave
 /// the state as it was drawn.
-fn clean(raw: &[u8], out: &mut String) {
+pub(super) fn clean(raw: &[u8], out: &mut String) {
     let text = String::from_utf8_lossy(raw);
     // Most segments (every line of a redirected log) hold no escape and no backspace:
     // the regex and the character loop are skipped for them.

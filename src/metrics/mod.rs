@@ -8,6 +8,7 @@ mod jsonl;
 mod keras_csv;
 mod keras_history;
 mod keras_log;
+mod printed;
 mod lightning_csv;
 pub mod names;
 mod nonfinite;
@@ -39,6 +40,9 @@ pub enum Format {
     KerasCsv,
     /// Keras console output captured to a file (`model.fit` with verbose 1 or 2).
     KerasLog,
+    /// Epoch lines a training script printed itself (`Epoch 7 - loss: 0.52, val_loss: 0.61`,
+    /// `Epoch [7/10], Step [100/600], Loss: 0.22`).
+    Printed,
     /// PyTorch Lightning `CSVLogger` `metrics.csv`.
     LightningCsv,
     /// Hugging Face Trainer `trainer_state.json`.
@@ -62,6 +66,7 @@ impl Format {
             Format::KerasHistory => "Keras history JSON",
             Format::KerasCsv => "Keras CSVLogger CSV",
             Format::KerasLog => "Keras console log",
+            Format::Printed => "printed epoch lines",
             Format::LightningCsv => "Lightning metrics.csv",
             Format::HfTrainerState => "Hugging Face trainer_state.json",
             Format::JsonLines => "JSON Lines",
@@ -501,6 +506,7 @@ pub fn load_metrics(path: &Path, format: Option<Format>) -> Result<Metrics> {
         Format::KerasHistory => keras_history::read(path, &mut builder)?,
         Format::KerasCsv => keras_csv::read(path, &mut builder)?,
         Format::KerasLog => keras_log::read(path, &mut builder)?,
+        Format::Printed => printed::read(path, &mut builder)?,
         Format::LightningCsv => lightning_csv::read(path, &mut builder)?,
         Format::HfTrainerState => hf_state::read(path, &mut builder)?,
         Format::JsonLines => jsonl::read(path, &mut builder)?,
@@ -635,7 +641,10 @@ pub(crate) fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
         // A first line with commas may be prose before a Keras log (` Total params:
         // 167,202 (653.13 KB)`), so the log rule still gets its turn.
     }
-    keras_log::looks_like(text).then_some(Format::KerasLog)
+    if keras_log::looks_like(text) {
+        return Some(Format::KerasLog);
+    }
+    printed::looks_like(text).then_some(Format::Printed)
 }
 
 /// A CSV column name as trainers write them (`val_loss`, `lr-Adam`, `train/acc`, and
