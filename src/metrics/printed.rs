@@ -42,9 +42,11 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, text::open(path)?);
     let mut raw = Vec::new();
     let mut line = String::new();
-    let mut counter = RunCounter::default();
-    let mut zero_based: Option<bool> = None;
+    let mut epochs = Epochs::default();
     let mut pairs: Vec<(String, f64)> = Vec::new();
+    // The latest tqdm redraw of an epoch's bar: the next redraw of the same epoch replaces
+    // it, so only the last (the epoch's values) is read.
+    let mut bar: Option<(EpochLine, Vec<(String, f64)>)> = None;
     while read_segment(&mut reader, &mut raw)
         .map_err(|e| Error::read(path, &e))?
         .is_some()
@@ -53,13 +55,41 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
         let Some(epoch) = epoch_line(&line, &mut pairs) else {
             continue;
         };
+        let redraw = line.contains("%|");
+        if let Some((earlier, values)) = bar.take()
+            && !(redraw && earlier.number == epoch.number)
+        {
+            epochs.take(earlier, values, builder);
+        }
+        if redraw {
+            bar = Some((epoch, std::mem::take(&mut pairs)));
+        } else {
+            epochs.take(epoch, std::mem::take(&mut pairs), builder);
+        }
+    }
+    if let Some((epoch, values)) = bar {
+        epochs.take(epoch, values, builder);
+    }
+    Ok(())
+}
+
+/// The epoch counter of the lines read so far.
+#[derive(Default)]
+struct Epochs {
+    counter: RunCounter,
+    zero_based: Option<bool>,
+}
+
+impl Epochs {
+    /// One epoch line's values into the builder, at its 1-based epoch.
+    fn take(&mut self, epoch: EpochLine, values: Vec<(String, f64)>, builder: &mut MetricsBuilder) {
         builder.rows += 1;
-        match counter.see(f64::from(epoch.number), false, builder) {
-            Count::Replays => continue,
-            Count::Restarts => zero_based = None,
+        match self.counter.see(f64::from(epoch.number), false, builder) {
+            Count::Replays => return,
+            Count::Restarts => self.zero_based = None,
             Count::Goes => {}
         }
-        let base = *zero_based.get_or_insert(epoch.number == 0);
+        let base = *self.zero_based.get_or_insert(epoch.number == 0);
         let number = if base {
             epoch.number.saturating_add(1)
         } else {
@@ -68,11 +98,10 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
         if let Some(planned) = epoch.planned {
             builder.planned_epochs = Some(planned);
         }
-        for (name, value) in pairs.drain(..) {
+        for (name, value) in values {
             builder.push(&name, number, value);
         }
     }
-    Ok(())
 }
 
 /// True when the first bytes of a file hold `MIN_LINES_TO_DETECT` epoch lines.
@@ -187,8 +216,9 @@ fn digits(bytes: &[u8], at: usize) -> Option<(u32, usize)> {
 
 /// Every `name: value` and `name=value` pair of the text after the epoch number, in
 /// order. A name runs back from the `:` or `=` to the previous pair, separator (`,` `|`
-/// `;` ` - ` tab) or bracket; a value is the token after it, up to whitespace or a
-/// separator, and must be a number (a trailing `%` allowed).
+/// `;` ` - ` tab) or bracket; a value is the token after it, up to whitespace, a
+/// separator or a `:` (tqdm's description ends in one before the bar), and must be a number
+/// (a trailing `%` allowed).
 fn named_values(text: &str, pairs: &mut Vec<(String, f64)>) {
     let bytes = text.as_bytes();
     let mut name_from = 0;
@@ -205,7 +235,9 @@ fn named_values(text: &str, pairs: &mut Vec<(String, f64)>) {
         }
         let end = bytes[v..]
             .iter()
-            .position(|&b| b.is_ascii_whitespace() || matches!(b, b',' | b'|' | b';' | b']' | b')'))
+            .position(|&b| {
+                b.is_ascii_whitespace() || matches!(b, b',' | b'|' | b';' | b']' | b')' | b':')
+            })
             .map_or(bytes.len(), |n| v + n);
         let token = &text[v..end];
         let number = token.strip_suffix('%').unwrap_or(token);
@@ -294,6 +326,14 @@ mod tests {
                 ("val_loss".to_string(), 0.5874)
             ]
         );
+        // A tqdm bar whose description carries the values.
+        let (e, p) = line(
+            "Epoch [10/10], Loss: 0.485, Acc: 0.827, F1-Score: 0.827: 100%|██████████| 35/35 [04:03<00:00,  6.95s/it]",
+        )
+        .unwrap();
+        assert_eq!(e.number, 10);
+        let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["loss", "acc", "f1-score"]);
         let (e, _) = line("EPOCH (2 of 10) loss=nan").unwrap();
         assert_eq!((e.number, e.planned), (2, Some(10)));
     }
@@ -325,6 +365,14 @@ mod tests {
         let m = PRINTED.load(log);
         assert_eq!(values(&m, Canonical::Loss), vec![(1, 0.75), (2, 0.25)]);
         assert_eq!(m.planned_epochs, Some(2));
+    }
+
+    #[test]
+    fn of_a_tqdm_bar_redrawn_in_place_only_the_last_drawing_counts() {
+        let log = "Epoch [1/2], Loss: 2.0:  50%|#####     | 1/2\rEpoch [1/2], Loss: 1.0: 100%|##########| 2/2\n\
+                   Epoch [2/2], Loss: 0.8:  50%|#####     | 1/2\rEpoch [2/2], Loss: 0.6: 100%|##########| 2/2\n";
+        let m = PRINTED.load(log);
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 1.0), (2, 0.6)]);
     }
 
     #[test]
