@@ -611,18 +611,26 @@ pub(crate) fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
     }
     let mut lines = trimmed.lines().filter(|l| !l.trim().is_empty());
     let first_line = lines.next().unwrap_or_default();
-    let header: Vec<String> = first_line
-        .split(',')
+    let header: Vec<String> = header_cells(first_line)
         .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
         .collect();
     // A header is column names; the next line (if any) has at least as many cells (more
     // when CSVLogger quotes a list value). Prose with commas (a logger line, `Total
     // params: 167,202`) is not a header.
     let names_only = header.len() >= 2 && header.iter().all(|h| looks_like_column(h));
+    // Lightning's CSVLogger writes `epoch` and `step` beside whatever `self.log` was
+    // given, a tensor's repr (`out_tensor([0.])`) included: those two cells are header
+    // enough whatever the other names are.
+    let lightning_header = ["epoch", "step"]
+        .iter()
+        .all(|want| header.iter().any(|h| h == want))
+        && header
+            .iter()
+            .all(|h| !h.is_empty() && !h.chars().any(char::is_control));
     let same_width = lines
         .next()
         .is_none_or(|l| l.split(',').count() >= header.len());
-    if names_only && (same_width || name.ends_with(".csv")) {
+    if (names_only || lightning_header) && (same_width || name.ends_with(".csv")) {
         if header.iter().any(|h| h == "step") {
             return Some(Format::LightningCsv);
         }
@@ -636,6 +644,26 @@ pub(crate) fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
         // 167,202 (653.13 KB)`), so the log rule still gets its turn.
     }
     keras_log::looks_like(text).then_some(Format::KerasLog)
+}
+
+/// The cells of a CSV header line, a quoted cell (`"tensor([0., 1.])"`) whole: commas
+/// inside quotes do not split.
+fn header_cells(line: &str) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    let mut start = 0;
+    let mut bounds = Vec::new();
+    for (i, b) in line.bytes().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                bounds.push((start, i));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    bounds.push((start, line.len()));
+    bounds.into_iter().map(move |(a, b)| &line[a..b])
 }
 
 /// A CSV column name as trainers write them (`val_loss`, `lr-Adam`, `train/acc`, and
@@ -1026,6 +1054,23 @@ mod tests {
                 "metrics.csv",
                 "Final F1 Score,epoch,step,test_loss,train_loss,val_loss\n,0,749,,,0.155\n",
                 Some(Format::LightningCsv),
+            ),
+            // columns named by a tensor's repr, a quoted one holding commas
+            (
+                "metrics.csv",
+                "epoch,out_tensor([0.]),step,train_loss\n0,0.5,9,\n",
+                Some(Format::LightningCsv),
+            ),
+            (
+                "metrics.csv",
+                "epoch,\"w_tensor([0., 1.])\",step\n0,0.5,9\n",
+                Some(Format::LightningCsv),
+            ),
+            // a phase column beside the metrics
+            (
+                "log.csv",
+                "epoch,phase,loss,acc\n0,train,0.7,0.5\n0,val,0.8,0.4\n",
+                Some(Format::KerasCsv),
             ),
             ("m.txt", "hello, world\nnothing here\n", None),
             ("m.csv", "name,value\nfoo,1\n", None),
