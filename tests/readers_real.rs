@@ -103,6 +103,15 @@ const EXPECTED: &[Expect] = &[
         phases: None,
     },
     Expect {
+        // a `set` column (train/eval) beside the numbers: its eval rows are the
+        // validation series
+        file: "keras_csv_phase_rows_date_regression_plateau/epoch_log_12_6_11_4_6.csv",
+        format: "keras-csv",
+        series: &["loss", "val_loss"],
+        epochs: 77,
+        phases: None,
+    },
+    Expect {
         file: "keras3_utf16_lung_disease_healthy/training_output.txt",
         format: "keras-log",
         series: &["loss", "val_loss", "accuracy", "val_accuracy", "lr"],
