@@ -135,7 +135,23 @@ pub struct Metrics {
     /// The config an experiment tracker recorded with the metrics (a W&B run's), for a
     /// run whose trainer reads no JSON config.
     pub recorded_config: Option<crate::config::ConfigDoc>,
+    /// When the x-axis is the run's evaluations rather than its epochs (a short HF run
+    /// evaluated more often than it has whole epochs): where each evaluation was, point
+    /// k being `eval_axis[k - 1]`. The series' `epoch` is then the evaluation's number.
+    pub eval_axis: Option<Vec<EvalMark>>,
 }
+
+/// Where one evaluation of a run was: its optimizer step and (fractional) epoch, as the
+/// trainer logged them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EvalMark {
+    pub step: Option<u64>,
+    pub epoch: Option<f64>,
+}
+
+/// Evaluations whose place is kept (16 bytes each); a run evaluated more often than this
+/// keeps the first ones.
+pub const MAX_EVAL_MARKS: usize = 65_536;
 
 impl Metrics {
     pub fn get(&self, canonical: Canonical) -> Option<&Series> {
@@ -233,6 +249,8 @@ pub struct MetricsBuilder {
     pub replayed_rows: u64,
     /// See `Metrics::recorded_config`.
     pub recorded_config: Option<crate::config::ConfigDoc>,
+    /// See `Metrics::eval_axis`.
+    pub eval_axis: Option<Vec<EvalMark>>,
     /// Metric names past `MAX_SERIES`, not read.
     pub dropped_names: u64,
     /// Keys given twice in one JSON object, and the first one (with its line, when the
@@ -294,6 +312,13 @@ impl MetricsBuilder {
         if self.first_duplicate.is_none() {
             self.first_duplicate = Some((key.to_string(), line));
         }
+    }
+
+    /// Takes `other`'s series in place of these: the same rows laid out on another
+    /// x-axis (the HF reader's evaluations). Handles from `series_id` are void after it.
+    pub fn replace_series_with(&mut self, other: MetricsBuilder) {
+        self.series = other.series;
+        self.dropped_names = other.dropped_names;
     }
 
     /// `push` by a handle from `series_id`.
@@ -444,6 +469,7 @@ impl MetricsBuilder {
             warnings,
             phases,
             recorded_config: self.recorded_config,
+            eval_axis: self.eval_axis,
         })
     }
 }
