@@ -444,6 +444,11 @@ impl MetricsBuilder {
                 warnings.push(note);
             }
         }
+        if !canonical_slots.iter().any(|(c, _)| *c == Canonical::Loss)
+            && let Some(note) = heads_without_total(&all)
+        {
+            warnings.push(note);
+        }
         let mut ordered = Vec::with_capacity(all.len());
         let chosen: Vec<usize> = canonical_slots.iter().map(|(_, i)| *i).collect();
         let mut rest = Vec::new();
@@ -492,6 +497,35 @@ fn percent_to_fraction(canonical: Canonical, series: &mut Series) -> Option<Stri
         series.original,
         crate::num::num(min),
         crate::num::num(max)
+    ))
+}
+
+/// Training losses of several heads or parts (`cls_loss` and `reg_loss`, two fits'
+/// histories merged under prefixes) and no total beside them: none of them is the run's
+/// loss, and taking one would judge a part as the whole. Said, so a missing loss check is
+/// explained.
+fn heads_without_total(all: &[Series]) -> Option<String> {
+    let heads: Vec<&str> = all
+        .iter()
+        .map(|s| s.original.as_str())
+        .filter(|n| names::is_loss_like(n) && !names::is_held_out(n))
+        .collect();
+    if heads.len() < 2 {
+        return None;
+    }
+    let shown: Vec<String> = heads
+        .iter()
+        .take(4)
+        .map(|n| format!("`{}`", crate::num::truncate(n, 40)))
+        .collect();
+    let more = match heads.len().saturating_sub(4) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Some(format!(
+        "losses of {} heads or parts ({}{more}) and no total loss beside them: none is read as the training loss",
+        heads.len(),
+        shown.join(", ")
     ))
 }
 
