@@ -112,6 +112,22 @@ const EXPECTED: &[Expect] = &[
         phases: None,
     },
     Expect {
+        // 1.36 epochs, 6 evaluations: each its own point, not two epochs
+        file: "hf_whisper_tr_val_worse_after_warmup/trainer_state.json",
+        format: "hf-trainer-state",
+        series: &["loss", "val_loss", "lr", "grad_norm"],
+        epochs: 6,
+        phases: None,
+    },
+    Expect {
+        // 0.23 of an epoch, 20 evaluations: not one point
+        file: "hf_whisper_bashkir_fraction_epoch_healthy/trainer_state.json",
+        format: "hf-trainer-state",
+        series: &["loss", "val_loss", "lr", "grad_norm"],
+        epochs: 20,
+        phases: None,
+    },
+    Expect {
         file: "keras3_utf16_lung_disease_healthy/training_output.txt",
         format: "keras-log",
         series: &["loss", "val_loss", "accuracy", "val_accuracy", "lr"],

@@ -82,6 +82,8 @@ struct EvalAxis {
     count: u32,
     /// Step and epoch of each evaluation, the first `super::MAX_EVAL_MARKS`.
     marks: Vec<super::EvalMark>,
+    /// The furthest epoch any row logged (fractional).
+    furthest_epoch: f64,
     /// The step and epoch (its bits) of the last evaluation row.
     last_eval_at: Option<(Option<u64>, Option<u64>)>,
 }
@@ -91,6 +93,9 @@ impl EvalAxis {
     /// point of the evaluation that follows them.
     fn push(&mut self, row: &Fields, step: Option<u64>, epoch: Option<f64>, summary: bool) {
         let is_eval = row.iter().any(|(name, _)| name.starts_with("eval_"));
+        if let Some(e) = epoch.filter(|e| e.is_finite()) {
+            self.furthest_epoch = self.furthest_epoch.max(e);
+        }
         // Several evaluation sets (`eval_dataset={"g0": …, "g1": …}`) log a row each at
         // the same step: one evaluation.
         // (A step of 0, an evaluation before training, reads as no step: the epoch tells.)
@@ -137,10 +142,20 @@ impl EvalAxis {
             (Some(first), Some(last)) => format!(" (steps {first}\u{2013}{last})"),
             _ => String::new(),
         };
+        // The run's length as logged (0.23 of an epoch, 1.36 epochs), else its whole epochs.
+        let length = if self.furthest_epoch > 0.0 {
+            let e = (self.furthest_epoch * 100.0).round() / 100.0;
+            format!(
+                "{} {}",
+                crate::num::num(e),
+                if e == 1.0 { "epoch" } else { "epochs" }
+            )
+        } else {
+            format!("{whole_epochs} epochs")
+        };
         builder.warnings.push(format!(
-            "{} evaluations in {whole_epochs} {}{at}: each evaluation is a point of the series, not each epoch",
+            "{} evaluations in {length}{at}: each evaluation is a point of the series, not each epoch",
             self.count,
-            if whole_epochs == 1 { "epoch" } else { "epochs" },
         ));
         builder.eval_axis = Some(self.marks);
     }
