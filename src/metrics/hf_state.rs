@@ -15,11 +15,12 @@
 //!
 //! A short run evaluated often (one epoch, or a fraction of one, with an eval every few
 //! hundred steps, as LLM fine-tunes are run) would collapse its evaluations onto one or
-//! two epochs, where no trend can be judged. So the rows are also laid out with the
-//! evaluations as the x-axis (point k = the k-th evaluation, with the train rows logged
-//! since the one before), and when the run has more evaluations than whole epochs (one
-//! more is an evaluation before training, not a finer axis) that layout is the one read: each evaluation its own point, its step and epoch fraction
-//! kept in `Metrics::eval_axis` for the report, and the steps per point and points planned
+//! two epochs, where no trend can be judged. So every read counts the evaluations, and
+//! when the run has more of them than whole epochs (one more is an evaluation before
+//! training, not a finer axis) the file is read again with the evaluations as the x-axis
+//! (point k = the k-th evaluation, with the train rows logged since the one before):
+//! each evaluation its own point, its step and epoch fraction kept in
+//! `Metrics::eval_axis` for the report, and the steps per point and points planned
 //! counted in evaluations.
 
 use std::fmt;
@@ -50,37 +51,53 @@ const WHOLE_EPOCH_SLACK: f64 = 1e-9;
 const MIN_EVALS_FOR_AXIS: u32 = 3;
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
-    let mut state = State::default();
-    if fast::read(path, builder, &mut state).is_err() {
-        // The fast road met something it does not read (or an error): serde's road reads
-        // the file from the start, and says exactly what is wrong if anything is.
-        *builder = MetricsBuilder::new();
-        state = State::default();
-        read_streamed(path, builder, &mut state)?;
-    }
+    let mut state = read_once(path, builder, false)?;
     builder.max_steps = state.max_steps;
     builder.planned_epochs = state
         .num_train_epochs
         .map(|e| e.ceil().min(f64::from(u32::MAX)) as u32);
     builder.steps_per_epoch = state.steps_per_epoch();
     let whole_epochs = state.last_epoch.unwrap_or(1);
-    let evals = std::mem::take(&mut state.evals);
+    let count = state.evals.count;
     // One evaluation more than epochs is an epoch-end evaluation plus one before
     // training (or after it): the epochs stay the x-axis.
-    if evals.count >= MIN_EVALS_FOR_AXIS && evals.count > whole_epochs.saturating_add(1) {
-        evals.lay_out(builder, state.max_steps, whole_epochs);
+    if count >= MIN_EVALS_FOR_AXIS && count > whole_epochs.saturating_add(1) {
+        // Read again with the evaluations as the x-axis: only such runs (short ones,
+        // small files) pay for a second read, every other file is read once.
+        *builder = MetricsBuilder::new();
+        state = read_once(path, builder, true)?;
+        builder.max_steps = state.max_steps;
+        state.evals.lay_out(builder, state.max_steps, whole_epochs);
     }
     Ok(())
 }
 
-/// The rows laid out with the evaluations as the x-axis, beside the epoch layout the
-/// builder gets; see the module's doc.
+/// One read of the file into `builder`, by the fast road or else serde's; `on_evals` lays
+/// the rows out with the evaluations as the x-axis.
+fn read_once(path: &Path, builder: &mut MetricsBuilder, on_evals: bool) -> Result<State> {
+    let fresh = || State {
+        on_evals,
+        ..State::default()
+    };
+    let mut state = fresh();
+    if fast::read(path, builder, &mut state).is_err() {
+        // The fast road met something it does not read (or an error): serde's road reads
+        // the file from the start, and says exactly what is wrong if anything is.
+        *builder = MetricsBuilder::new();
+        state = fresh();
+        read_streamed(path, builder, &mut state)?;
+    }
+    Ok(state)
+}
+
+/// The evaluations a read has seen: counted on every read, and placed on the read that
+/// lays the rows out on them; see the module's doc.
 #[derive(Debug, Default)]
 struct EvalAxis {
-    builder: MetricsBuilder,
-    /// Evaluation rows seen so far.
+    /// Evaluations seen so far.
     count: u32,
-    /// Step and epoch of each evaluation, the first `super::MAX_EVAL_MARKS`.
+    /// Step and epoch of each evaluation, the first `super::MAX_EVAL_MARKS` (kept on the
+    /// read that lays the rows out on them).
     marks: Vec<super::EvalMark>,
     /// The furthest epoch any row logged (fractional).
     furthest_epoch: f64,
@@ -89,16 +106,16 @@ struct EvalAxis {
 }
 
 impl EvalAxis {
-    /// One row's values: an evaluation row is the next point; train rows belong to the
-    /// point of the evaluation that follows them.
-    fn push(&mut self, row: &Fields, step: Option<u64>, epoch: Option<f64>, summary: bool) {
+    /// Counts a row, and gives its point on the evaluation axis: an evaluation row is the
+    /// next point, train rows belong to the point of the evaluation that follows them.
+    fn see(&mut self, row: &Fields, step: Option<u64>, epoch: Option<f64>, keep: bool) -> u32 {
         let is_eval = row.iter().any(|(name, _)| name.starts_with("eval_"));
         if let Some(e) = epoch.filter(|e| e.is_finite()) {
             self.furthest_epoch = self.furthest_epoch.max(e);
         }
         // Several evaluation sets (`eval_dataset={"g0": …, "g1": …}`) log a row each at
-        // the same step: one evaluation.
-        // (A step of 0, an evaluation before training, reads as no step: the epoch tells.)
+        // the same step: one evaluation. (A step of 0, an evaluation before training,
+        // reads as no step: the epoch tells.)
         let at = (step, epoch.map(f64::to_bits));
         let same_evaluation = is_eval && at != (None, None) && Some(at) == self.last_eval_at;
         if is_eval {
@@ -106,24 +123,19 @@ impl EvalAxis {
         }
         if is_eval && !same_evaluation {
             self.count = self.count.saturating_add(1);
-            if self.marks.len() < super::MAX_EVAL_MARKS {
+            if keep && self.marks.len() < super::MAX_EVAL_MARKS {
                 self.marks.push(super::EvalMark { step, epoch });
             }
         }
-        let point = if is_eval {
+        if is_eval {
             self.count
         } else {
             self.count.saturating_add(1)
-        };
-        for (name, value) in row.iter() {
-            if !(summary && name == "train_loss") {
-                self.builder.push(name, point, *value);
-            }
         }
     }
 
-    /// Makes this layout the builder's series, and counts steps and the planned length
-    /// in evaluations.
+    /// After the read on the evaluations: counts steps and the planned length in
+    /// evaluations, and says so.
     fn lay_out(self, builder: &mut MetricsBuilder, max_steps: Option<u64>, whole_epochs: u32) {
         let steps: Vec<u64> = self.marks.iter().filter_map(|m| m.step).collect();
         // The gap between evaluations (the first is one gap in).
@@ -132,7 +144,6 @@ impl EvalAxis {
             [a, ..] if *a > 0 => Some(*a),
             _ => None,
         };
-        builder.replace_series_with(self.builder);
         builder.steps_per_epoch = interval;
         builder.planned_epochs = match (max_steps, interval) {
             (Some(total), Some(gap)) => u32::try_from(total.div_ceil(gap)).ok(),
@@ -180,8 +191,10 @@ struct State {
     last_epoch: Option<u32>,
     /// One row's values, reused across rows.
     row: Fields,
-    /// The same rows with the evaluations as the x-axis.
+    /// The evaluations seen (see `EvalAxis`).
     evals: EvalAxis,
+    /// This read lays the rows out with the evaluations as the x-axis.
+    on_evals: bool,
 }
 
 impl State {
@@ -341,7 +354,10 @@ impl<'de> Visitor<'de> for LogRow<'_> {
             }
         }
         state.row.report(self.builder, None);
-        state.evals.push(&state.row, step, logged_epoch, summary);
+        let point = state
+            .evals
+            .see(&state.row, step, logged_epoch, state.on_evals);
+        let epoch = if state.on_evals { point } else { epoch };
         let mut pushed = false;
         for (name, value) in state.row.iter() {
             if summary && name == "train_loss" {

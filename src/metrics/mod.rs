@@ -314,13 +314,6 @@ impl MetricsBuilder {
         }
     }
 
-    /// Takes `other`'s series in place of these: the same rows laid out on another
-    /// x-axis (the HF reader's evaluations). Handles from `series_id` are void after it.
-    pub fn replace_series_with(&mut self, other: MetricsBuilder) {
-        self.series = other.series;
-        self.dropped_names = other.dropped_names;
-    }
-
     /// `push` by a handle from `series_id`.
     pub fn push_id(&mut self, id: usize, epoch: u32, value: f64) {
         if let Some((_, series)) = self.series.get_index_mut(id) {
