@@ -66,7 +66,7 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     let mut text = String::new();
     let mut tracker = Tracker::default();
     // The last progress state's text, for the lines a wrap cut off it (see
-    // `continues_values`); one buffer, reused.
+    // `continues_values`); a second buffer, swapped with `text`.
     let mut wrapped = String::new();
     while let Some(terminated) =
         read_segment(&mut reader, &mut raw).map_err(|e| Error::read(path, &e))?
@@ -87,7 +87,8 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
             // (An empty segment is the `\n` of a `\r\n`: the wrap goes on after it.)
             wrapped.clear();
             if matches!(state, State::Bar(_)) {
-                wrapped.push_str(&text);
+                // Kept by swapping buffers, not copying: `text` is cleaned into afresh.
+                std::mem::swap(&mut wrapped, &mut text);
             }
         }
         match state {
