@@ -95,6 +95,14 @@ const EXPECTED: &[Expect] = &[
         phases: None,
     },
     Expect {
+        // two heads and their total, no key named loss: the totals are the losses
+        file: "keras_history_age_gender_two_heads_total/exp07_extended_early_stop_results_20260302T121659Z.json",
+        format: "keras-history",
+        series: &["loss", "val_loss"],
+        epochs: 19,
+        phases: None,
+    },
+    Expect {
         file: "lightning_lstm_tagger_healthy/version_18/metrics.csv",
         format: "lightning-csv",
         // the test row (test_loss, Final F1 Score) is not an epoch

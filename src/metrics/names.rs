@@ -170,10 +170,11 @@ const TOTAL_LOSS_NAMES: &[&str] = &[
     "avg_loss",
     "average_loss",
 ];
-/// What a split's unnamed epoch mean is called (`validation_epoch_average`,
-/// `training_epoch_average`, `val_epoch_mean`): Lightning modules that stack their step
+/// What a split's unnamed loss is called: its epoch mean (`validation_epoch_average`,
+/// `training_epoch_average`, `val_epoch_mean`: Lightning modules that stack their step
 /// losses in `on_validation_epoch_end` log the mean under such a name, and the mean of
-/// the step outputs is the loss.
+/// the step outputs is the loss), or the total of a multi-head objective beside its heads
+/// (`train_total`, `val_total` beside `train_age`, `val_gender`).
 const AVERAGE_NAMES: &[&str] = &[
     "average",
     "avg",
@@ -181,6 +182,7 @@ const AVERAGE_NAMES: &[&str] = &[
     "epoch_average",
     "epoch_avg",
     "epoch_mean",
+    "total",
 ];
 /// Rank added to an unnamed epoch mean: any name that says `loss` wins over it.
 const AVERAGE_RANK: u8 = 3;
@@ -398,6 +400,9 @@ mod tests {
             ("valid_loss_epoch", ValLoss),
             ("training_epoch_average", Loss),
             ("train_epoch_mean", Loss),
+            // a multi-head objective's total beside its heads
+            ("train_total", Loss),
+            ("val_total", ValLoss),
         ];
         for (name, want) in cases {
             assert_eq!(canonicalize(name).map(|c| c.0), Some(want), "{name}");
@@ -432,6 +437,8 @@ mod tests {
             "epoch_average",
             "validation_epoch_average iou",
             "val_epoch_average_rmse",
+            "total",
+            "val_total_acc",
         ] {
             assert_eq!(canonicalize(name), None, "{name}");
         }
