@@ -95,11 +95,44 @@ const EXPECTED: &[Expect] = &[
         phases: None,
     },
     Expect {
+        // two heads and their total, no key named loss: the totals are the losses
+        file: "keras_history_age_gender_two_heads_total/exp07_extended_early_stop_results_20260302T121659Z.json",
+        format: "keras-history",
+        series: &["loss", "val_loss"],
+        epochs: 19,
+        phases: None,
+    },
+    Expect {
         file: "lightning_lstm_tagger_healthy/version_18/metrics.csv",
         format: "lightning-csv",
         // the test row (test_loss, Final F1 Score) is not an epoch
         series: &["loss", "val_loss"],
         epochs: 35,
+        phases: None,
+    },
+    Expect {
+        // a `set` column (train/eval) beside the numbers: its eval rows are the
+        // validation series
+        file: "keras_csv_phase_rows_date_regression_plateau/epoch_log_12_6_11_4_6.csv",
+        format: "keras-csv",
+        series: &["loss", "val_loss"],
+        epochs: 77,
+        phases: None,
+    },
+    Expect {
+        // 1.36 epochs, 6 evaluations: each its own point, not two epochs
+        file: "hf_whisper_tr_val_worse_after_warmup/trainer_state.json",
+        format: "hf-trainer-state",
+        series: &["loss", "val_loss", "lr", "grad_norm"],
+        epochs: 6,
+        phases: None,
+    },
+    Expect {
+        // 0.23 of an epoch, 20 evaluations: not one point
+        file: "hf_whisper_bashkir_fraction_epoch_healthy/trainer_state.json",
+        format: "hf-trainer-state",
+        series: &["loss", "val_loss", "lr", "grad_norm"],
+        epochs: 20,
         phases: None,
     },
     Expect {

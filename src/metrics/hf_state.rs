@@ -12,6 +12,16 @@
 //! over the whole run, not an epoch value, so it is skipped. Steps per epoch come from a
 //! row logged exactly at an epoch's end (step / epoch), which stays right when `max_steps`
 //! was set by hand; otherwise from `max_steps / num_train_epochs`.
+//!
+//! A short run evaluated often (one epoch, or a fraction of one, with an eval every few
+//! hundred steps, as LLM fine-tunes are run) would collapse its evaluations onto one or
+//! two epochs, where no trend can be judged. So every read counts the evaluations, and
+//! when the run has more of them than whole epochs (one more is an evaluation before
+//! training, not a finer axis) the file is read again with the evaluations as the x-axis
+//! (point k = the k-th evaluation, with the train rows logged since the one before):
+//! each evaluation its own point, its step and epoch fraction kept in
+//! `Metrics::eval_axis` for the report, and the steps per point and points planned
+//! counted in evaluations.
 
 use std::fmt;
 use std::path::Path;
@@ -37,22 +47,129 @@ const SUMMARY_MARKERS: &[&str] = &["train_runtime", "total_flos"];
 const STEPS_AGREEMENT: f64 = 0.01;
 /// Slack when deciding that a logged epoch sits exactly at an epoch's end.
 const WHOLE_EPOCH_SLACK: f64 = 1e-9;
+/// Fewest evaluations that make an x-axis: two points are a step, not a trend.
+const MIN_EVALS_FOR_AXIS: u32 = 3;
 
 pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
-    let mut state = State::default();
-    if fast::read(path, builder, &mut state).is_err() {
-        // The fast road met something it does not read (or an error): serde's road reads
-        // the file from the start, and says exactly what is wrong if anything is.
-        *builder = MetricsBuilder::new();
-        state = State::default();
-        read_streamed(path, builder, &mut state)?;
-    }
+    let mut state = read_once(path, builder, false)?;
     builder.max_steps = state.max_steps;
     builder.planned_epochs = state
         .num_train_epochs
         .map(|e| e.ceil().min(f64::from(u32::MAX)) as u32);
     builder.steps_per_epoch = state.steps_per_epoch();
+    let whole_epochs = state.last_epoch.unwrap_or(1);
+    let count = state.evals.count;
+    // One evaluation more than epochs is an epoch-end evaluation plus one before
+    // training (or after it): the epochs stay the x-axis.
+    if count >= MIN_EVALS_FOR_AXIS && count > whole_epochs.saturating_add(1) {
+        // Read again with the evaluations as the x-axis: only such runs (short ones,
+        // small files) pay for a second read, every other file is read once.
+        *builder = MetricsBuilder::new();
+        state = read_once(path, builder, true)?;
+        builder.max_steps = state.max_steps;
+        state.evals.lay_out(builder, state.max_steps, whole_epochs);
+    }
     Ok(())
+}
+
+/// One read of the file into `builder`, by the fast road or else serde's; `on_evals` lays
+/// the rows out with the evaluations as the x-axis.
+fn read_once(path: &Path, builder: &mut MetricsBuilder, on_evals: bool) -> Result<State> {
+    let fresh = || State {
+        on_evals,
+        ..State::default()
+    };
+    let mut state = fresh();
+    if fast::read(path, builder, &mut state).is_err() {
+        // The fast road met something it does not read (or an error): serde's road reads
+        // the file from the start, and says exactly what is wrong if anything is.
+        *builder = MetricsBuilder::new();
+        state = fresh();
+        read_streamed(path, builder, &mut state)?;
+    }
+    Ok(state)
+}
+
+/// The evaluations a read has seen: counted on every read, and placed on the read that
+/// lays the rows out on them; see the module's doc.
+#[derive(Debug, Default)]
+struct EvalAxis {
+    /// Evaluations seen so far.
+    count: u32,
+    /// Step and epoch of each evaluation, the first `super::MAX_EVAL_MARKS` (kept on the
+    /// read that lays the rows out on them).
+    marks: Vec<super::EvalMark>,
+    /// The furthest epoch any row logged (fractional).
+    furthest_epoch: f64,
+    /// The step and epoch (its bits) of the last evaluation row.
+    last_eval_at: Option<(Option<u64>, Option<u64>)>,
+}
+
+impl EvalAxis {
+    /// Counts a row, and gives its point on the evaluation axis: an evaluation row is the
+    /// next point, train rows belong to the point of the evaluation that follows them.
+    fn see(&mut self, row: &Fields, step: Option<u64>, epoch: Option<f64>, keep: bool) -> u32 {
+        let is_eval = row.iter().any(|(name, _)| name.starts_with("eval_"));
+        if let Some(e) = epoch.filter(|e| e.is_finite()) {
+            self.furthest_epoch = self.furthest_epoch.max(e);
+        }
+        // Several evaluation sets (`eval_dataset={"g0": …, "g1": …}`) log a row each at
+        // the same step: one evaluation. (A step of 0, an evaluation before training,
+        // reads as no step: the epoch tells.)
+        let at = (step, epoch.map(f64::to_bits));
+        let same_evaluation = is_eval && at != (None, None) && Some(at) == self.last_eval_at;
+        if is_eval {
+            self.last_eval_at = Some(at);
+        }
+        if is_eval && !same_evaluation {
+            self.count = self.count.saturating_add(1);
+            if keep && self.marks.len() < super::MAX_EVAL_MARKS {
+                self.marks.push(super::EvalMark { step, epoch });
+            }
+        }
+        if is_eval {
+            self.count
+        } else {
+            self.count.saturating_add(1)
+        }
+    }
+
+    /// After the read on the evaluations: counts steps and the planned length in
+    /// evaluations, and says so.
+    fn lay_out(self, builder: &mut MetricsBuilder, max_steps: Option<u64>, whole_epochs: u32) {
+        let steps: Vec<u64> = self.marks.iter().filter_map(|m| m.step).collect();
+        // The gap between evaluations (the first is one gap in).
+        let interval = match steps.as_slice() {
+            [a, b, ..] if b > a => Some(b - a),
+            [a, ..] if *a > 0 => Some(*a),
+            _ => None,
+        };
+        builder.steps_per_epoch = interval;
+        builder.planned_epochs = match (max_steps, interval) {
+            (Some(total), Some(gap)) => u32::try_from(total.div_ceil(gap)).ok(),
+            _ => None,
+        };
+        let at = match (steps.first(), steps.last()) {
+            (Some(first), Some(last)) => format!(" (steps {first}\u{2013}{last})"),
+            _ => String::new(),
+        };
+        // The run's length as logged (0.23 of an epoch, 1.36 epochs), else its whole epochs.
+        let length = if self.furthest_epoch > 0.0 {
+            let e = (self.furthest_epoch * 100.0).round() / 100.0;
+            format!(
+                "{} {}",
+                crate::num::num(e),
+                if e == 1.0 { "epoch" } else { "epochs" }
+            )
+        } else {
+            format!("{whole_epochs} epochs")
+        };
+        builder.warnings.push(format!(
+            "{} evaluations in {length}{at}: each evaluation is a point of the series, not each epoch",
+            self.count,
+        ));
+        builder.eval_axis = Some(self.marks);
+    }
 }
 
 /// The whole file through serde_json's reader, streamed.
@@ -74,6 +191,10 @@ struct State {
     last_epoch: Option<u32>,
     /// One row's values, reused across rows.
     row: Fields,
+    /// The evaluations seen (see `EvalAxis`).
+    evals: EvalAxis,
+    /// This read lays the rows out with the evaluations as the x-axis.
+    on_evals: bool,
 }
 
 impl State {
@@ -233,6 +354,10 @@ impl<'de> Visitor<'de> for LogRow<'_> {
             }
         }
         state.row.report(self.builder, None);
+        let point = state
+            .evals
+            .see(&state.row, step, logged_epoch, state.on_evals);
+        let epoch = if state.on_evals { point } else { epoch };
         let mut pushed = false;
         for (name, value) in state.row.iter() {
             if summary && name == "train_loss" {
@@ -614,7 +739,7 @@ mod fast {
 // the HF Trainer print) are the logged data under test, not approximations of constants.
 #[allow(clippy::approx_constant)]
 mod tests {
-    use crate::metrics::testing::{ScratchFile, example};
+    use crate::metrics::testing::{ScratchFile, example, values};
     use crate::metrics::{Canonical, Format, load_metrics};
 
     const SCRATCH: ScratchFile = ScratchFile {
@@ -696,5 +821,78 @@ mod tests {
         assert!(e.contains("trainer_state.json:3:28: expected value"), "{e}");
         let e = SCRATCH.error(r#"{"log_history": {"loss": 1}}"#).to_string();
         assert!(e.contains("expected a list of logged rows"), "{e}");
+    }
+
+    #[test]
+    fn a_run_shorter_than_its_evaluations_is_read_on_them() {
+        // one epoch, an evaluation every 20 steps: the eval loss bottoms out at the third
+        // and climbs, which one epoch-point would hide
+        let mut rows = Vec::new();
+        let eval_loss = [0.90, 0.70, 0.60, 0.65, 0.72];
+        for (k, v) in eval_loss.iter().enumerate() {
+            let step = 20 * (k as u64 + 1);
+            let epoch = step as f64 / 100.0;
+            rows.push(format!(
+                r#"{{"epoch": {}, "loss": {}, "step": {}}}"#,
+                epoch - 0.1,
+                1.0 - 0.1 * k as f64,
+                step - 10
+            ));
+            rows.push(format!(
+                r#"{{"epoch": {epoch}, "eval_loss": {v}, "eval_runtime": 2.0, "step": {step}}}"#
+            ));
+        }
+        let m = SCRATCH.load(&format!(
+            r#"{{"log_history": [{}], "max_steps": 100, "num_train_epochs": 1}}"#,
+            rows.join(",")
+        ));
+        assert_eq!(
+            values(&m, Canonical::ValLoss),
+            vec![(1, 0.9), (2, 0.7), (3, 0.6), (4, 0.65), (5, 0.72)]
+        );
+        // each train row lands on the evaluation that follows it
+        assert_eq!(values(&m, Canonical::Loss)[1], (2, 0.9));
+        let axis = m.eval_axis.as_ref().unwrap();
+        assert_eq!(axis.len(), 5);
+        assert_eq!((axis[2].step, axis[2].epoch), (Some(60), Some(0.6)));
+        assert_eq!((m.steps_per_epoch, m.planned_epochs), (Some(20), Some(5)));
+        assert_eq!(
+            m.warnings,
+            vec![
+                "5 evaluations in 1 epoch (steps 20\u{2013}100): each evaluation is a point of the series, not each epoch"
+            ]
+        );
+    }
+
+    #[test]
+    fn evaluation_sets_logged_at_one_step_are_one_evaluation() {
+        let m = SCRATCH.load(
+            r#"{"log_history": [
+                 {"epoch": 0.25, "eval_g0_loss": 1.0, "step": 5}, {"epoch": 0.25, "eval_g1_loss": 1.1, "step": 5},
+                 {"epoch": 0.5, "eval_g0_loss": 0.9, "step": 10}, {"epoch": 0.5, "eval_g1_loss": 1.0, "step": 10},
+                 {"epoch": 0.75, "eval_g0_loss": 0.8, "step": 15}, {"epoch": 0.75, "eval_g1_loss": 0.9, "step": 15}
+               ], "num_train_epochs": 1}"#,
+        );
+        assert_eq!(m.eval_axis.as_ref().map(Vec::len), Some(3));
+        assert_eq!(
+            values(&m, Canonical::ValLoss),
+            vec![(1, 1.0), (2, 0.9), (3, 0.8)]
+        );
+    }
+
+    #[test]
+    fn one_evaluation_per_epoch_stays_on_epochs() {
+        // an evaluation before training as well, at step 0
+        let m = SCRATCH.load(
+            r#"{"log_history": [{"epoch": 0, "eval_loss": 2.1, "step": 0}, {"epoch": 0.5, "loss": 2.0, "step": 5},
+                 {"epoch": 1.0, "eval_loss": 1.9, "step": 10},
+                 {"epoch": 2.0, "eval_loss": 1.8, "step": 20},
+                 {"epoch": 3.0, "eval_loss": 1.7, "step": 30}], "num_train_epochs": 3}"#,
+        );
+        assert!(m.eval_axis.is_none());
+        assert_eq!(
+            values(&m, Canonical::ValLoss),
+            vec![(1, 2.0), (2, 1.8), (3, 1.7)]
+        );
     }
 }

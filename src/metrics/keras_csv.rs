@@ -8,6 +8,16 @@
 //! to the middle, a resume whose repeated epochs are skipped. Records stream through one
 //! reused `ByteRecord`, from `csv_lines` for plain tables. It also owns the
 //! CSV pieces Lightning's reader shares (the row loop `read_rows`, `Columns`, `cell_value`).
+//!
+//! Text beside the numbers: a column whose first value is not a number holds text (a
+//! `model` name, Ray Tune's `trial_id`, `date`, `hostname`, `done`). Such a column is not
+//! a metric and is skipped, and a warning names it. One text column is read, though: a
+//! phase column (`epoch,phase,loss,acc` with `train` and `val` rows, `set` with `train`
+//! and `eval`), whose value says which split a row measured. Its validation rows go to
+//! `val_<metric>` series and its test rows to `test_<metric>`, so the train and validation
+//! curves come apart as they would from a Keras log; rows of a phase it does not know are
+//! left out, and said. A column that gave numbers and then text is an error at that line,
+//! as before.
 
 use std::cell::Cell;
 use std::fs::File;
@@ -50,7 +60,8 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
             // One row per epoch: an epoch that does not count up is another run appended
             // to the file (CSVLogger(append=True) writes no second header), or a resume
             // logging epochs again.
-            Some(e) => match runs.see(f64::from(e), true, builder) {
+            // With a phase column each epoch has a row per phase.
+            Some(e) => match runs.see(f64::from(e), cols.phase.is_none(), builder) {
                 Count::Replays => return Ok(None),
                 Count::Goes | Count::Restarts => e,
             },
@@ -83,6 +94,9 @@ pub(super) fn read_rows(
         |record| take_row(path, record, &mut columns, builder, &mut epoch_of),
     )?;
     let csv_lines::Outcome::ResumeAt(offset) = outcome else {
+        if let Some(cols) = &columns {
+            cols.say_unplaced(builder);
+        }
         return Ok(());
     };
     let budget = Rc::new(Cell::new(0u64));
@@ -101,6 +115,9 @@ pub(super) fn read_rows(
             record.set_position(position);
         }
         take_row(path, &record, &mut columns, builder, &mut epoch_of)?;
+    }
+    if let Some(cols) = &columns {
+        cols.say_unplaced(builder);
     }
     Ok(())
 }
@@ -129,23 +146,95 @@ fn take_row(
     let cols = match columns {
         Some(cols) if !cols.is_header(record) => cols,
         _ => {
+            if let Some(old) = columns.take() {
+                old.say_unplaced(builder);
+            }
             *columns = Some(Columns::from_header(record, builder));
             return Ok(());
         }
+    };
+    if !cols.scanned {
+        cols.scan_first_row(record, builder);
+    }
+    // Which of the column's series this row's values go to: its own, or (after a phase
+    // column) the validation or test one.
+    let split = match cols.phase.as_ref() {
+        None => Split::Train,
+        Some(phase) => match record.get(phase.column).and_then(split_of) {
+            Some(split) => split,
+            None => {
+                cols.unplaced_rows += 1;
+                return Ok(());
+            }
+        },
     };
     let Some(epoch) = epoch_of(record, cols, builder)? else {
         return Ok(());
     };
     for (i, cell) in record.iter().enumerate() {
-        let Some(id) = cols.ids.get(i).copied().flatten() else {
+        let Some(id) = cols.id(split, i) else {
             continue;
         };
-        if let Some(value) = cell_value(path, record, &cols.names[i], cell)? {
-            builder.push_id(id, epoch, value);
+        match parse_cell(cell) {
+            Ok(Some(value)) => {
+                builder.push_id(id, epoch, value);
+                cols.numeric[i] = true;
+            }
+            Ok(None) => {}
+            // Text where the column never gave a number: a text column, skipped.
+            Err(()) if !cols.numeric[i] => cols.skip_text(i, builder),
+            Err(()) => return Err(not_a_number(path, record, &cols.names[i], cell)),
         }
     }
     builder.rows += 1;
     Ok(())
+}
+
+/// Which split a row of a file with a phase column measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+/// Values of a phase column, by split (compared without case).
+const TRAIN_PHASES: &[&[u8]] = &[b"train", b"training"];
+const VAL_PHASES: &[&[u8]] = &[
+    b"val",
+    b"valid",
+    b"validation",
+    b"eval",
+    b"evaluation",
+    b"dev",
+];
+const TEST_PHASES: &[&[u8]] = &[b"test", b"testing"];
+
+/// The split a phase cell names, if it names one.
+fn split_of(cell: &[u8]) -> Option<Split> {
+    let cell = cell.trim_ascii();
+    let is = |names: &[&[u8]]| names.iter().any(|n| cell.eq_ignore_ascii_case(n));
+    if is(TRAIN_PHASES) {
+        Some(Split::Train)
+    } else if is(VAL_PHASES) {
+        Some(Split::Val)
+    } else if is(TEST_PHASES) {
+        Some(Split::Test)
+    } else {
+        None
+    }
+}
+
+/// Text columns named in the warning; the rest are counted.
+const TEXT_COLUMNS_NAMED: usize = 6;
+
+/// A phase column and the series its validation and test rows go to.
+#[derive(Debug)]
+pub(super) struct PhaseColumn {
+    column: usize,
+    name: String,
+    val_ids: Vec<Option<usize>>,
+    test_ids: Vec<Option<usize>>,
 }
 
 fn row_too_long(path: &Path, position: &csv::Position) -> Error {
@@ -238,6 +327,17 @@ pub(super) struct Columns {
     /// Columns of a test stage (`test_loss`, `test/acc`), which Lightning logs once after
     /// fitting.
     pub tests: Vec<usize>,
+    /// Whether each column has given a number: text in one that has not is a text
+    /// column, text in one that has is an error.
+    numeric: Vec<bool>,
+    /// The first data row under this header has been looked at for text columns.
+    scanned: bool,
+    /// The column saying which split each row measured, when there is one.
+    pub phase: Option<PhaseColumn>,
+    /// Text columns skipped, in file order.
+    text: Vec<String>,
+    /// Rows whose phase is none of train, validation and test, left out.
+    unplaced_rows: u64,
 }
 
 impl Columns {
@@ -266,9 +366,129 @@ impl Columns {
             epoch,
             step,
             ids,
+            numeric: vec![false; names.len()],
             names,
             tests,
+            scanned: false,
+            phase: None,
+            text: Vec::new(),
+            unplaced_rows: 0,
         }
+    }
+
+    /// The series handle of column `i` for a row of `split`.
+    fn id(&self, split: Split, i: usize) -> Option<usize> {
+        let ids = match (split, &self.phase) {
+            (Split::Val, Some(phase)) => &phase.val_ids,
+            (Split::Test, Some(phase)) => &phase.test_ids,
+            _ => &self.ids,
+        };
+        ids.get(i).copied().flatten()
+    }
+
+    /// The first data row says which metric columns hold text, and whether one of them
+    /// is a phase column: found before the row's values go in, so its own values land in
+    /// the right split.
+    fn scan_first_row(&mut self, record: &csv::ByteRecord, builder: &mut MetricsBuilder) {
+        self.scanned = true;
+        for (i, cell) in record.iter().enumerate() {
+            if self.ids.get(i).copied().flatten().is_none() || parse_cell(cell).is_ok() {
+                continue;
+            }
+            if self.phase.is_none() && split_of(cell).is_some() {
+                self.ids[i] = None;
+                self.phase = Some(self.phase_column(i, builder));
+            } else {
+                self.skip_text(i, builder);
+            }
+        }
+    }
+
+    /// Column `i` as the phase column: each metric column gets a `val_` and a `test_`
+    /// series beside its own (`train_loss` → `val_loss`).
+    fn phase_column(&self, column: usize, builder: &mut MetricsBuilder) -> PhaseColumn {
+        let mut split_ids = |prefix: &str| -> Vec<Option<usize>> {
+            self.names
+                .iter()
+                .zip(&self.ids)
+                .map(|(name, id)| {
+                    id.map(|_| {
+                        let bare = ["train_", "training_", "train/"]
+                            .iter()
+                            .find_map(|p| name.strip_prefix(p))
+                            .unwrap_or(name);
+                        builder.series_id(&format!("{prefix}{bare}"))
+                    })
+                })
+                .collect()
+        };
+        let val_ids = split_ids("val_");
+        let test_ids = split_ids("test_");
+        let name = self.names[column].clone();
+        builder.warnings.push(format!(
+            "column `{}` names each row's phase: its validation rows are read as `val_*` series, its test rows as `test_*`",
+            crate::num::truncate(&name, 40)
+        ));
+        PhaseColumn {
+            column,
+            name,
+            val_ids,
+            test_ids,
+        }
+    }
+
+    /// Column `i` holds text: it is not a metric, and is skipped from here on.
+    fn skip_text(&mut self, i: usize, builder: &mut MetricsBuilder) {
+        self.ids[i] = None;
+        if let Some(phase) = &mut self.phase {
+            phase.val_ids[i] = None;
+            phase.test_ids[i] = None;
+        }
+        let name = &self.names[i];
+        if self.text.contains(name) {
+            return;
+        }
+        self.text.push(name.clone());
+        let named: Vec<String> = self
+            .text
+            .iter()
+            .take(TEXT_COLUMNS_NAMED)
+            .map(|n| format!("`{}`", crate::num::truncate(n, 40)))
+            .collect();
+        let more = match self.text.len().saturating_sub(TEXT_COLUMNS_NAMED) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        let note = format!(
+            "text {} {}{more} skipped: not metrics",
+            if self.text.len() == 1 {
+                "column"
+            } else {
+                "columns"
+            },
+            named.join(", ")
+        );
+        // One warning for the file's text columns, kept up to date.
+        match builder
+            .warnings
+            .iter_mut()
+            .find(|w| w.starts_with("text column"))
+        {
+            Some(w) => *w = note,
+            None => builder.warnings.push(note),
+        }
+    }
+
+    /// The warning for rows left out because their phase is none the reader knows.
+    fn say_unplaced(&self, builder: &mut MetricsBuilder) {
+        let (Some(phase), n @ 1..) = (&self.phase, self.unplaced_rows) else {
+            return;
+        };
+        builder.warnings.push(format!(
+            "{n} {} whose `{}` is neither train, validation nor test left out",
+            if n == 1 { "row" } else { "rows" },
+            crate::num::truncate(&phase.name, 40)
+        ));
     }
 
     /// A row repeating the header (appended runs): its epoch cell (or first cell) holds
@@ -306,6 +526,11 @@ pub(super) fn cell_value(
     column: &str,
     cell: &[u8],
 ) -> Result<Option<f64>> {
+    parse_cell(cell).map_err(|()| not_a_number(path, record, column, cell))
+}
+
+/// `cell_value` without the error's words: `Err(())` for a cell that is not a number.
+fn parse_cell(cell: &[u8]) -> std::result::Result<Option<f64>, ()> {
     // Fast path for the common cell, a plain number: parsed from the bytes, with no UTF-8
     // check, allocation or trimming (this loop is most of the cost of a big log).
     if cell
@@ -320,14 +545,17 @@ pub(super) fn cell_value(
     if is_no_value(text) || text.starts_with('[') {
         return Ok(None);
     }
-    match parse_number(text) {
-        Some(v) => Ok(Some(v)),
-        None => Err(at_record(
-            path,
-            record.position(),
-            format!("column \"{column}\": {text:?} is not a number"),
-        )),
-    }
+    parse_number(text).map(Some).ok_or(())
+}
+
+/// The error for a cell of `column` that is not a number, at its line.
+fn not_a_number(path: &Path, record: &csv::ByteRecord, column: &str, cell: &[u8]) -> Error {
+    let text = String::from_utf8_lossy(cell);
+    at_record(
+        path,
+        record.position(),
+        format!("column \"{column}\": {:?} is not a number", text.trim()),
+    )
 }
 
 /// An input error at a record's line (`file:line`). The csv crate counts a CRLF line end
@@ -553,6 +781,88 @@ mod tests {
             m.warnings[0].starts_with("2 rows logged again"),
             "{:?}",
             m.warnings
+        );
+    }
+
+    #[test]
+    fn a_phase_column_splits_rows_into_train_and_validation() {
+        let m = SCRATCH.load(
+            "epoch,phase,loss,acc\n0,train,0.90,0.50\n0,val,1.00,0.40\n\
+             1,train,0.80,0.60\n1,val,0.95,0.45\n2,train,0.70,0.70\n2,val,,0.47\n",
+        );
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 0.9), (2, 0.8), (3, 0.7)]
+        );
+        // a blank cell is no value, as in any row
+        assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 1.0), (2, 0.95)]);
+        assert_eq!(
+            values(&m, Canonical::ValAccuracy),
+            vec![(1, 0.4), (2, 0.45), (3, 0.47)]
+        );
+        assert!(m.phases.is_none(), "{:?}", m.phases);
+        assert_eq!(m.rows, 6);
+        assert_eq!(
+            m.warnings,
+            vec![
+                "column `phase` names each row's phase: its validation rows are read as `val_*` series, its test rows as `test_*`"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_phase_column_first_with_eval_rows_and_an_epoch_mean_loss() {
+        // as a PyTorch loop writes it: `set,epoch,mean_running_loss,…` with train/eval
+        let m = SCRATCH.load(
+            "set,epoch,mean_running_loss,mae\ntrain,0,9.0,3.0\neval,0,8.0,2.9\n\
+             train,1,7.0,2.5\neval,1,7.5,2.7\n",
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 9.0), (2, 7.0)]);
+        assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 8.0), (2, 7.5)]);
+        let mae: Vec<_> = m
+            .series
+            .iter()
+            .map(|s| s.original.as_str())
+            .filter(|n| n.ends_with("mae"))
+            .collect();
+        assert_eq!(mae, vec!["mae", "val_mae"]);
+    }
+
+    #[test]
+    fn rows_of_an_unknown_phase_are_left_out_and_said() {
+        let m =
+            SCRATCH.load("epoch,phase,loss\n0,train,0.9\n0,warmup,0.5\n0,test,0.7\n1,train,0.8\n");
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 0.9), (2, 0.8)]);
+        assert!(m.series.iter().any(|s| s.original == "test_loss"));
+        assert_eq!(
+            m.warnings[1],
+            "1 row whose `phase` is neither train, validation nor test left out"
+        );
+    }
+
+    #[test]
+    fn text_columns_are_skipped_and_named() {
+        // Ray Tune's progress.csv: text beside the numbers, and no epoch column
+        let m = SCRATCH.load(
+            "loss,val_loss,trial_id,date,done,training_iteration,hostname,node_ip\n\
+             0.9,1.0,ab_00000,2024-05-01_10-00-00,False,1,box,10.0.0.1\n\
+             0.8,0.9,ab_00000,2024-05-01_10-00-09,True,2,box,10.0.0.1\n",
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 0.9), (2, 0.8)]);
+        assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 1.0), (2, 0.9)]);
+        assert_eq!(
+            m.warnings,
+            vec![
+                "text columns `trial_id`, `date`, `done`, `hostname`, `node_ip` skipped: not metrics"
+            ]
+        );
+        // a column that gave numbers and then text is still an error at its line
+        let e = SCRATCH
+            .error("epoch,loss,model\n0,0.9,cnn\n1,fast,cnn\n")
+            .to_string();
+        assert!(
+            e.ends_with("log.csv:3: column \"loss\": \"fast\" is not a number"),
+            "{e}"
         );
     }
 

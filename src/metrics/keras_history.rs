@@ -354,4 +354,42 @@ mod tests {
             .to_string();
         assert!(e.contains("\"epoch\": \"x\" is not an epoch number"), "{e}");
     }
+
+    #[test]
+    fn a_multi_head_history_reads_the_total_as_the_loss() {
+        // a multi-output model: the total beside each output's loss
+        let m = SCRATCH.load(
+            r#"{"cls_loss": [1.2, 0.9], "loss": [2.0, 1.5], "reg_loss": [0.8, 0.6],
+                "val_cls_loss": [1.3, 1.0], "val_loss": [2.1, 1.7], "val_reg_loss": [0.8, 0.7]}"#,
+        );
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 2.0), (2, 1.5)]);
+        assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 2.1), (2, 1.7)]);
+        assert!(
+            m.phases.is_none() && m.warnings.is_empty(),
+            "{:?}",
+            m.warnings
+        );
+        // heads and a total under split prefixes
+        let m = SCRATCH.load(
+            r#"{"train_total_loss": [2.0, 1.5], "train_seg_loss": [1.2, 0.9], "train_cls_loss": [0.8, 0.6],
+                "val_total_loss": [2.1, 1.7], "val_seg_loss": [1.3, 1.0], "val_cls_loss": [0.8, 0.7]}"#,
+        );
+        assert_eq!(m.get(Canonical::Loss).unwrap().original, "train_total_loss");
+        assert_eq!(
+            m.get(Canonical::ValLoss).unwrap().original,
+            "val_total_loss"
+        );
+        // two heads and no total: neither is the loss, and that is said
+        let m = SCRATCH.load(
+            r#"{"train_cls_loss": [1.2, 0.9], "val_cls_loss": [1.3, 1.0],
+                "train_reg_loss": [0.8, 0.6], "val_reg_loss": [0.8, 0.7], "stop_epoch_cls": 0}"#,
+        );
+        assert!(m.get(Canonical::Loss).is_none() && m.get(Canonical::ValLoss).is_none());
+        assert_eq!(
+            m.warnings,
+            vec![
+                "losses of 2 heads or parts (`train_cls_loss`, `train_reg_loss`) and no total loss beside them: none is read as the training loss"
+            ]
+        );
+    }
 }

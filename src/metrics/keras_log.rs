@@ -65,11 +65,33 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     let mut raw = Vec::new();
     let mut text = String::new();
     let mut tracker = Tracker::default();
+    // The last progress state's text, for the lines a wrap cut off it (see
+    // `continues_values`); a second buffer, swapped with `text`.
+    let mut wrapped = String::new();
     while let Some(terminated) =
         read_segment(&mut reader, &mut raw).map_err(|e| Error::read(path, &e))?
     {
         clean(&raw, &mut text);
-        match parse_state_into(&text, &mut tracker.spare) {
+        let mut state = parse_state_into(&text, &mut tracker.spare);
+        if matches!(state, State::Other)
+            && !wrapped.is_empty()
+            && wrapped.len() + text.len() < MAX_SEGMENT_BYTES
+            && continues_values(&wrapped, &text)
+        {
+            // Joined with one space, as the line was printed before the wrap.
+            wrapped.truncate(wrapped.trim_end().len());
+            wrapped.push(' ');
+            wrapped.push_str(text.trim());
+            state = parse_state_into(&wrapped, &mut tracker.spare);
+        } else if !text.trim().is_empty() {
+            // (An empty segment is the `\n` of a `\r\n`: the wrap goes on after it.)
+            wrapped.clear();
+            if matches!(state, State::Bar(_)) {
+                // Kept by swapping buffers, not copying: `text` is cleaned into afresh.
+                std::mem::swap(&mut wrapped, &mut text);
+            }
+        }
+        match state {
             State::Header { epoch, planned } => tracker.header(epoch, planned, builder),
             State::Bar(bar) if terminated || tracker.accepts_cut(&bar) => {
                 tracker.bar(bar, builder);
@@ -80,6 +102,33 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     }
     tracker.finish(builder);
     Ok(())
+}
+
+/// Whether `line` is the rest of the progress state `before`, cut off by a wrap: Windows
+/// PowerShell writes what a program prints to stderr (tqdm-style bars, Keras through
+/// absl logging) with `2>&1` as error records wrapped at the console's width, so an epoch's
+/// `- val_loss: 1.6042` can land on the next line. The line goes on the values: it opens
+/// with `name: value` (or `- name: value`), or with a value when `before` ends in `name:`.
+fn continues_values(before: &str, line: &str) -> bool {
+    let line = line.trim();
+    let is_value = |t: &str| {
+        t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
+            || t.starts_with("nan")
+            || t.starts_with("inf")
+    };
+    if before.trim_end().ends_with(':') {
+        return is_value(line);
+    }
+    let line = line.strip_prefix("- ").unwrap_or(line);
+    let name_len = line
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'/' | b'.'))
+        .count();
+    name_len > 0
+        && line.as_bytes()[0].is_ascii_alphabetic()
+        && line[name_len..]
+            .strip_prefix(':')
+            .is_some_and(|rest| is_value(rest.trim_start()))
 }
 
 /// True when `text` (the first bytes of a file) holds an `Epoch N/M` header or a Keras
@@ -1076,6 +1125,41 @@ mod tests {
         assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 1.6), (2, 1.55)]);
         assert_eq!(values(&m, Canonical::Lr)[1], (2, 1.0e-3));
         assert_eq!(m.steps_per_epoch, Some(49));
+    }
+
+    #[test]
+    fn an_epoch_line_wrapped_by_powershell_is_read_whole() {
+        // stderr through `2>&1` in Windows PowerShell: error records wrapped at the
+        // console's width, after a space, UTF-16 with a BOM and ANSI colours
+        let text = "Epoch 1/2\r\n\u{1b}[1m49/49\u{1b}[0m - 14s - 255ms/step - accuracy: 0.2196 - loss: \r\n\
+            1.6121 - val_accuracy: 0.3144 - \r\nval_loss: 1.6042\r\n\
+            Epoch 2/2\r\n\u{1b}[1m49/49\u{1b}[0m - 14s - 255ms/step - accuracy: 0.3196 - loss: 1.5121 \r\n\
+            - val_accuracy: 0.3544 - val_loss: 1.5042\r\n\
+            Epoch 2: val_loss improved from 1.60420 to 1.50420\r\n";
+        let mut bytes = vec![0xff, 0xfe];
+        for unit in text.encode_utf16() {
+            bytes.extend_from_slice(&unit.to_le_bytes());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("training_output.txt");
+        std::fs::write(&path, &bytes).unwrap();
+        let m = load_metrics(&path, None).unwrap();
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 1.6121), (2, 1.5121)]);
+        assert_eq!(
+            values(&m, Canonical::ValLoss),
+            vec![(1, 1.6042), (2, 1.5042)]
+        );
+        assert_eq!(values(&m, Canonical::ValAccuracy)[0], (1, 0.3144));
+        // other loggers' lines are not values
+        assert!(!continues_values(
+            "49/49 - loss: 1.0",
+            "Epoch 2: val_loss improved"
+        ));
+        assert!(!continues_values(
+            "49/49 - loss: 1.0",
+            "Restoring model weights"
+        ));
+        assert!(continues_values("49/49 - loss:", "1.0 - acc: 0.5"));
     }
 
     #[test]

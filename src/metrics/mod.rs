@@ -140,7 +140,23 @@ pub struct Metrics {
     /// The config an experiment tracker recorded with the metrics (a W&B run's), for a
     /// run whose trainer reads no JSON config.
     pub recorded_config: Option<crate::config::ConfigDoc>,
+    /// When the x-axis is the run's evaluations rather than its epochs (a short HF run
+    /// evaluated more often than it has whole epochs): where each evaluation was, point
+    /// k being `eval_axis[k - 1]`. The series' `epoch` is then the evaluation's number.
+    pub eval_axis: Option<Vec<EvalMark>>,
 }
+
+/// Where one evaluation of a run was: its optimizer step and (fractional) epoch, as the
+/// trainer logged them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EvalMark {
+    pub step: Option<u64>,
+    pub epoch: Option<f64>,
+}
+
+/// Evaluations whose place is kept (16 bytes each); a run evaluated more often than this
+/// keeps the first ones.
+pub const MAX_EVAL_MARKS: usize = 65_536;
 
 impl Metrics {
     pub fn get(&self, canonical: Canonical) -> Option<&Series> {
@@ -238,6 +254,8 @@ pub struct MetricsBuilder {
     pub replayed_rows: u64,
     /// See `Metrics::recorded_config`.
     pub recorded_config: Option<crate::config::ConfigDoc>,
+    /// See `Metrics::eval_axis`.
+    pub eval_axis: Option<Vec<EvalMark>>,
     /// Metric names past `MAX_SERIES`, not read.
     pub dropped_names: u64,
     /// Keys given twice in one JSON object, and the first one (with its line, when the
@@ -424,6 +442,11 @@ impl MetricsBuilder {
                 warnings.push(note);
             }
         }
+        if !canonical_slots.iter().any(|(c, _)| *c == Canonical::Loss)
+            && let Some(note) = heads_without_total(&all)
+        {
+            warnings.push(note);
+        }
         let mut ordered = Vec::with_capacity(all.len());
         let chosen: Vec<usize> = canonical_slots.iter().map(|(_, i)| *i).collect();
         let mut rest = Vec::new();
@@ -449,6 +472,7 @@ impl MetricsBuilder {
             warnings,
             phases,
             recorded_config: self.recorded_config,
+            eval_axis: self.eval_axis,
         })
     }
 }
@@ -471,6 +495,35 @@ fn percent_to_fraction(canonical: Canonical, series: &mut Series) -> Option<Stri
         series.original,
         crate::num::num(min),
         crate::num::num(max)
+    ))
+}
+
+/// Training losses of several heads or parts (`cls_loss` and `reg_loss`, two fits'
+/// histories merged under prefixes) and no total beside them: none of them is the run's
+/// loss, and taking one would judge a part as the whole. Said, so a missing loss check is
+/// explained.
+fn heads_without_total(all: &[Series]) -> Option<String> {
+    let heads: Vec<&str> = all
+        .iter()
+        .map(|s| s.original.as_str())
+        .filter(|n| names::is_loss_like(n) && !names::is_held_out(n))
+        .collect();
+    if heads.len() < 2 {
+        return None;
+    }
+    let shown: Vec<String> = heads
+        .iter()
+        .take(4)
+        .map(|n| format!("`{}`", crate::num::truncate(n, 40)))
+        .collect();
+    let more = match heads.len().saturating_sub(4) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Some(format!(
+        "losses of {} heads or parts ({}{more}) and no total loss beside them: none is read as the training loss",
+        heads.len(),
+        shown.join(", ")
     ))
 }
 
@@ -617,18 +670,26 @@ pub(crate) fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
     }
     let mut lines = trimmed.lines().filter(|l| !l.trim().is_empty());
     let first_line = lines.next().unwrap_or_default();
-    let header: Vec<String> = first_line
-        .split(',')
+    let header: Vec<String> = header_cells(first_line)
         .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
         .collect();
     // A header is column names; the next line (if any) has at least as many cells (more
     // when CSVLogger quotes a list value). Prose with commas (a logger line, `Total
     // params: 167,202`) is not a header.
     let names_only = header.len() >= 2 && header.iter().all(|h| looks_like_column(h));
+    // Lightning's CSVLogger writes `epoch` and `step` beside whatever `self.log` was
+    // given, a tensor's repr (`out_tensor([0.])`) included: those two cells are header
+    // enough whatever the other names are.
+    let lightning_header = ["epoch", "step"]
+        .iter()
+        .all(|want| header.iter().any(|h| h == want))
+        && header
+            .iter()
+            .all(|h| !h.is_empty() && !h.chars().any(char::is_control));
     let same_width = lines
         .next()
         .is_none_or(|l| l.split(',').count() >= header.len());
-    if names_only && (same_width || name.ends_with(".csv")) {
+    if (names_only || lightning_header) && (same_width || name.ends_with(".csv")) {
         if header.iter().any(|h| h == "step") {
             return Some(Format::LightningCsv);
         }
@@ -645,6 +706,26 @@ pub(crate) fn detect_from(name: &str, head: &[u8]) -> Option<Format> {
         return Some(Format::KerasLog);
     }
     printed::looks_like(text).then_some(Format::Printed)
+}
+
+/// The cells of a CSV header line, a quoted cell (`"tensor([0., 1.])"`) whole: commas
+/// inside quotes do not split.
+fn header_cells(line: &str) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    let mut start = 0;
+    let mut bounds = Vec::new();
+    for (i, b) in line.bytes().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                bounds.push((start, i));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    bounds.push((start, line.len()));
+    bounds.into_iter().map(move |(a, b)| &line[a..b])
 }
 
 /// A CSV column name as trainers write them (`val_loss`, `lr-Adam`, `train/acc`, and
@@ -1035,6 +1116,23 @@ mod tests {
                 "metrics.csv",
                 "Final F1 Score,epoch,step,test_loss,train_loss,val_loss\n,0,749,,,0.155\n",
                 Some(Format::LightningCsv),
+            ),
+            // columns named by a tensor's repr, a quoted one holding commas
+            (
+                "metrics.csv",
+                "epoch,out_tensor([0.]),step,train_loss\n0,0.5,9,\n",
+                Some(Format::LightningCsv),
+            ),
+            (
+                "metrics.csv",
+                "epoch,\"w_tensor([0., 1.])\",step\n0,0.5,9\n",
+                Some(Format::LightningCsv),
+            ),
+            // a phase column beside the metrics
+            (
+                "log.csv",
+                "epoch,phase,loss,acc\n0,train,0.7,0.5\n0,val,0.8,0.4\n",
+                Some(Format::KerasCsv),
             ),
             ("m.txt", "hello, world\nnothing here\n", None),
             ("m.csv", "name,value\nfoo,1\n", None),

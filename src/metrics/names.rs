@@ -104,11 +104,19 @@ pub fn canonicalize(original: &str) -> Option<(Canonical, u8)> {
     } else if let Some(rest) = strip_any(&name, VAL_PREFIXES, is_model_series) {
         if rest == "loss" {
             Canonical::ValLoss
+        } else if TOTAL_LOSS_NAMES.contains(&rest) {
+            // `val_mean_running_loss`, `eval_total_loss`: the held-out side of a whole
+            // objective, which a reader splitting rows by phase names this way.
+            rank += TOTAL_LOSS_RANK;
+            Canonical::ValLoss
         } else if ACCURACY_NAMES.contains(&rest) {
             Canonical::ValAccuracy
         } else {
             return None;
         }
+    } else if let Some(canonical) = epoch_average(&name) {
+        rank += AVERAGE_RANK;
+        canonical
     } else if name.strip_prefix("eval_").is_some_and(is_eval_set_loss) {
         // The HF Trainer's `eval_dataset={"g0": …, "g1": …}` logs `eval_g0_loss`,
         // `eval_g1_loss` … and no `eval_loss`: each is the validation loss of one set. They
@@ -152,8 +160,51 @@ fn is_model_series(name: &str) -> bool {
     name == "loss" || TOTAL_LOSS_NAMES.contains(&name) || ACCURACY_NAMES.contains(&name)
 }
 
-/// Names of a training loss that is the whole objective, beside its parts.
-const TOTAL_LOSS_NAMES: &[&str] = &["total_loss", "mean_loss"];
+/// Names of a training loss that is the whole objective, beside its parts, or its mean
+/// over the epoch's batches (`running_loss` is what PyTorch's tutorials accumulate).
+const TOTAL_LOSS_NAMES: &[&str] = &[
+    "total_loss",
+    "mean_loss",
+    "running_loss",
+    "mean_running_loss",
+    "avg_loss",
+    "average_loss",
+];
+/// What a split's unnamed loss is called: its epoch mean (`validation_epoch_average`,
+/// `training_epoch_average`, `val_epoch_mean`: Lightning modules that stack their step
+/// losses in `on_validation_epoch_end` log the mean under such a name, and the mean of
+/// the step outputs is the loss), or the total of a multi-head objective beside its heads
+/// (`train_total`, `val_total` beside `train_age`, `val_gender`).
+const AVERAGE_NAMES: &[&str] = &[
+    "average",
+    "avg",
+    "mean",
+    "epoch_average",
+    "epoch_avg",
+    "epoch_mean",
+    "total",
+];
+/// Rank added to an unnamed epoch mean: any name that says `loss` wins over it.
+const AVERAGE_RANK: u8 = 3;
+
+/// The loss an unnamed epoch mean stands for (see `AVERAGE_NAMES`): the validation loss
+/// after a validation prefix, the training loss after a training one. A bare `mean` or
+/// `average` (or Keras' `epoch_average`), with no split named, is nothing.
+fn epoch_average(name: &str) -> Option<Canonical> {
+    let after = |prefixes: &[&str]| {
+        prefixes.iter().any(|p| {
+            name.strip_prefix(p)
+                .is_some_and(|rest| AVERAGE_NAMES.contains(&rest))
+        })
+    };
+    if after(VAL_PREFIXES) {
+        Some(Canonical::ValLoss)
+    } else if after(&["train_", "training_", "train_epoch_"]) {
+        Some(Canonical::Loss)
+    } else {
+        None
+    }
+}
 /// Rank added to `total_loss` / `mean_loss`: a plain `loss` in the same file wins.
 const TOTAL_LOSS_RANK: u8 = 2;
 /// Rank added to `eval_<set>_loss`: a plain `eval_loss` or `val_loss` wins.
@@ -339,6 +390,19 @@ mod tests {
             ("loss_epoch", Loss),
             ("eval_g0_loss", ValLoss),
             ("eval_squad_loss", ValLoss),
+            // epoch means of a phase, as a PyTorch loop or a Lightning module names them
+            ("running_loss", Loss),
+            ("mean_running_loss", Loss),
+            ("val_mean_running_loss", ValLoss),
+            ("eval_avg_loss", ValLoss),
+            ("validation_epoch_average", ValLoss),
+            ("val_epoch_average", ValLoss),
+            ("valid_loss_epoch", ValLoss),
+            ("training_epoch_average", Loss),
+            ("train_epoch_mean", Loss),
+            // a multi-head objective's total beside its heads
+            ("train_total", Loss),
+            ("val_total", ValLoss),
         ];
         for (name, want) in cases {
             assert_eq!(canonicalize(name).map(|c| c.0), Some(want), "{name}");
@@ -367,6 +431,14 @@ mod tests {
             "time_this_iter_s",
             "time_total_s",
             "time_since_restore",
+            // a mean with no split named, or the mean of a named metric
+            "mean",
+            "average",
+            "epoch_average",
+            "validation_epoch_average iou",
+            "val_epoch_average_rmse",
+            "total",
+            "val_total_acc",
         ] {
             assert_eq!(canonicalize(name), None, "{name}");
         }
