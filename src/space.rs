@@ -92,28 +92,44 @@ struct KeyPattern {
 /// by piece; any other glob syntax, or a path segment that is not ASCII, goes to the
 /// segment's glob, compiled on first use. Compiling the catalogue's hundred-odd globs
 /// into regexes up front cost every `suggest` about as much as everything else it does
-/// at start-up.
+/// at start-up, and merely parsing them into globs (which a plain name never needs)
+/// was still a quarter of a `suggest --dry-run`'s instructions.
 #[derive(Debug, Clone)]
 struct Segment {
+    /// The segment as the catalogue writes it.
+    text: String,
     /// The literal text between the `*`s (one piece for a plain name), when the segment
     /// is ASCII with no other glob syntax and no `/`.
     pieces: Option<Vec<String>>,
-    glob: Glob,
-    matcher: OnceLock<GlobMatcher>,
+    /// The parsed glob of a segment with other glob syntax, parsed when the space is
+    /// loaded so that a malformed one in a `--space` file is an error there. A simple
+    /// segment's glob is parsed on first use, from `text`.
+    glob: Option<Glob>,
+    /// `None` only if a simple segment's glob failed to parse, which its text (ASCII,
+    /// no glob syntax but `*`) cannot make happen; it then matches nothing.
+    matcher: OnceLock<Option<GlobMatcher>>,
+}
+
+fn segment_glob(text: &str) -> std::result::Result<Glob, globset::Error> {
+    GlobBuilder::new(text)
+        .case_insensitive(true)
+        .literal_separator(true)
+        .build()
 }
 
 impl Segment {
     fn new(text: &str) -> std::result::Result<Self, globset::Error> {
-        let glob = GlobBuilder::new(text)
-            .case_insensitive(true)
-            .literal_separator(true)
-            .build()?;
         let simple = text.is_ascii()
             && !text.contains("**")
             && !text.contains(['?', '[', ']', '{', '}', '\\', '/']);
         Ok(Segment {
+            text: text.to_string(),
             pieces: simple.then(|| text.split('*').map(str::to_string).collect()),
-            glob,
+            glob: if simple {
+                None
+            } else {
+                Some(segment_glob(text)?)
+            },
             matcher: OnceLock::new(),
         })
     }
@@ -126,8 +142,12 @@ impl Segment {
             Some(pieces) if segment.is_ascii() => star_match(pieces, segment),
             _ => self
                 .matcher
-                .get_or_init(|| self.glob.compile_matcher())
-                .is_match(segment),
+                .get_or_init(|| match &self.glob {
+                    Some(glob) => Some(glob.compile_matcher()),
+                    None => segment_glob(&self.text).ok().map(|g| g.compile_matcher()),
+                })
+                .as_ref()
+                .is_some_and(|m| m.is_match(segment)),
         }
     }
 }
@@ -503,6 +523,19 @@ max_step = 1.0
         std::fs::write(&big, b"\xff\xfe[[param]]").unwrap();
         let err = Space::load(Some(&big)).unwrap_err().to_string();
         assert!(err.contains("not UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_key_glob_is_refused_when_the_space_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("space.toml");
+        std::fs::write(
+            &path,
+            "[[param]]\nname = \"x\"\nkeys = [\"opt.x[ab\"]\ntype = \"float\"\nmin = 0.0\nmax = 1.0\nscale = \"linear\"\nmax_step = 0.1\n",
+        )
+        .unwrap();
+        let err = Space::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("space entry `x`"), "{err}");
     }
 
     #[test]
