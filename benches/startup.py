@@ -9,7 +9,8 @@ Two sections:
            ways: the process floor (`retune --version`), the rules advisor with `--dry-run`
            (start-up, load, diagnose, decide: no file written), the rules advisor writing
            its report, chart, config and history line, and an instant stand-in
-           OpenAI-compatible server on loopback (`--provider openai --no-cache`).
+           OpenAI-compatible server on loopback (`--provider openai --no-cache`;
+           benches/standin.py, shared with scale.py and review.py).
   history  `retune suggest --dry-run --provider rules` with a history of 0, 100, 1,000 and
            10,000 adjustments (grown from the two lines one real `suggest --in-place`
            writes), and `retune history` listing the same file whole.
