@@ -5,10 +5,13 @@ Measures, in one run on this machine:
   * the rules advisor over --runs generated runs (default 1,000): wall time (median of
     --repeat), runs per second, and peak RSS, at --concurrency 1 and at the default (the
     cores), so the ratio shows what the pool buys on CPU-bound work;
-  * a stand-in LLM server that answers after a fixed latency (--latency, default 200 ms),
-    over --llm-runs sick runs at --concurrency 1, 4 and 16: wall time, runs per second, and
-    the overlap, i.e. (calls x latency) / wall time — about 1 when calls wait one after the
-    other, about N when N waits overlap.
+  * a stand-in LLM server (benches/standin.py) that answers after a fixed latency
+    (--latency, default 200 ms), over --llm-runs sick runs at --concurrency 1, 4 and 16
+    (--levels): wall time, runs per second, and the overlap, i.e. (calls x latency) / wall
+    time — about 1 when calls wait one after the other, about N when N waits overlap;
+    beside it, from the server's side, the most calls in flight at once and the overlap
+    over the span from the first call to the last answer (without retune's start-up,
+    reading and summary).
 
 The runs are copies of the real Keras runs in configs/examples/keras (config.json and the
 CSVLogger history.csv, byte for byte), each with its own seed in the config, laid out as a
@@ -19,12 +22,13 @@ binaries alternating, so both see the same machine; the load average is quoted.
 
 Usage: python3 benches/review.py [--binary target/release/retune] [--baseline OLD]
        [--runs 1000] [--llm-runs 64] [--latency 0.2] [--repeat 3] [--only rules,llm]
+       [--levels 1,4,16]
+A reduced run of the target (16 at once): --only llm --levels 16 --repeat 3.
 Prints Markdown tables (benches/README.md and the README quote them) and writes them to
 --out (default benches/results/review.md).
 """
 
 import argparse
-import http.server
 import json
 import os
 import shutil
@@ -32,8 +36,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from standin import StandIn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERAS = os.path.join(ROOT, "configs", "examples", "keras")
@@ -70,39 +75,17 @@ def review(binary, folder, extra, env=None):
     return wall, rss, json.loads(out.stdout)
 
 
-class StandIn(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-
-def stand_in_llm(latency):
-    """An OpenAI-compatible server that answers every chat completion after `latency`
-    seconds with a valid answer proposing no change (so each run costs exactly one call)."""
-    content = json.dumps({"diagnosis": "Stand-in: no change proposed.", "changes": []})
-    body = json.dumps({
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "stand-in",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": 1000, "completion_tokens": 20, "total_tokens": 1020},
-    }).encode()
-    calls = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            calls.append(time.perf_counter())
-            time.sleep(latency)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = StandIn(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, calls
+def in_flight(arrivals, latency):
+    """From the server's side: the most calls waiting at once, and the span from the first
+    call's arrival to the last one's answer (the overlap over it leaves out retune's
+    start-up, reading and summary, and shows how the calls themselves were scheduled)."""
+    events = sorted([(t, 1) for t in arrivals] + [(t + latency, -1) for t in arrivals])
+    now = most = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    span = max(arrivals) + latency - min(arrivals) if arrivals else float("nan")
+    return most, span
 
 
 def main():
@@ -114,10 +97,12 @@ def main():
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--only", default="rules,llm", help="sections: rules, llm")
+    p.add_argument("--levels", default="1,4,16", help="--concurrency values of the llm section")
     p.add_argument("--out", default=os.path.join(ROOT, "benches", "results", "review.md"),
                    help="where the tables go (benches/results/ is git-ignored)")
     args = p.parse_args()
     sections = set(args.only.split(","))
+    levels = [int(n) for n in args.levels.split(",") if n]
     binaries = {"": args.binary}
     if args.baseline:
         binaries = {"baseline": args.baseline, "new": args.binary}
@@ -163,31 +148,39 @@ def main():
         if "llm" in sections:
             llm_dir = os.path.join(tmp, "sick")
             make_runs(llm_dir, args.llm_runs, SICK)
-            server, calls = stand_in_llm(args.latency)
-            url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+            # Answers every chat completion after --latency with a valid answer proposing no
+            # change, so each run costs exactly one call.
+            server = StandIn(latency=args.latency)
+            url = server.url()
             lines += [f"### Stand-in LLM answering after {args.latency * 1000:.0f} ms, {args.llm_runs} sick runs", "",
-                      "| binary | concurrency | wall (median of --repeat) | runs/s | LLM calls | overlap (calls × latency / wall) |",
-                      "|---|---|---|---|---|---|"]
+                      "| binary | concurrency | wall (median of --repeat) | runs/s | LLM calls | overlap (calls × latency / wall) "
+                      "| most in flight | overlap within the calls' span |",
+                      "|---|---|---|---|---|---|---|---|"]
             rows = {}
-            for conc in (1, 4, 16):
+            for conc in levels:
                 for _ in range(args.repeat if conc > 1 else 1):
                     # The binaries alternate, so both see the same machine.
                     for label, binary in binaries.items():
-                        calls.clear()
+                        server.reset()
                         wall, _, result = review(binary, llm_dir,
                                                  ["--provider", "openai", "--base-url", url, "--no-cache",
                                                   "--concurrency", str(conc)], env)
                         providers = {r["provider"] for r in result["runs"]}
                         assert providers == {"openai"}, providers
-                        rows.setdefault((label, conc), []).append((wall, len(calls)))
+                        rows.setdefault((label, conc), []).append(
+                            (wall, server.calls[""], *in_flight(server.arrivals, args.latency)))
                         print(f"  {who(label)}concurrency {conc}: {wall:.2f} s", file=sys.stderr)
             for label in binaries:
-                for conc in (1, 4, 16):
-                    walls = [w for w, _ in rows[(label, conc)]]
-                    n = rows[(label, conc)][0][1]
+                for conc in levels:
+                    measured = rows[(label, conc)]
+                    walls = [m[0] for m in measured]
+                    n = measured[0][1]
                     wall = statistics.median(walls)
+                    most = max(m[2] for m in measured)
+                    span = statistics.median(m[3] for m in measured)
                     lines.append(f"| {label or 'retune'} | {conc} | {wall:.2f} s ({min(walls):.2f}–{max(walls):.2f}) | "
-                                 f"{args.llm_runs / wall:.1f} | {n} | {n * args.latency / wall:.1f} |")
+                                 f"{args.llm_runs / wall:.1f} | {n} | {n * args.latency / wall:.1f} | {most} | "
+                                 f"{n * args.latency / span:.1f} |")
             server.shutdown()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

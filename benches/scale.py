@@ -24,8 +24,6 @@ in a temporary directory under /tmp and are deleted as soon as they are measured
 
 import argparse
 import array
-import collections
-import http.server
 import json
 import math
 import os
@@ -36,8 +34,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+# The stand-in LLM the `suggest` section asks, shared with the other benches.
+from standin import StandIn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benches", "results", "scale.md")
@@ -703,100 +703,12 @@ def bench_prompt(args, tmp, out):
 
 
 # --- section: suggest end to end with a stand-in LLM ---------------------------------------
-
-# One answer per seed example, valid for its config and run: a change the validator accepts,
-# with a rationale that cites the run's numbers, as a good model would write.
-STAND_IN_ANSWERS = {
-    "seed000": {
-        "diagnosis": "Loss 0.6933 ≈ ln 2 and accuracy 0.4973 ≈ 1/2 at epochs 1–2: "
-        "the LSTM predicts chance.",
-        "changes": [
-            {
-                "parameter": "learning_rate",
-                "new_value": 0.0005,
-                "rationale": "loss 0.6933 has not left ln 2 = 0.6931 in 2 epochs; "
-                "halve 0.001 in case the LSTM saturated",
-                "confidence": 0.4,
-            }
-        ],
-        "expected_effect": "loss below 0.69 within 2 epochs if the labels are right",
-        "risk": "if the labels are misaligned nothing changes",
-        "alternatives": ["check that labels line up with inputs"],
-    },
-    "seed003": {
-        "diagnosis": "Loss 1.693 ≈ ln 5 and accuracy 0.1688 ≈ 1/5 at epoch 2: "
-        "the 5-class model predicts chance.",
-        "changes": [
-            {
-                "parameter": "learning_rate",
-                "new_value": 0.0005,
-                "rationale": "loss 1.693 sits 5% above ln 5 = 1.609 at epoch 2 "
-                "with Adam at 0.001; halve it",
-                "confidence": 0.4,
-            }
-        ],
-        "expected_effect": "accuracy above 0.2 within 2 epochs if the data pipeline is sound",
-        "risk": "if the class weights or labels are wrong nothing changes",
-        "alternatives": ["check the class balance and label mapping"],
-    },
-}
-
-
-class StandIn(http.server.BaseHTTPRequestHandler):
-    """POST /<seed>/v1/chat/completions → a chat.completion (llama.cpp's server shape, as
-    tests/fixtures/llm/ recorded it) whose content is that seed's answer, at once."""
-
-    calls = collections.Counter()
-
-    def do_POST(self):
-        parts = self.path.strip("/").split("/")
-        length = self.headers.get("Content-Length")
-        if (
-            len(parts) != 4
-            or parts[1:] != ["v1", "chat", "completions"]
-            or parts[0] not in STAND_IN_ANSWERS
-            or length is None
-        ):
-            self.send_error(404 if length is not None else 411)
-            return
-        request = json.loads(self.rfile.read(int(length)))
-        if not request.get("messages"):
-            self.send_error(400, "no messages")
-            return
-        StandIn.calls[parts[0]] += 1
-        body = json.dumps(
-            {
-                "id": "chatcmpl-standin",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": request.get("model", "stand-in"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {
-                            "role": "assistant",
-                            "content": json.dumps(STAND_IN_ANSWERS[parts[0]]),
-                        },
-                    }
-                ],
-                "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_):
-        pass
+# The stand-in (benches/standin.py) answers each seed example with one learning-rate change
+# the validator accepts, with a rationale that cites the run's numbers, as a good model would.
 
 
 def bench_suggest(args, tmp, out):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
+    server = StandIn()
     cache = os.path.join(tmp, "cache")
     # An empty user config dir: no retune.toml of the user's is read.
     env = clean_env(
@@ -831,12 +743,12 @@ def bench_suggest(args, tmp, out):
                     "--provider",
                     "openai",
                     "--base-url",
-                    f"http://127.0.0.1:{port}/{name}/v1",
+                    server.url(name),
                     "--no-cache",
                 ],
             }
             times = {"rules": [], "llm": []}
-            before = StandIn.calls[name]
+            before = server.calls[name]
             # Interleaved, so both see the same machine state; a fresh history each time,
             # so every call does the same work (no cooldown from the call before).
             for _ in range(args.suggest_repeat):
@@ -855,9 +767,9 @@ def bench_suggest(args, tmp, out):
                                 f"{decision['rejected']}"
                             )
                     times[variant].append(seconds)
-            if StandIn.calls[name] - before != args.suggest_repeat:
+            if server.calls[name] - before != args.suggest_repeat:
                 sys.exit(
-                    f"{name}: {StandIn.calls[name] - before} requests for "
+                    f"{name}: {server.calls[name] - before} requests for "
                     f"{args.suggest_repeat} calls (the cache or a retry was in the way)"
                 )
             rows.append((name, metrics, times))

@@ -9,7 +9,8 @@ Two sections:
            ways: the process floor (`retune --version`), the rules advisor with `--dry-run`
            (start-up, load, diagnose, decide: no file written), the rules advisor writing
            its report, chart, config and history line, and an instant stand-in
-           OpenAI-compatible server on loopback (`--provider openai --no-cache`).
+           OpenAI-compatible server on loopback (`--provider openai --no-cache`;
+           benches/standin.py, shared with scale.py and review.py).
   history  `retune suggest --dry-run --provider rules` with a history of 0, 100, 1,000 and
            10,000 adjustments (grown from the two lines one real `suggest --in-place`
            writes), and `retune history` listing the same file whole.
@@ -21,7 +22,6 @@ Prints Markdown and writes it to --out (default benches/results/startup.md).
 """
 
 import argparse
-import http.server
 import json
 import os
 import shutil
@@ -29,71 +29,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from standin import StandIn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HISTORY_LENGTHS = (0, 100, 1000, 10000)
-
-# One valid answer per seed example (a learning-rate change validation accepts), as
-# benches/scale.py's stand-in sends.
-ANSWERS = {
-    "seed000": {
-        "diagnosis": "Loss 0.6933 ≈ ln 2 at epochs 1–2: the LSTM predicts chance.",
-        "changes": [
-            {
-                "parameter": "learning_rate",
-                "new_value": 0.0005,
-                "rationale": "loss 0.6933 has not left ln 2 in 2 epochs; halve 0.001",
-                "confidence": 0.4,
-            }
-        ],
-    },
-    "seed003": {
-        "diagnosis": "Loss 1.693 ≈ ln 5 at epoch 2: the 5-class model predicts chance.",
-        "changes": [
-            {
-                "parameter": "learning_rate",
-                "new_value": 0.0005,
-                "rationale": "loss 1.693 sits 5% above ln 5 at epoch 2 with Adam at 0.001",
-                "confidence": 0.4,
-            }
-        ],
-    },
-}
-
-
-class StandIn(http.server.BaseHTTPRequestHandler):
-    """POST /<seed>/v1/chat/completions → that seed's answer, at once."""
-
-    def do_POST(self):
-        seed = self.path.strip("/").split("/")[0]
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        body = json.dumps(
-            {
-                "id": "chatcmpl-standin",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": request.get("model", "stand-in"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": json.dumps(ANSWERS[seed])},
-                    }
-                ],
-                "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_):
-        pass
-
 
 def clean_env(tmp):
     env = {
@@ -156,9 +97,7 @@ def table(out, title, rows, labels):
 
 
 def bench_suggest(args, binaries, tmp, out):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
+    server = StandIn()
     env = clean_env(tmp)
     rows = []
     try:
@@ -188,7 +127,7 @@ def bench_suggest(args, binaries, tmp, out):
                     "stand-in LLM, writing",
                     lambda b, name=name: base(
                         b, "--provider", "openai", "--base-url",
-                        f"http://127.0.0.1:{port}/{name}/v1", "--no-cache",
+                        server.url(name), "--no-cache",
                     ),
                 ),
             ]

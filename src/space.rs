@@ -89,44 +89,48 @@ struct KeyPattern {
 
 /// One segment of a key pattern. Most are plain names (`learning_rate`), compared as
 /// ASCII without case, and the rest use only `*` (`*_dropout`, `*sched*`), matched piece
-/// by piece; any other glob syntax, or a path segment that is not ASCII, goes to the
-/// segment's glob, compiled on first use. Compiling the catalogue's hundred-odd globs
-/// into regexes up front cost every `suggest` about as much as everything else it does
-/// at start-up.
+/// by piece; any other glob syntax goes to the segment's glob, compiled on first use.
+/// Compiling the catalogue's hundred-odd globs into regexes up front cost every `suggest`
+/// about as much as everything else it does at start-up; merely parsing them into globs
+/// was still a quarter of a `suggest --dry-run`'s instructions, and compiling them for a
+/// config key in another script (`"划痕": 1.0` among class weights) seven tenths.
 #[derive(Debug, Clone)]
-struct Segment {
+enum Segment {
     /// The literal text between the `*`s (one piece for a plain name), when the segment
     /// is ASCII with no other glob syntax and no `/`.
-    pieces: Option<Vec<String>>,
-    glob: Glob,
-    matcher: OnceLock<GlobMatcher>,
+    Pieces(Vec<String>),
+    /// A segment with other glob syntax, parsed when the space is loaded (so a malformed
+    /// one in a `--space` file is an error there) and compiled on first use.
+    Glob {
+        glob: Glob,
+        matcher: OnceLock<GlobMatcher>,
+    },
 }
 
 impl Segment {
     fn new(text: &str) -> std::result::Result<Self, globset::Error> {
-        let glob = GlobBuilder::new(text)
-            .case_insensitive(true)
-            .literal_separator(true)
-            .build()?;
         let simple = text.is_ascii()
             && !text.contains("**")
             && !text.contains(['?', '[', ']', '{', '}', '\\', '/']);
-        Ok(Segment {
-            pieces: simple.then(|| text.split('*').map(str::to_string).collect()),
-            glob,
+        if simple {
+            return Ok(Segment::Pieces(
+                text.split('*').map(str::to_string).collect(),
+            ));
+        }
+        Ok(Segment::Glob {
+            glob: GlobBuilder::new(text)
+                .case_insensitive(true)
+                .literal_separator(true)
+                .build()?,
             matcher: OnceLock::new(),
         })
     }
 
     fn is_match(&self, segment: &str) -> bool {
-        match &self.pieces {
-            // In an ASCII segment, ASCII letters without case are all the case-insensitive
-            // glob matches (a non-ASCII letter can only fold onto an ASCII one in a
-            // non-ASCII segment), and a `*` never matches the `/` the glob keeps literal.
-            Some(pieces) if segment.is_ascii() => star_match(pieces, segment),
-            _ => self
-                .matcher
-                .get_or_init(|| self.glob.compile_matcher())
+        match self {
+            Segment::Pieces(pieces) => star_match(pieces, segment),
+            Segment::Glob { glob, matcher } => matcher
+                .get_or_init(|| glob.compile_matcher())
                 .is_match(segment),
         }
     }
@@ -135,19 +139,22 @@ impl Segment {
 /// Whether `text` is `pieces` joined by runs of anything but `/`, ASCII case aside. One
 /// piece is a plain name; with more, the first is a prefix, the last a suffix, and each
 /// one between is taken at its leftmost place after the one before (leftmost leaves the
-/// most room for the rest, so it finds a match when there is one).
+/// most room for the rest, so it finds a match when there is one). Compared as bytes, as
+/// the compiled glob does: its case-insensitive match is ASCII's (no non-ASCII character
+/// matches an ASCII letter; a test checks it), so a non-ASCII character of `text` can
+/// only fall in a run between pieces.
 fn star_match(pieces: &[String], text: &str) -> bool {
+    let text = text.as_bytes();
     let (first, last) = match pieces {
-        [only] => return only.eq_ignore_ascii_case(text),
-        [first, .., last] => (first, last),
+        [only] => return text.eq_ignore_ascii_case(only.as_bytes()),
+        [first, .., last] => (first.as_bytes(), last.as_bytes()),
         [] => return text.is_empty(),
     };
-    let starts = text
-        .get(..first.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(first));
-    let ends = text.len() >= first.len() + last.len()
-        && text[text.len() - last.len()..].eq_ignore_ascii_case(last);
-    if !starts || !ends || text.contains('/') {
+    if text.len() < first.len() + last.len()
+        || !text[..first.len()].eq_ignore_ascii_case(first)
+        || !text[text.len() - last.len()..].eq_ignore_ascii_case(last)
+        || text.contains(&b'/')
+    {
         return false;
     }
     let lower = text.to_ascii_lowercase();
@@ -155,7 +162,7 @@ fn star_match(pieces: &[String], text: &str) -> bool {
     let end = text.len() - last.len();
     for piece in &pieces[1..pieces.len() - 1] {
         let piece = piece.to_ascii_lowercase();
-        match lower[at..end].find(&piece) {
+        match memchr::memmem::find(&lower[at..end], piece.as_bytes()) {
             Some(i) => at += i + piece.len(),
             None => return false,
         }
@@ -423,8 +430,8 @@ max_step = 1.0
             "*",
             "lr",
         ];
-        // ASCII in other cases, and non-ASCII letters that fold onto ASCII ones (the long
-        // s and the Kelvin sign), which only the compiled glob knows.
+        // ASCII in other cases, and non-ASCII letters that Unicode folds onto ASCII ones
+        // (the long s and the Kelvin sign), which the compiled glob does not.
         let paths = [
             "learning_rate",
             "LEARNING_RATE",
@@ -456,6 +463,20 @@ max_step = 1.0
             "abcbc",
             "ab",
             "a/b/c",
+            // Keys in other scripts (class weights named in Chinese), and letters Unicode
+            // folds onto ASCII ones inside names.
+            "划痕",
+            "学习率",
+            "hidden_学_dropout",
+            "dropout_率",
+            "é_dropout",
+            "\u{17F}ched",
+            "lr_\u{17F}cheduler",
+            "\u{212A}_dropout",
+            "learning_rate\u{17F}",
+            "a学b学c",
+            "a学/c",
+            "\u{17F}\u{17F}",
         ];
         for key in keys {
             let segment = Segment::new(key).unwrap();
@@ -473,6 +494,22 @@ max_step = 1.0
                 );
             }
         }
+    }
+
+    #[test]
+    fn no_character_beyond_ascii_matches_an_ascii_letter() {
+        // What `star_match` relies on: the compiled case-insensitive globs fold ASCII
+        // case only (not, say, the long s onto s or the Kelvin sign onto k).
+        let letter = GlobBuilder::new("[a-z]")
+            .case_insensitive(true)
+            .build()
+            .unwrap()
+            .compile_matcher();
+        let folding: Vec<char> = (0x80..=0x10FFFFu32)
+            .filter_map(char::from_u32)
+            .filter(|c| letter.is_match(c.to_string()))
+            .collect();
+        assert_eq!(folding, Vec::<char>::new());
     }
 
     #[test]
@@ -503,6 +540,19 @@ max_step = 1.0
         std::fs::write(&big, b"\xff\xfe[[param]]").unwrap();
         let err = Space::load(Some(&big)).unwrap_err().to_string();
         assert!(err.contains("not UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_key_glob_is_refused_when_the_space_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("space.toml");
+        std::fs::write(
+            &path,
+            "[[param]]\nname = \"x\"\nkeys = [\"opt.x[ab\"]\ntype = \"float\"\nmin = 0.0\nmax = 1.0\nscale = \"linear\"\nmax_step = 0.1\n",
+        )
+        .unwrap();
+        let err = Space::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("space entry `x`"), "{err}");
     }
 
     #[test]

@@ -227,10 +227,12 @@ struct Context<'a> {
 
 pub fn run(args: &ReviewOptions, time: Timestamp) -> Result<Review> {
     // Flags and files that are wrong fail before a tracking server is read in full.
+    let at_once = concurrency(args);
     let budget = Arc::new(Budget::new(Limits {
         max_calls: args.max_llm_calls,
         max_tokens: args.budget_tokens,
         per_minute: args.llm_rate.and_then(std::num::NonZeroU32::new),
+        at_once: std::num::NonZeroUsize::new(at_once),
     }));
     let advisor = select_advisor(&args.advisor, Some(budget.clone()))?;
     let uses_llm = advisor.uses_llm();
@@ -283,7 +285,9 @@ pub fn run(args: &ReviewOptions, time: Timestamp) -> Result<Review> {
         },
         progress: progress_bar(args.progress, items.len()),
     };
-    let threads = concurrency(args);
+    // With an LLM, `at_once` runs talk to it (the budget's slots) while as many more build
+    // their prompts, so that a freed slot goes at once to a run that is ready.
+    let threads = if uses_llm { at_once * 2 } else { at_once };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("review-{i}"))
@@ -308,6 +312,10 @@ pub fn run(args: &ReviewOptions, time: Timestamp) -> Result<Review> {
     let mut runs: Vec<RunReview> = pool.install(|| {
         loaded
             .into_par_iter()
+            // One run at a time per thread, each thread taking the next run as soon as it
+            // is free: a thread must not hold a batch of runs whose LLM waits it would then
+            // wait one after another while other threads sit idle.
+            .with_max_len(1)
             .map(|l| {
                 let review = conclude(&context, l);
                 context.progress.inc(1);

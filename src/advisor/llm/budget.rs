@@ -1,13 +1,18 @@
-//! What many runs asking one endpoint share: a cap on model calls, a token budget and a
-//! request rate. `retune review` over 500 runs must not flood an endpoint or a bill, so
-//! every call first reserves its worst case (the prompt's estimated tokens plus the
-//! answer's `max_tokens`) and is refused when that would overrun the budget; the
-//! reservation is settled with the tokens the server reports. A refused call makes the
-//! run's advisor fall back to the rules, saying why, like any other unusable answer.
-//! Answers from the cache cost nothing and take no reservation.
+//! What many runs asking one endpoint share: a cap on model calls, a token budget, a
+//! request rate, and how many runs talk to the model at once. `retune review` over 500
+//! runs must not flood an endpoint or a bill, so every call first reserves its worst case
+//! (the prompt's estimated tokens plus the answer's `max_tokens`) and is refused when that
+//! would overrun the budget; the reservation is settled with the tokens the server
+//! reports. A refused call makes the run's advisor fall back to the rules, saying why, like
+//! any other unusable answer. Answers from the cache cost nothing and take no reservation.
+//!
+//! The conversations at once are counted by slots (`Budget::slot`), taken once a run's
+//! prompt is built and held until its last answer: a review can then build the next runs'
+//! prompts while the model answers the current ones, and each freed slot goes at once to a
+//! run that is ready, instead of to one that has yet to be read into a prompt.
 
-use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::{Condvar, Mutex};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
@@ -19,12 +24,17 @@ pub struct Limits {
     pub max_tokens: Option<u64>,
     /// Requests per minute.
     pub per_minute: Option<NonZeroU32>,
+    /// Runs talking to the model at once (`--concurrency`).
+    pub at_once: Option<NonZeroUsize>,
 }
 
 pub struct Budget {
     limits: Limits,
     state: Mutex<State>,
     pacer: Option<DefaultDirectRateLimiter>,
+    /// Slots taken, and a signal for a run waiting for one.
+    busy: Mutex<usize>,
+    freed: Condvar,
 }
 
 impl std::fmt::Debug for Budget {
@@ -62,6 +72,21 @@ pub struct Reservation {
     tokens: u64,
 }
 
+/// One run's turn to talk to the model; the slot is free again when this is dropped.
+#[derive(Debug)]
+pub struct Slot<'a> {
+    budget: &'a Budget,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut busy = lock(&self.budget.busy);
+        *busy -= 1;
+        drop(busy);
+        self.budget.freed.notify_one();
+    }
+}
+
 impl Budget {
     pub fn new(limits: Limits) -> Budget {
         Budget {
@@ -73,7 +98,26 @@ impl Budget {
                 Quota::with_period(std::time::Duration::from_secs(60) / n.get())
                     .map(RateLimiter::direct)
             }),
+            busy: Mutex::new(0),
+            freed: Condvar::new(),
         }
+    }
+
+    /// Waits (blocking the thread) until fewer than `at_once` runs talk to the model, and
+    /// takes a slot. Called outside the async runtime, before a run's deadline starts:
+    /// waiting for a turn is not the model's time.
+    pub fn slot(&self) -> Slot<'_> {
+        let mut busy = lock(&self.busy);
+        if let Some(at_once) = self.limits.at_once {
+            while *busy >= at_once.get() {
+                busy = self
+                    .freed
+                    .wait(busy)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        }
+        *busy += 1;
+        Slot { budget: self }
     }
 
     /// Claims one call and `estimate` tokens, or says which limit refuses it.
@@ -129,10 +173,14 @@ impl Budget {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // The state is a few counters updated in one step each, so a panic elsewhere
-        // cannot leave them half-changed: a poisoned lock is still consistent.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The state is a few counters updated in one step each, so a panic elsewhere cannot
+    // leave them half-changed: a poisoned lock is still consistent.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
@@ -169,6 +217,32 @@ mod tests {
         let b = budget.reserve(600).unwrap();
         budget.settle(b, None);
         assert_eq!(budget.usage().tokens, 850);
+    }
+
+    #[test]
+    fn no_more_runs_talk_at_once_than_the_slots() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let budget = Budget::new(Limits {
+            at_once: NonZeroUsize::new(3),
+            ..Limits::default()
+        });
+        let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..12 {
+                scope.spawn(|| {
+                    let _slot = budget.slot();
+                    let in_flight = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(in_flight, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 3);
+        assert_eq!(*lock(&budget.busy), 0);
+        // Without a limit a slot never waits.
+        let open = Budget::new(Limits::default());
+        let _slots: Vec<Slot> = (0..100).map(|_| open.slot()).collect();
     }
 
     #[tokio::test]

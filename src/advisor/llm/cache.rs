@@ -45,6 +45,11 @@ impl Cache {
         Cache { dir }
     }
 
+    /// Whether answers are read and stored at all.
+    pub fn enabled(&self) -> bool {
+        self.dir.is_some()
+    }
+
     pub fn key(request: &Value, base_url: &str) -> String {
         let mut hash = Sha256::new();
         hash.update(base_url.as_bytes());

@@ -98,6 +98,10 @@ impl Advisor for LlmAdvisor {
             response_format: Mode::JsonSchema.as_str(),
             ..Default::default()
         };
+        // In a review, this run's turn among those talking to the model at once, taken
+        // now that its prompt is ready and held until its last answer; the wait is not
+        // part of the deadline or the latency.
+        let _slot = self.options.budget.as_deref().map(budget::Budget::slot);
         let started = Instant::now();
         let spinner = self.spinner();
         let runtime = transport::runtime()
@@ -219,8 +223,12 @@ impl LlmAdvisor {
                     &schema,
                     self.options.max_tokens,
                 );
-                let key = Cache::key(&request, &self.options.endpoint.base_url);
-                if let Some(hit) = cache.get(&key) {
+                // The key hashes the whole request: not worth computing when no cache is
+                // read or written (`--no-cache`, and every run of a review that says so).
+                let key = cache
+                    .enabled()
+                    .then(|| Cache::key(&request, &self.options.endpoint.base_url));
+                if let Some(hit) = key.as_deref().and_then(|key| cache.get(key)) {
                     break hit;
                 }
                 all_cached = false;
@@ -234,9 +242,7 @@ impl LlmAdvisor {
                     }
                     None => None,
                 };
-                let result = transport
-                    .complete(&messages, mode, &schema, self.options.max_tokens)
-                    .await;
+                let result = transport.complete(request).await;
                 if let Some((budget, reservation)) = reservation {
                     // A failed request is not billed; an answer without usage costs its
                     // estimate.
@@ -250,7 +256,9 @@ impl LlmAdvisor {
                 }
                 match result {
                     Ok(reply) => {
-                        cache.put(&key, &reply);
+                        if let Some(key) = &key {
+                            cache.put(key, &reply);
+                        }
                         break reply;
                     }
                     // A server that refuses json_schema gets json_object mode, once. Other

@@ -251,13 +251,16 @@ impl Transport {
         let observed = Arc::new(Observed::default());
         let policy = RetryPolicy::new(resilience.retries, resilience.deadline);
         let service = {
-            let observed = observed.clone();
+            let (http, observed) = (http.clone(), observed.clone());
             tower::service_fn(move |factory: HttpRequestFactory| {
                 send_with_retries(http.clone(), factory, policy, observed.clone())
             })
         };
         Ok(Transport {
-            client: Client::with_config(config).with_http_service(service),
+            // `Client::build` with the shared client, not `Client::with_config`: that one
+            // builds a reqwest client of its own (loading the system's certificate store,
+            // about 7 ms) on every call, only to build requests with it.
+            client: Client::build(http, config).with_http_service(service),
             endpoint,
             observed,
         })
@@ -268,15 +271,9 @@ impl Transport {
         self.observed.attempts.load(Ordering::Relaxed)
     }
 
-    /// One chat completion. Errors are already retried where retrying makes sense.
-    pub async fn complete(
-        &self,
-        messages: &[Message],
-        mode: Mode,
-        schema: &Value,
-        max_tokens: u32,
-    ) -> Result<Reply, CallError> {
-        let request = request_body(&self.endpoint.model, messages, mode, schema, max_tokens);
+    /// One chat completion of `request` (a `request_body`). Errors are already retried
+    /// where retrying makes sense.
+    pub async fn complete(&self, request: Value) -> Result<Reply, CallError> {
         let result: Result<Value, OpenAIError> = self.client.chat().create_byot(request).await;
         let last = self.observed.last.lock().map(|l| l.clone()).unwrap_or(None);
         let base = &self.endpoint.base_url;
