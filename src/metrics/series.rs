@@ -85,6 +85,9 @@ pub struct Series {
     max: Option<Point>,
     first_nonfinite: Option<Point>,
     nonfinite_epochs: u64,
+    /// The first value logged, before any averaging: where a step-level log started
+    /// within its first epoch.
+    first_logged: Option<f64>,
     recent: VecDeque<Point>,
     peaks: VecDeque<Peak>,
     overview: Overview,
@@ -103,6 +106,7 @@ impl Series {
             max: None,
             first_nonfinite: None,
             nonfinite_epochs: 0,
+            first_logged: None,
             recent: VecDeque::with_capacity(RECENT_CAPACITY),
             peaks: VecDeque::new(),
             overview: Overview::default(),
@@ -130,6 +134,7 @@ impl Series {
             }
             _ => {
                 self.flush();
+                self.first_logged.get_or_insert(value);
                 self.pending = Some(Accumulator::start(epoch, value));
             }
         }
@@ -196,6 +201,9 @@ impl Series {
         {
             scale(p);
         }
+        if let Some(v) = &mut self.first_logged {
+            *v *= factor;
+        }
         self.recent.iter_mut().for_each(scale);
         self.overview.points.iter_mut().for_each(scale);
         for p in &mut self.peaks {
@@ -235,6 +243,12 @@ impl Series {
     /// Highest finite value and its epoch (best for an accuracy).
     pub fn max(&self) -> Option<Point> {
         self.max
+    }
+
+    /// The first value logged, before its epoch's values were averaged (the same as
+    /// `first` for a log of one value per epoch).
+    pub fn first_logged(&self) -> Option<f64> {
+        self.first_logged
     }
 
     pub fn first_nonfinite(&self) -> Option<Point> {
