@@ -353,6 +353,11 @@ struct MetricsRead<'a> {
     format: crate::metrics::Format,
     rows: u64,
     epochs: u32,
+    /// What a point of the series is: `epoch`, or `evaluation` when a run evaluated more
+    /// often than it has whole epochs (`evaluations` then gives each one's step and epoch).
+    x_axis: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evaluations: Option<&'a [crate::metrics::EvalMark]>,
     series: Vec<SeriesRead<'a>>,
     partial_epoch: Option<&'a crate::metrics::PartialEpoch>,
     /// Earlier runs in the same file (fit() called again, runs appended): only the latest
@@ -386,6 +391,12 @@ pub fn print_diagnosis(
                 format: m.format,
                 rows: m.rows,
                 epochs: run.facts.epochs_done,
+                x_axis: if m.eval_axis.is_some() {
+                    "evaluation"
+                } else {
+                    "epoch"
+                },
+                evaluations: m.eval_axis.as_deref(),
                 series: m
                     .series
                     .iter()
@@ -406,10 +417,15 @@ pub fn print_diagnosis(
             skipped: &diagnosis.skipped,
         }),
         OutputFormat::Text => {
+            let (points, points_zh) = if m.eval_axis.is_some() {
+                ("evaluations", "次评估")
+            } else {
+                ("epochs", "轮")
+            };
             let mut out = say!(
                 lang,
-                "read {} as {}: {} epochs, series {}\n",
-                "读取 {}（{}）：{} 轮，指标 {}\n",
+                "read {} as {}: {} {points}, series {}\n",
+                "读取 {}（{}）：{} {points_zh}，指标 {}\n",
                 m.path.display(),
                 m.format.label(),
                 run.facts.epochs_done,

@@ -1,4 +1,4 @@
-//! Oscillation: the training accuracy, the training loss or the validation loss swings up
+//! Oscillation: the training accuracy or the validation loss swings up
 //! and down by a clear amount, often, and makes no progress across the window (it ends
 //! no better than it started by more than a typical swing; ending worse counts as no
 //! progress). Swings are counted on a zigzag of the curve (a turn counts once the curve
@@ -67,8 +67,14 @@ struct Zigzag {
 /// The series judged, in order; the first that oscillates is reported. AUTOTRAINER reads
 /// the training accuracy; the validation loss is added because a real Keras MLP with
 /// Adam at lr 0.05 (an earlier version of configs/examples/keras/oscillating) zigzagged
-/// there by ~8% a swing while its training curves climbed steadily.
-const JUDGED: [Canonical; 3] = [Canonical::Accuracy, Canonical::Loss, Canonical::ValLoss];
+/// there by ~8% a swing while its training curves climbed steadily. The training loss is
+/// not judged: its epoch mean is taken while the weights move, over batches met in a new
+/// order, and on runs of a few steps an epoch it zigzags by a large share of its level and
+/// of its descent on healthy runs (three real train-only Lightning runs: an LSTM regression
+/// of 3 steps an epoch, 0.0006–0.0038 around 0.002; a 200-epoch run falling 0.77 → 0.09
+/// that swings 0.076–0.137 in its last 10 epochs; a 20-epoch run swinging 0.035–0.045),
+/// while no real run in tests/real oscillates on its training loss alone.
+const JUDGED: [Canonical; 2] = [Canonical::Accuracy, Canonical::ValLoss];
 
 pub fn check(run: &Run, lang: Lang, out: &mut Diagnosis) {
     // A run that never left its start (not learning, or at chance) has no descent to
@@ -262,7 +268,7 @@ mod tests {
     #[test]
     fn a_noisy_but_descending_loss_does_not_oscillate() {
         let loss = [1.0, 0.9, 0.95, 0.8, 0.85, 0.7, 0.75, 0.6, 0.65, 0.5];
-        let d = Fixture::new().series("loss", &loss).check(check);
+        let d = Fixture::new().series("val_loss", &loss).check(check);
         assert!(d.findings.is_empty(), "{:?}", d.findings);
         let acc = [0.5, 0.58, 0.55, 0.63, 0.6, 0.68, 0.65, 0.73, 0.7, 0.78];
         let d = on_accuracy(&acc);
@@ -272,7 +278,7 @@ mod tests {
     #[test]
     fn a_loss_swinging_by_a_fifth_around_a_level_oscillates() {
         let loss = [1.2, 0.9, 1.25, 0.95, 1.3, 0.9, 1.2, 1.0, 1.22];
-        let d = Fixture::new().series("loss", &loss).check(check);
+        let d = Fixture::new().series("val_loss", &loss).check(check);
         let e = &d.get(FindingId::Oscillation).expect("oscillation").evidence;
         assert_eq!(e["relative"], true);
         assert_eq!(e["window_epochs"], 9);
@@ -307,19 +313,34 @@ mod tests {
 
     #[test]
     fn wiggles_of_a_converged_loss_are_noise_not_oscillation() {
-        // tests/real/keras_csv_blood_group_tiny_val_noisy_healthy: the training loss came
-        // down 1.645 → 0.069 and wiggles by 0.0035 (5% of the value, 0.2% of the descent).
+        // The shape of tests/real/keras_csv_blood_group_tiny_val_noisy_healthy's training
+        // loss, as a validation loss: down 1.645 → 0.069, then wiggles by 0.0035 (5% of the
+        // value, 0.2% of the descent).
         let mut loss = vec![1.645, 1.119, 1.014, 0.639, 0.415, 0.347, 0.315, 0.306];
         loss.extend([
             0.0694, 0.0707, 0.0696, 0.0727, 0.0731, 0.0673, 0.0713, 0.0702, 0.0684, 0.0692, 0.0707,
         ]);
-        let d = Fixture::new().series("loss", &loss).check(check);
+        let d = Fixture::new().series("val_loss", &loss).check(check);
         assert!(d.findings.is_empty(), "{:?}", d.findings);
         // The same swings after a short descent are as large as the way it came: judged.
         let mut short = vec![0.08];
         short.extend(&loss[8..]);
-        let d = Fixture::new().series("loss", &short).check(check);
+        let d = Fixture::new().series("val_loss", &short).check(check);
         assert!(d.has(FindingId::Oscillation), "{short:?}");
+    }
+
+    #[test]
+    fn a_training_loss_zigzag_is_not_judged() {
+        // tests/real/lightning_train_only_200ep_noisy_falling_healthy: 0.769 at epoch 1, its
+        // last 10 epochs; the same numbers as a validation loss do oscillate.
+        let mut loss = vec![0.7693, 0.6179, 0.504, 0.4, 0.3, 0.2, 0.15];
+        loss.extend([
+            0.0976, 0.0792, 0.1257, 0.1367, 0.0761, 0.1052, 0.1355, 0.0885, 0.1176, 0.0902,
+        ]);
+        let d = Fixture::new().series("loss", &loss).check(check);
+        assert!(d.findings.is_empty(), "{:?}", d.findings);
+        let d = Fixture::new().series("val_loss", &loss).check(check);
+        assert!(d.has(FindingId::Oscillation));
     }
 
     #[test]

@@ -47,13 +47,36 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     // The latest tqdm redraw of an epoch's bar: the next redraw of the same epoch replaces
     // it, so only the last (the epoch's values) is read.
     let mut bar: Option<(EpochLine, Vec<(String, f64)>)> = None;
+    // The epoch a header line (`epoch   3` alone) opened, for the value lines after it.
+    let mut header: Option<EpochLine> = None;
     while read_segment(&mut reader, &mut raw)
         .map_err(|e| Error::read(path, &e))?
         .is_some()
     {
         clean(&raw, &mut line);
-        let Some(epoch) = epoch_line(&line, &mut pairs) else {
-            continue;
+        let epoch = match classify(&line, &mut pairs, header.is_some()) {
+            Line::Epoch(epoch) => {
+                header = None;
+                epoch
+            }
+            Line::Header(epoch) => {
+                header = Some(epoch);
+                continue;
+            }
+            // A progress bar with no epoch number in it after a header is a batch bar (of
+            // the next epoch, when the header comes at an epoch's end, as a Keras tqdm
+            // callback logs it): its running values are not the epoch's.
+            Line::Values if line.contains("%|") => continue,
+            // A value line of the epoch a header opened: the epoch's values, each line
+            // adding to them as a step line of that epoch does.
+            Line::Values => match &header {
+                Some(h) => EpochLine {
+                    number: h.number,
+                    planned: h.planned,
+                },
+                None => continue,
+            },
+            Line::Other => continue,
         };
         let redraw = line.contains("%|");
         if let Some((earlier, values)) = bar.take()
@@ -108,14 +131,25 @@ impl Epochs {
 pub fn looks_like(text: &str) -> bool {
     let mut pairs = Vec::new();
     let mut clean_line = String::new();
-    text.lines()
-        .filter(|line| {
-            clean(line.as_bytes(), &mut clean_line);
-            epoch_line(&clean_line, &mut pairs).is_some()
-        })
-        .take(MIN_LINES_TO_DETECT)
-        .count()
-        >= MIN_LINES_TO_DETECT
+    let mut in_epoch = false;
+    let mut found = 0;
+    for line in text.lines() {
+        clean(line.as_bytes(), &mut clean_line);
+        match classify(&clean_line, &mut pairs, in_epoch) {
+            Line::Epoch(_) => found += 1,
+            Line::Header(_) => in_epoch = true,
+            // Counted once per header: the values that make its epoch.
+            Line::Values => {
+                found += 1;
+                in_epoch = false;
+            }
+            Line::Other => {}
+        }
+        if found >= MIN_LINES_TO_DETECT {
+            return true;
+        }
+    }
+    false
 }
 
 #[derive(Debug, PartialEq)]
@@ -130,6 +164,41 @@ fn epoch_line(line: &str, pairs: &mut Vec<(String, f64)>) -> Option<EpochLine> {
     let (at, epoch) = epoch_token(line)?;
     named_values(&line[at..], pairs);
     (!pairs.is_empty()).then_some(epoch)
+}
+
+/// A line that is only an epoch's number (`epoch   3`, `Epoch 3:`, `=== Epoch 3 ===`): the
+/// values of that epoch follow on the lines after it.
+fn epoch_header(line: &str) -> Option<EpochLine> {
+    let (at, epoch) = epoch_token(line)?;
+    line[at..]
+        .chars()
+        .all(|c| c.is_whitespace() || matches!(c, ':' | '=' | '-' | '*' | '#'))
+        .then_some(epoch)
+}
+
+/// What one line is to the reader: an epoch line with its values, an epoch header, or
+/// values of the epoch a header opened.
+enum Line {
+    Epoch(EpochLine),
+    Header(EpochLine),
+    Values,
+    Other,
+}
+
+fn classify(line: &str, pairs: &mut Vec<(String, f64)>, in_epoch: bool) -> Line {
+    if let Some(epoch) = epoch_line(line, pairs) {
+        return Line::Epoch(epoch);
+    }
+    if let Some(epoch) = epoch_header(line) {
+        return Line::Header(epoch);
+    }
+    if in_epoch && epoch_token(line).is_none() {
+        named_values(line, pairs);
+        if !pairs.is_empty() {
+            return Line::Values;
+        }
+    }
+    Line::Other
 }
 
 /// The word `epoch` with its number, and where the text after them starts.
@@ -273,10 +342,20 @@ fn metric_name(before: &str) -> Option<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ' ' | '/' | '.' | '-' | '@'));
     ok.then(|| {
-        part.to_ascii_lowercase()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join("_")
+        // `TrainLoss` is `train_loss`, `ValAcc` `val_acc`: a capital after a small letter
+        // or a digit starts a word.
+        let mut name = String::with_capacity(part.len() + 4);
+        let mut previous = ' ';
+        for c in part.chars() {
+            if c.is_ascii_uppercase()
+                && (previous.is_ascii_lowercase() || previous.is_ascii_digit())
+            {
+                name.push('_');
+            }
+            name.push(c.to_ascii_lowercase());
+            previous = c;
+        }
+        name.split_whitespace().collect::<Vec<_>>().join("_")
     })
 }
 
@@ -373,6 +452,35 @@ mod tests {
                    Epoch [2/2], Loss: 0.8:  50%|#####     | 1/2\rEpoch [2/2], Loss: 0.6: 100%|##########| 2/2\n";
         let m = PRINTED.load(log);
         assert_eq!(values(&m, Canonical::Loss), vec![(1, 1.0), (2, 0.6)]);
+    }
+
+    #[test]
+    fn an_epoch_header_with_its_values_on_the_lines_after() {
+        let log = "epoch   1\nloss: 6.608444\ntest accuracy: 20.78%, (512570/2466133)\n\
+                   epoch   2\nloss: 5.523848\ntest accuracy: 24.24%, (597769/2466093)\n";
+        assert!(looks_like(log));
+        let m = PRINTED.load(log);
+        assert_eq!(
+            values(&m, Canonical::Loss),
+            vec![(1, 6.608444), (2, 5.523848)]
+        );
+        // A header logged at the epoch's end (a Keras tqdm callback through `logging`): its
+        // value lines are the epoch's; the batch bars of the next epoch after them are not.
+        let log = "10%|#| 5/171 [00:01, 4.7batch/s, accuracy=0.0125, loss=5.22]\n\
+                   Epoch 1: \nloss=4.8200, accuracy=0.0190, \nval_loss=4.3600, val_accuracy=0.0425\n\
+                   10%|#| 1/10 [00:26, 26.86s/epoch, accuracy=0.019, loss=4.82]\n\
+                   1%|| 1.00/171 [00:00, 1.07batch/s, accuracy=0.2, loss=3.9]\n\
+                   Epoch 2: \nloss=3.7617, accuracy=0.1390, \nval_loss=3.4104, val_accuracy=0.1978\n";
+        let m = PRINTED.load(log);
+        assert_eq!(values(&m, Canonical::Loss), vec![(1, 4.82), (2, 3.7617)]);
+        assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 4.36), (2, 3.4104)]);
+        // Camel-case names are words: `TrainLoss` is the training loss.
+        let (_, p) = line("Epoch [008/30] TrainLoss=1.1406 TrainAcc=63.89% | ValLoss=1.1442 ValAcc=65.14% | LR=1.00e-04 | Time=407.5s").unwrap();
+        let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["train_loss", "train_acc", "val_loss", "val_acc", "lr"]
+        );
     }
 
     #[test]
