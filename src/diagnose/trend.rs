@@ -32,6 +32,11 @@ pub const PLATEAU_MIN_REL_IMPROVEMENT: f64 = 1e-4;
 /// Epochs without such an improvement that make a plateau (Lightning EarlyStopping's
 /// default patience).
 pub const PLATEAU_PATIENCE: u32 = 3;
+/// Relative fall over the last `SLOW_LINE_WINDOW` points below which a loss at the end of
+/// its run is levelling off, not still falling: a converged run drifts by less (derived:
+/// the healthy HF run in tests/real/hf_weibo_rumor_bert_100ep_train_only_healthy eases
+/// 0.1668 → 0.1636 over its last logs, 2% in all, and slows as it goes).
+pub const ENDED_MIN_FALL: f64 = 0.02;
 /// Epochs a validation loss may go without a new best on a run that otherwise looks
 /// converged before the stall is said anyway: Keras ReduceLROnPlateau's default patience.
 /// Past it, with the training loss still falling, more epochs fit the training data only
@@ -477,6 +482,7 @@ fn slow_convergence(run: &Run, lang: Lang, out: &mut Diagnosis) {
             .and_then(Series::max)
             .is_none_or(|a| a.value < CONVERGED_ACCURACY);
     if !barely && !straight {
+        ended_still_falling(run, lang, out);
         return;
     }
     let what = series_label(loss, lang);
@@ -535,6 +541,72 @@ fn slow_convergence(run: &Run, lang: Lang, out: &mut Diagnosis) {
 /// accuracy gained less than `NOT_LEARNING_ACCURACY_GAIN` (or, with no accuracy, the loss
 /// stayed within `LEARNED_MIN_DROP` of epoch 1). Beside `chance_level` it says the run
 /// never left chance; without it, it is the finding for when chance cannot be judged.
+/// A run that reached the end it was planned for (the config's or the log's epochs, an HF
+/// run's steps) while its loss (the validation loss when there is one: what more epochs
+/// would buy) still falls in a straight line: it stopped before converging. Nothing is
+/// wrong with it, so it is said, not warned about; a trainer calling every epoch never
+/// hears it before the last one.
+fn ended_still_falling(run: &Run, lang: Lang, out: &mut Diagnosis) {
+    let Some(planned) = run.facts.planned_epochs.as_ref().map(|p| p.value) else {
+        return;
+    };
+    let Some(loss) = [Canonical::ValLoss, Canonical::Loss]
+        .into_iter()
+        .filter_map(|c| series(run, c))
+        .find(|s| s.len() >= SLOW_LINE_WINDOW)
+    else {
+        return;
+    };
+    let all = loss.tail(SLOW_LINE_WINDOW);
+    let line = latest_run(&all);
+    let (Some(first), Some(last)) = (line.first().copied(), line.last().copied()) else {
+        return;
+    };
+    // Evaluations as the x-axis: the last evaluation falls before the run's last steps
+    // when the evaluation interval does not divide them (33 evaluations every 50 steps of
+    // a 1,689-step run planned as 34), so one short of the plan is the end.
+    let slack = u32::from(run.metrics.eval_axis.is_some());
+    if last.epoch + slack < planned
+        || line.len() < SLOW_LINE_WINDOW
+        || line.iter().any(|p| !p.value.is_finite() || p.value <= 0.0)
+    {
+        return;
+    }
+    let fall = (first.value - last.value) / first.value;
+    let (a, b) = line.split_at(line.len() / 2);
+    let straight = matches!(
+        (theil_sen_slope(a), theil_sen_slope(b)),
+        (Some(sa), Some(sb)) if sa < 0.0 && sb <= SLOW_LINE_MIN_SLOPE_RATIO * sa
+    );
+    if !falling(line) || !straight || fall < ENDED_MIN_FALL {
+        return;
+    }
+    let what = series_label(loss, lang);
+    let n = line.len();
+    let per_epoch = num(fall / (n - 1) as f64 * 100.0);
+    let (f, l, fe, le) = (num(first.value), num(last.value), first.epoch, last.epoch);
+    out.findings.push(Finding {
+        id: FindingId::SlowConvergence,
+        severity: Severity::Info,
+        summary: say!(
+            lang,
+            "The run reached the end it was planned for with the {what} still falling in a straight line: {f} at epoch {fe}, {l} at epoch {le}, {per_epoch}% per epoch without levelling off. It stopped before converging: more epochs would likely still improve it.",
+            "训练已到计划的终点，而{what}仍在直线下降：第 {fe} 轮 {f}，第 {le} 轮 {l}，每轮 {per_epoch}%，没有放缓。训练在收敛前就停止了：再多训练几轮很可能还会改善。"
+        ),
+        evidence: evidence![
+            "series" => loss.name.as_str(),
+            "first" => first.value,
+            "first_epoch" => fe,
+            "last" => last.value,
+            "last_epoch" => le,
+            "planned_epochs" => planned,
+            "epochs" => n,
+            "mean_rel_drop_per_epoch" => fall / (n - 1) as f64,
+            "reason" => "ended_still_falling",
+        ],
+    });
+}
+
 fn not_learning(run: &Run, lang: Lang, out: &mut Diagnosis) {
     // Validation at chance while training learns is its own finding; a divergence from a
     // sane start explains the lack of progress. A run at chance is judged here too: the
@@ -919,6 +991,48 @@ mod tests {
             .run();
         slow_convergence(&run, Lang::En, &mut d);
         assert!(d.has(FindingId::SlowConvergence));
+    }
+
+    #[test]
+    fn a_run_that_ended_still_falling_in_a_straight_line_is_told_so() {
+        // 12 planned epochs, a validation loss 45% down and still falling ~1.5% an epoch.
+        let val: Vec<f64> = (0..12)
+            .map(|i| {
+                if i < 2 {
+                    1.8 - 0.3 * i as f64
+                } else {
+                    1.1 - 0.015 * i as f64
+                }
+            })
+            .collect();
+        let train: Vec<f64> = val.iter().map(|v| v * 0.95).collect();
+        let fixture = || {
+            Fixture::new()
+                .series("loss", &train)
+                .series("val_loss", &val)
+                .config(r#"{"epochs": 12}"#)
+        };
+        let d = fixture().check(check);
+        let f = d
+            .get(FindingId::SlowConvergence)
+            .expect("ended still falling");
+        assert_eq!(f.severity, Severity::Info);
+        assert_eq!(f.evidence["reason"], "ended_still_falling");
+        // Before its end (a trainer asking after epoch 12 of 30) it is an ordinary run.
+        let d = Fixture::new()
+            .series("loss", &train)
+            .series("val_loss", &val)
+            .config(r#"{"epochs": 30}"#)
+            .check(check);
+        assert!(!d.has(FindingId::SlowConvergence), "{:?}", d.findings);
+        // A loss levelling off at the end is converging, not cut short.
+        let easing: Vec<f64> = (0..12).map(|i| 0.2 + 0.8 * 0.6f64.powi(i)).collect();
+        let d = Fixture::new()
+            .series("val_loss", &easing)
+            .series("loss", &easing)
+            .config(r#"{"epochs": 12}"#)
+            .check(check);
+        assert!(!d.has(FindingId::SlowConvergence), "{:?}", d.findings);
     }
 
     #[test]

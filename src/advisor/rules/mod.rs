@@ -159,7 +159,17 @@ impl<'a> Plan<'a> {
         if let Some((f, kind)) = stuck {
             self.barely_moving(f, kind);
         } else if let Some(f) = d.get(FindingId::SlowConvergence) {
-            self.barely_moving(f, Stuck::Slow);
+            if f.evidence.get("reason").and_then(|r| r.as_str()) == Some("ended_still_falling") {
+                // The run is over: its rate was right for the budget; the budget was short.
+                self.advice.push(say!(
+                    self.lang,
+                    "{} Train it longer next time (more epochs at the same settings); nothing in this run needs changing.",
+                    "{} 下次训练更多轮（设置不变）；本次训练无需修改。",
+                    f.summary
+                ));
+            } else {
+                self.barely_moving(f, Stuck::Slow);
+            }
         }
         if let Some(f) = d.get(FindingId::Overfitting) {
             self.overfitting(f);
@@ -1214,6 +1224,25 @@ mod rescue_tests {
         );
         let (p, _) = advise(&r, vec![rising]);
         assert_eq!(p.changes[0].new_value, json!(0.00005), "{p:?}");
+    }
+
+    #[test]
+    fn a_run_that_ended_still_improving_is_told_to_train_longer_not_retuned() {
+        let r = run(
+            Some(r#"{"optimizer": "adam", "learning_rate": 0.001, "epochs": 12}"#),
+            &[("val_loss", &[1.8, 1.5, 1.07, 1.055, 1.04, 1.025])],
+        );
+        let f = finding(
+            FindingId::SlowConvergence,
+            evidence!["series" => "val_loss", "reason" => "ended_still_falling", "epochs" => 10u32],
+        );
+        let (p, _) = advise(&r, vec![f]);
+        assert!(p.changes.is_empty(), "{p:?}");
+        assert!(
+            p.advice.iter().any(|a| a.contains("Train it longer")),
+            "{:?}",
+            p.advice
+        );
     }
 
     #[test]
