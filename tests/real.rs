@@ -16,16 +16,10 @@ use serde_json::Value;
 const KNOWN_UNREAD: &[(&str, &str)] = &[];
 
 /// Runs read but judged wrong against labels.toml, and what is wrong.
-const KNOWN_WRONG: &[(&str, &str)] = &[
-    (
-        "keras_csv_multimodal_deepfake_multi_output_noisy",
-        "healthy (ambiguous) but oscillation on the validation loss: 0.29 -> 0.19 -> 0.29 over its last 10 epochs swings by 17% of its descent while the rate was cut 6x (not the 10x that excuses it); the label calls it noisy but improving",
-    ),
-    (
-        "lightning_ratos_chance_level",
-        "says chance_level (right) and slow_convergence; the label also asks for not_learning or val_at_chance, while its training loss moves 1.10 -> 0.995 in the last 3 epochs",
-    ),
-];
+const KNOWN_WRONG: &[(&str, &str)] = &[(
+    "lightning_ratos_chance_level",
+    "says chance_level (right) and slow_convergence; the label also asks for not_learning or val_at_chance, while its training loss moves 1.10 -> 0.995 in the last 3 epochs",
+)];
 
 fn corpus() -> PathBuf {
     common::repo().join("tests/real")

