@@ -195,6 +195,36 @@ struct State {
     evals: EvalAxis,
     /// This read lays the rows out with the evaluations as the x-axis.
     on_evals: bool,
+    /// Series handles of the names met so far (a state lives with one builder), so a
+    /// row's values are not hashed by name on every row.
+    ids: Vec<(String, usize)>,
+}
+
+/// Names whose series handle is remembered; one past these is found by name each time.
+const REMEMBERED_NAMES: usize = 256;
+
+impl State {
+    /// `builder.push(name, …)`, through the remembered handles (`series_id` and `push_id`
+    /// do what `push` does: a name past `MAX_SERIES` is counted as dropped each time).
+    fn push(
+        ids: &mut Vec<(String, usize)>,
+        builder: &mut MetricsBuilder,
+        name: &str,
+        epoch: u32,
+        value: f64,
+    ) {
+        let id = match ids.iter().find(|(known, _)| known == name) {
+            Some(&(_, id)) => id,
+            None => {
+                let id = builder.series_id(name);
+                if id != usize::MAX && ids.len() < REMEMBERED_NAMES {
+                    ids.push((name.to_string(), id));
+                }
+                id
+            }
+        };
+        builder.push_id(id, epoch, value);
+    }
 }
 
 impl State {
@@ -363,7 +393,7 @@ impl<'de> Visitor<'de> for LogRow<'_> {
             if summary && name == "train_loss" {
                 continue;
             }
-            self.builder.push(name, epoch, *value);
+            State::push(&mut state.ids, self.builder, name, epoch, *value);
             pushed = true;
         }
         if pushed {
