@@ -245,8 +245,10 @@ impl FastRows {
         let effect = if row.validation {
             Effect::Phase(true)
         } else {
-            let mut marked = Row::default();
-            marked.validation = true;
+            let mut marked = Row {
+                validation: true,
+                ..Row::default()
+            };
             self.probe_into(key, &quoted, &mut marked)?;
             if marked.validation {
                 Effect::Nothing
