@@ -280,7 +280,7 @@ impl FastRows {
 }
 
 /// The index of the first byte at or after `at` that is not JSON whitespace.
-fn skip_space(line: &[u8], mut at: usize) -> usize {
+pub(super) fn skip_space(line: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = line.get(at) {
         at += 1;
     }
@@ -289,7 +289,7 @@ fn skip_space(line: &[u8], mut at: usize) -> usize {
 
 /// A string at `at` of printable ASCII without escapes, and the index after its closing
 /// quote. (Strings are a few bytes: a loop beats `memchr`'s set-up.)
-fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
+pub(super) fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
     let bytes = text.as_bytes();
     if bytes.get(at) != Some(&b'"') {
         return None;
@@ -310,7 +310,7 @@ fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
 /// `i64` then converted, a decimal correctly rounded), and the index after it; `None`
 /// for anything else, or one serde_json would read another way (an integer past 64 bits,
 /// a decimal past `f64`'s range).
-fn number(line: &[u8], at: usize) -> Option<(f64, usize)> {
+pub(super) fn number(line: &[u8], at: usize) -> Option<(f64, usize)> {
     let mut i = at;
     let negative = line.get(i) == Some(&b'-');
     if negative {
