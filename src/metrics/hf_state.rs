@@ -195,6 +195,36 @@ struct State {
     evals: EvalAxis,
     /// This read lays the rows out with the evaluations as the x-axis.
     on_evals: bool,
+    /// Series handles of the names met so far (a state lives with one builder), so a
+    /// row's values are not hashed by name on every row.
+    ids: Vec<(String, usize)>,
+}
+
+/// Names whose series handle is remembered; one past these is found by name each time.
+const REMEMBERED_NAMES: usize = 256;
+
+impl State {
+    /// `builder.push(name, …)`, through the remembered handles (`series_id` and `push_id`
+    /// do what `push` does: a name past `MAX_SERIES` is counted as dropped each time).
+    fn push(
+        ids: &mut Vec<(String, usize)>,
+        builder: &mut MetricsBuilder,
+        name: &str,
+        epoch: u32,
+        value: f64,
+    ) {
+        let id = match ids.iter().find(|(known, _)| known == name) {
+            Some(&(_, id)) => id,
+            None => {
+                let id = builder.series_id(name);
+                if id != usize::MAX && ids.len() < REMEMBERED_NAMES {
+                    ids.push((name.to_string(), id));
+                }
+                id
+            }
+        };
+        builder.push_id(id, epoch, value);
+    }
 }
 
 impl State {
@@ -332,44 +362,119 @@ impl<'de> Visitor<'de> for LogRow<'_> {
                 logged_epoch = counter(&key, map.next_value::<Scalar>()?)?;
             } else if key == "step" {
                 step = count(&map.next_value::<Scalar>()?);
-            } else if SKIPPED_SUFFIXES.iter().any(|s| key.ends_with(s)) {
+            } else if is_skipped(&key) {
                 summary |= SUMMARY_MARKERS.contains(&key.as_str());
                 map.next_value::<IgnoredAny>()?;
             } else if let Scalar::Number(v) = map.next_value::<Scalar>()? {
                 state.row.add(key, v);
             }
         }
-        let epoch = match logged_epoch {
-            Some(e) => epoch_from(e, false),
-            None => state.last_epoch.unwrap_or(1),
-        };
-        state.last_epoch = Some(epoch);
-        if let (Some(e), Some(s), None) = (logged_epoch, step, state.observed_steps_per_epoch)
-            && e >= 1.0
-            && (e - e.round()).abs() < WHOLE_EPOCH_SLACK
-        {
-            let whole = e.round() as u64;
-            if s % whole == 0 {
-                state.observed_steps_per_epoch = Some(s / whole);
-            }
-        }
-        state.row.report(self.builder, None);
-        let point = state
-            .evals
-            .see(&state.row, step, logged_epoch, state.on_evals);
-        let epoch = if state.on_evals { point } else { epoch };
-        let mut pushed = false;
-        for (name, value) in state.row.iter() {
-            if summary && name == "train_loss" {
-                continue;
-            }
-            self.builder.push(name, epoch, *value);
-            pushed = true;
-        }
-        if pushed {
-            self.builder.rows += 1;
-        }
+        take_row(self.builder, state, logged_epoch, step, summary);
         Ok(())
+    }
+}
+
+/// A field the rows carry that is no metric (run time, throughput, token counts).
+fn is_skipped(key: &str) -> bool {
+    SKIPPED_SUFFIXES.iter().any(|s| key.ends_with(s))
+}
+
+/// A plain `log_history` row (see `LogRow::visit_map`, whose rules this follows) read
+/// without serde_json: keys ASCII without escapes, values numbers, and strings only under
+/// skipped keys. `false` for anything else, which `LogRow` then reads (`state.row` is
+/// cleared again there).
+fn take_plain_row(row: &[u8], builder: &mut MetricsBuilder, state: &mut State) -> bool {
+    use super::jsonl::{number, plain_string, skip_space};
+    let Ok(text) = std::str::from_utf8(row) else {
+        return false;
+    };
+    let line = text.as_bytes();
+    state.row.clear();
+    let (mut logged_epoch, mut step, mut summary) = (None, None, false);
+    let mut at = skip_space(line, 0);
+    if line.get(at) != Some(&b'{') {
+        return false;
+    }
+    at = skip_space(line, at + 1);
+    if line.get(at) != Some(&b'}') {
+        loop {
+            let Some((key, next)) = plain_string(text, at) else {
+                return false;
+            };
+            at = skip_space(line, next);
+            if line.get(at) != Some(&b':') {
+                return false;
+            }
+            at = skip_space(line, at + 1);
+            if is_skipped(key) && key != "epoch" && key != "step" {
+                summary |= SUMMARY_MARKERS.contains(&key);
+                at = match (plain_string(text, at), number(line, at)) {
+                    (Some((_, next)), _) | (None, Some((_, next))) => next,
+                    (None, None) => return false,
+                };
+            } else {
+                let Some((v, next)) = number(line, at) else {
+                    return false;
+                };
+                at = next;
+                match key {
+                    "epoch" => logged_epoch = Some(v),
+                    "step" => step = count(&Scalar::Number(v)),
+                    _ => state.row.add(key.to_string(), v),
+                }
+            }
+            at = skip_space(line, at);
+            match line.get(at) {
+                Some(b',') => at = skip_space(line, at + 1),
+                Some(b'}') => break,
+                _ => return false,
+            }
+        }
+    }
+    if skip_space(line, at + 1) != line.len() {
+        return false;
+    }
+    take_row(builder, state, logged_epoch, step, summary);
+    true
+}
+
+/// What a `log_history` row adds, once its fields are in `state.row`.
+fn take_row(
+    builder: &mut MetricsBuilder,
+    state: &mut State,
+    logged_epoch: Option<f64>,
+    step: Option<u64>,
+    summary: bool,
+) {
+    let epoch = match logged_epoch {
+        Some(e) => epoch_from(e, false),
+        None => state.last_epoch.unwrap_or(1),
+    };
+    state.last_epoch = Some(epoch);
+    if let (Some(e), Some(s), None) = (logged_epoch, step, state.observed_steps_per_epoch)
+        && e >= 1.0
+        && (e - e.round()).abs() < WHOLE_EPOCH_SLACK
+    {
+        let whole = e.round() as u64;
+        if s % whole == 0 {
+            state.observed_steps_per_epoch = Some(s / whole);
+        }
+    }
+    state.row.report(builder, None);
+    let point = state
+        .evals
+        .see(&state.row, step, logged_epoch, state.on_evals);
+    let epoch = if state.on_evals { point } else { epoch };
+    let mut pushed = false;
+    for (name, value) in state.row.iter() {
+        if summary && name == "train_loss" {
+            continue;
+        }
+        State::push(&mut state.ids, builder, name, epoch, *value);
+        pushed = true;
+    }
+    if pushed {
+        builder.rows += 1;
     }
 }
 
@@ -645,14 +750,18 @@ mod fast {
                 return Err(Fallback);
             }
             let row = as_json(row, scratch)?;
-            deserialize(
-                row,
-                LogRow {
-                    builder: &mut *builder,
-                    state: &mut *state,
-                },
-            )?;
-            blocks.at += n;
+            if super::take_plain_row(row, builder, state) {
+                blocks.at += n;
+            } else {
+                deserialize(
+                    row,
+                    LogRow {
+                        builder: &mut *builder,
+                        state: &mut *state,
+                    },
+                )?;
+                blocks.at += n;
+            }
             match blocks.peek()? {
                 Some(b',') => blocks.at += 1,
                 Some(b']') => {
@@ -668,6 +777,7 @@ mod fast {
     mod tests {
         use super::*;
         use crate::metrics::Format;
+        use proptest::strategy::Strategy as _;
 
         /// What each road reads from `text`: `None` where the fast road hands over.
         fn both(text: &str) -> (Option<String>, String) {
@@ -688,6 +798,62 @@ mod fast {
                 Err(e) => format!("error: {e}"),
             };
             (fast, streamed)
+        }
+
+        #[test]
+        fn plain_rows_read_as_serdes_road_reads_them() {
+            let rows = [
+                r#"{"epoch": -0, "loss": -0.0, "step": 0}"#,
+                r#"{"epoch": 1e0, "loss": 18446744073709551615, "step": 18446744073709551615}"#,
+                r#"{"epoch": 2, "loss": -9223372036854775808, "step": 2.5}"#,
+                r#"{"epoch": 3, "loss": 18446744073709551616, "step": -4}"#,
+                r#"{"epoch": 4, "train_runtime": "1:02", "total_flos": null, "train_loss": 0.3, "loss": 0.2}"#,
+                r#"{"epoch": 5, "eval_samples_per_second": 12.5, "eval_loss": 0.25, "step": 50}"#,
+                r#"{"ep\u006fch": 6, "loss": 0.1}"#,
+                r#"{"epoch": 7, "lr": null, "learning_rate": 1e-5}"#,
+                r#"{"epoch": 8, "mode": "train", "loss": 0.05, "epoch": 9}"#,
+                r#"{ "epoch" : 10 , "loss" : 01 }"#,
+                r#"{"epoch": 11, "lé": 1, "loss": 0.04}"#,
+                r#"{}"#,
+            ];
+            for row in rows {
+                let text = format!(r#"{{"log_history": [{row}, {{"epoch": 12, "loss": 0.01}}]}}"#);
+                let (fast, streamed) = both(&text);
+                if let Some(fast) = fast {
+                    assert_eq!(fast, streamed, "{text}");
+                }
+            }
+        }
+
+        proptest::proptest! {
+            #[test]
+            fn generated_rows_read_as_serdes_road_reads_them(
+                fields in proptest::collection::vec((
+                    proptest::prop_oneof![
+                        proptest::strategy::Just("epoch".to_string()),
+                        proptest::strategy::Just("step".to_string()),
+                        proptest::strategy::Just("loss".to_string()),
+                        proptest::strategy::Just("train_runtime".to_string()),
+                        proptest::strategy::Just("train_loss".to_string()),
+                        proptest::strategy::Just("eval_loss".to_string()),
+                        "[a-z_]{1,6}",
+                    ],
+                    proptest::prop_oneof![
+                        proptest::arbitrary::any::<f64>().prop_map(|v| format!("{v}")),
+                        proptest::arbitrary::any::<i64>().prop_map(|v| v.to_string()),
+                        "-?[0-9]{1,22}(\\.[0-9]{0,18})?([eE][+-]?[0-9]{0,3})?",
+                        proptest::strategy::Just("\"x\"".to_string()),
+                        proptest::strategy::Just("null".to_string()),
+                    ],
+                ), 0..6),
+            ) {
+                let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+                let text = format!(r#"{{"log_history": [{{{}}}]}}"#, body.join(", "));
+                let (fast, streamed) = both(&text);
+                if let Some(fast) = fast {
+                    proptest::prop_assert_eq!(fast, streamed, "{}", text);
+                }
+            }
         }
 
         #[test]

@@ -38,6 +38,7 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
     let mut epochs = EpochCounter::default();
     let mut skipped = SkippedRows::default();
     let mut ids = SeriesIds::default();
+    let mut shapes = FastRows::default();
     let mut line_no = 0usize;
     loop {
         line.clear();
@@ -76,11 +77,14 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
             &rewritten
         };
         row.clear();
-        let mut de = serde_json::Deserializer::from_slice(json);
-        RowSeed(&mut row)
-            .deserialize(&mut de)
-            .and_then(|()| de.end())
-            .map_err(|e| nonfinite::json_error(path, line_no, e))?;
+        if !shapes.read(json, &mut row) {
+            row.clear();
+            let mut de = serde_json::Deserializer::from_slice(json);
+            RowSeed(&mut row)
+                .deserialize(&mut de)
+                .and_then(|()| de.end())
+                .map_err(|e| nonfinite::json_error(path, line_no, e))?;
+        }
         row.values.report(builder, Some(line_no as u64));
         if row.values.is_empty() {
             skipped.add(line_no, row.values.unread.as_deref());
@@ -94,6 +98,278 @@ pub fn read(path: &Path, builder: &mut MetricsBuilder) -> Result<()> {
         builder.warnings.push(warning);
     }
     Ok(())
+}
+
+/// Keys (and key–text pairs) whose effect on a row is remembered; past this, lines with
+/// a new one are read by serde_json.
+const REMEMBERED_FIELDS: usize = 256;
+
+/// What a field does to a row, learned by reading a one-field object through `RowSeed`
+/// (so the rules stay in one place, `snapshot`), then remembered by key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Effect {
+    Epoch,
+    Step,
+    Value,
+    /// Sets the row's phase: validation or not.
+    Phase(bool),
+    Nothing,
+}
+
+/// The fast road through a plain JSON Lines row: an object whose keys are ASCII without
+/// escapes and whose values are numbers or ASCII strings without escapes, read by one
+/// walk over its bytes, with no key or value allocated but the row's own names. Anything
+/// else (a `null`, a bool, a list, an escape, a number serde_json would read another
+/// way, a key whose effect is not one of `Effect`'s) is left to serde_json: `read` says
+/// false and the row is read again from scratch, so errors are worded as before.
+#[derive(Debug, Default)]
+struct FastRows {
+    numbers: Vec<(String, Effect)>,
+    texts: Vec<(String, String, Effect)>,
+    probe: Vec<u8>,
+}
+
+impl FastRows {
+    /// Reads `line` into `row` (cleared); false when serde_json must read it.
+    fn read(&mut self, line: &[u8], row: &mut Row) -> bool {
+        // One check of the whole line (ASCII a word at a time) rather than one per key.
+        let Ok(text) = std::str::from_utf8(line) else {
+            return false;
+        };
+        let mut at = skip_space(line, 0);
+        if line.get(at) != Some(&b'{') {
+            return false;
+        }
+        at = skip_space(line, at + 1);
+        if line.get(at) == Some(&b'}') {
+            return skip_space(line, at + 1) == line.len();
+        }
+        loop {
+            let Some((key, next)) = plain_string(text, at) else {
+                return false;
+            };
+            at = skip_space(line, next);
+            if line.get(at) != Some(&b':') {
+                return false;
+            }
+            at = skip_space(line, at + 1);
+            match line.get(at) {
+                Some(b'"') => {
+                    let Some((text, next)) = plain_string(text, at) else {
+                        return false;
+                    };
+                    at = next;
+                    let Some(effect) = self.text_effect(key, text) else {
+                        return false;
+                    };
+                    match effect {
+                        Effect::Phase(validation) => row.validation = validation,
+                        Effect::Nothing => {}
+                        _ => return false,
+                    }
+                }
+                _ => {
+                    let Some((value, next)) = number(line, at) else {
+                        return false;
+                    };
+                    at = next;
+                    let Some(effect) = self.number_effect(key) else {
+                        return false;
+                    };
+                    match effect {
+                        Effect::Epoch => row.epoch = Some(value),
+                        Effect::Step => row.step = Some(value),
+                        Effect::Value => row.values.add(key.to_string(), value),
+                        Effect::Nothing => {}
+                        Effect::Phase(_) => return false,
+                    }
+                }
+            }
+            at = skip_space(line, at);
+            match line.get(at) {
+                Some(b',') => at = skip_space(line, at + 1),
+                Some(b'}') => return skip_space(line, at + 1) == line.len(),
+                _ => return false,
+            }
+        }
+    }
+
+    /// The effect of a number under `key`.
+    fn number_effect(&mut self, key: &str) -> Option<Effect> {
+        if let Some((_, effect)) = self.numbers.iter().find(|(k, _)| k == key) {
+            return Some(*effect);
+        }
+        if self.numbers.len() >= REMEMBERED_FIELDS {
+            return None;
+        }
+        let row = self.probe(key, "2")?;
+        let effect = if row.epoch == Some(2.0) && row.step.is_none() && row.values.is_empty() {
+            Effect::Epoch
+        } else if row.step == Some(2.0) && row.epoch.is_none() && row.values.is_empty() {
+            Effect::Step
+        } else if row.epoch.is_none() && row.step.is_none() {
+            match row.values.iter().as_slice() {
+                [] => Effect::Nothing,
+                [(k, v)] if k == key && *v == 2.0 => Effect::Value,
+                _ => return None,
+            }
+        } else {
+            return None;
+        };
+        if row.values.unread.is_some() || row.validation {
+            return None;
+        }
+        self.numbers.push((key.to_string(), effect));
+        Some(effect)
+    }
+
+    /// The effect of the text `text` under `key`.
+    fn text_effect(&mut self, key: &str, text: &str) -> Option<Effect> {
+        if let Some((_, _, effect)) = self.texts.iter().find(|(k, t, _)| k == key && t == text) {
+            return Some(*effect);
+        }
+        if self.texts.len() >= REMEMBERED_FIELDS {
+            return None;
+        }
+        let quoted = format!("\"{text}\"");
+        let row = self.probe(key, &quoted)?;
+        let untouched = row.epoch.is_none()
+            && row.step.is_none()
+            && row.values.is_empty()
+            && row.values.unread.is_none();
+        if !untouched {
+            return None;
+        }
+        // A phase key sets the phase either way; any other leaves it as it was, which a
+        // second read over a row already marked validation tells apart.
+        let effect = if row.validation {
+            Effect::Phase(true)
+        } else {
+            let mut marked = Row {
+                validation: true,
+                ..Row::default()
+            };
+            self.probe_into(key, &quoted, &mut marked)?;
+            if marked.validation {
+                Effect::Nothing
+            } else {
+                Effect::Phase(false)
+            }
+        };
+        self.texts.push((key.to_string(), text.to_string(), effect));
+        Some(effect)
+    }
+
+    /// `{"key": value}` read by `RowSeed` into a fresh row; `None` if it is an error.
+    fn probe(&mut self, key: &str, value: &str) -> Option<Row> {
+        let mut row = Row::default();
+        self.probe_into(key, value, &mut row)?;
+        Some(row)
+    }
+
+    fn probe_into(&mut self, key: &str, value: &str, row: &mut Row) -> Option<()> {
+        self.probe.clear();
+        self.probe
+            .extend_from_slice(format!("{{\"{key}\": {value}}}").as_bytes());
+        let mut de = serde_json::Deserializer::from_slice(&self.probe);
+        RowSeed(row)
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+            .ok()
+    }
+}
+
+/// The index of the first byte at or after `at` that is not JSON whitespace.
+pub(super) fn skip_space(line: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = line.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// A string at `at` of printable ASCII without escapes, and the index after its closing
+/// quote. (Strings are a few bytes: a loop beats `memchr`'s set-up.)
+pub(super) fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let start = at + 1;
+    let mut end = start;
+    loop {
+        match *bytes.get(end)? {
+            b'"' => return Some((&text[start..end], end + 1)),
+            b'\\' => return None,
+            0x20..0x7f => end += 1,
+            _ => return None,
+        }
+    }
+}
+
+/// A JSON number at `at` read as serde_json reads it (an integer exactly as `u64` or
+/// `i64` then converted, a decimal correctly rounded), and the index after it; `None`
+/// for anything else, or one serde_json would read another way (an integer past 64 bits,
+/// a decimal past `f64`'s range).
+pub(super) fn number(line: &[u8], at: usize) -> Option<(f64, usize)> {
+    let mut i = at;
+    let negative = line.get(i) == Some(&b'-');
+    if negative {
+        i += 1;
+    }
+    let digits = |mut i: usize| {
+        while line.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
+    let int_start = i;
+    match line.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i = digits(i),
+        _ => return None,
+    }
+    let int_end = i;
+    let mut decimal = false;
+    if line.get(i) == Some(&b'.') {
+        let end = digits(i + 1);
+        if end == i + 1 {
+            return None;
+        }
+        i = end;
+        decimal = true;
+    }
+    if let Some(b'e' | b'E') = line.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = line.get(i) {
+            i += 1;
+        }
+        let end = digits(i);
+        if end == i {
+            return None;
+        }
+        i = end;
+        decimal = true;
+    }
+    let value = if decimal {
+        let v: f64 = fast_float2::parse(&line[at..i]).ok()?;
+        if !v.is_finite() {
+            return None;
+        }
+        v
+    } else {
+        let mut n: u64 = 0;
+        for &d in &line[int_start..int_end] {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        if negative {
+            // serde_json reads `-0` as the float -0.0.
+            let n = i64::try_from(n).ok()?;
+            if n == 0 { -0.0 } else { (-n) as f64 }
+        } else {
+            n as f64
+        }
+    };
+    Some((value, i))
 }
 
 /// Names whose series handle is remembered: a JSON Lines log repeats the same few keys
@@ -226,6 +502,167 @@ impl EpochCounter {
         self.last_epoch = Some(epoch);
         self.last_step = row.step;
         Some(epoch)
+    }
+}
+
+#[cfg(test)]
+mod fast_tests {
+    use proptest::prelude::*;
+    use serde::de::DeserializeSeed;
+
+    use super::{FastRows, Row, RowSeed};
+
+    /// What a row holds, as far as the rest of the reader sees it.
+    fn seen(row: &Row) -> String {
+        format!(
+            "{:?} {:?} {} {:?} {:?}",
+            row.epoch.map(f64::to_bits),
+            row.step.map(f64::to_bits),
+            row.validation,
+            row.values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_bits()))
+                .collect::<Vec<_>>(),
+            row.values.unread
+        )
+    }
+
+    /// serde_json's reading of `line` (the oracle), or `None` for an error.
+    fn by_serde(line: &[u8]) -> Option<String> {
+        let mut row = Row::default();
+        let mut de = serde_json::Deserializer::from_slice(line);
+        RowSeed(&mut row)
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+            .ok()?;
+        Some(seen(&row))
+    }
+
+    /// Asserts that the fast road reads `line` as serde_json does, or leaves it to it.
+    fn agrees(fast: &mut FastRows, line: &[u8]) -> bool {
+        let mut row = Row::default();
+        if !fast.read(line, &mut row) {
+            return false;
+        }
+        assert_eq!(
+            Some(seen(&row)),
+            by_serde(line),
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+        true
+    }
+
+    #[test]
+    fn the_real_jsonl_logs_read_as_serde_json_reads_them() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real");
+        let (mut lines, mut taken) = (0, 0);
+        for entry in std::fs::read_dir(dir).unwrap() {
+            for file in std::fs::read_dir(entry.unwrap().path())
+                .into_iter()
+                .flatten()
+            {
+                let path = file.unwrap().path();
+                if path.extension().is_none_or(|e| e != "jsonl") {
+                    continue;
+                }
+                let mut fast = FastRows::default();
+                for line in std::fs::read(&path).unwrap().split(|b| *b == b'\n') {
+                    lines += 1;
+                    taken += usize::from(agrees(&mut fast, line));
+                }
+            }
+        }
+        assert!(lines > 1000 && taken * 2 > lines, "{taken} of {lines}");
+    }
+
+    #[test]
+    fn edge_cases_read_as_serde_json_reads_them_or_go_to_it() {
+        let mut fast = FastRows::default();
+        let taken = [
+            r#"{"epoch": 0, "loss": -0, "acc": -0.0, "x": 0e5, "y": 1E-400}"#,
+            r#"{"step": 18446744073709551615, "loss": -9223372036854775807}"#,
+            r#"  {"phase":"val","loss":1.5e3 ,"phase" : "train", "loss": 2}  "#,
+            r#"{"mode": "eval", "timestamp": "2024-01-01 10:00", "lr_scheduler": "StepLR"}"#,
+            r#"{"loss": 0.30000000000000004, "val_loss": 2.2250738585072014e-308}"#,
+            "{}\r\n",
+            r#"{"loss": "n/a", "split": "VALID", "global_step": 7}"#,
+        ];
+        for line in taken {
+            assert!(agrees(&mut fast, line.as_bytes()), "{line}");
+        }
+        let left = [
+            r#"{"loss": 01}"#,
+            r#"{"loss": 1.}"#,
+            r#"{"loss": .5}"#,
+            r#"{"loss": 1e400}"#,
+            r#"{"loss": null}"#,
+            r#"{"loss": true}"#,
+            r#"{"loss": [1]}"#,
+            r#"{"loss": "NaN"}"#,
+            r#"{"loss": "0.5"}"#,
+            r#"{"epoch": "two"}"#,
+            r#"{"lo\"ss": 1}"#,
+            r#"{"lé": 1}"#,
+            r#"{"step": 18446744073709551616}"#,
+            r#"{"loss": -9223372036854775808}"#,
+            r#"{"loss": 1} x"#,
+            r#"{"loss": 1,}"#,
+            r#"[1]"#,
+            r#"{"loss": 1"#,
+        ];
+        for line in left {
+            assert!(!agrees(&mut fast, line.as_bytes()), "{line}");
+        }
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("epoch".to_string()),
+            Just("Epoch".to_string()),
+            Just("step".to_string()),
+            Just("global_step".to_string()),
+            Just("phase".to_string()),
+            Just("split".to_string()),
+            Just("timestamp".to_string()),
+            Just("loss".to_string()),
+            Just("val_loss".to_string()),
+            Just("accuracy".to_string()),
+            Just("lr".to_string()),
+            "[a-z_/]{1,8}",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<f64>().prop_map(|v| format!("{v}")),
+            any::<f64>().prop_map(|v| format!("{v:e}")),
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<u64>().prop_map(|v| v.to_string()),
+            "-?[0-9]{1,25}(\\.[0-9]{0,20})?([eE][+-]?[0-9]{0,4})?",
+            Just("\"train\"".to_string()),
+            Just("\"val\"".to_string()),
+            Just("\"NaN\"".to_string()),
+            Just("\"0.5\"".to_string()),
+            Just("null".to_string()),
+            "\"[ -~&&[^\"\\\\]]{0,6}\"",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn generated_rows_read_as_serde_json_reads_them(
+            fields in proptest::collection::vec((key(), value()), 0..8),
+            spaces in "[ \t]{0,2}",
+        ) {
+            let body: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("\"{k}\"{spaces}:{spaces}{v}"))
+                .collect();
+            let line = format!("{spaces}{{{}}}{spaces}\n", body.join(","));
+            let mut fast = FastRows::default();
+            agrees(&mut fast, line.as_bytes());
+        }
     }
 }
 

@@ -497,6 +497,14 @@ impl Columns {
         let i = self.epoch.unwrap_or(0);
         match (record.get(i), self.names.get(i)) {
             (Some(cell), Some(name)) => {
+                // Most rows: a data cell whose first byte, a letter or digit (so not
+                // trimmed away), already differs from the name's first byte.
+                if let (Some(c), Some(n)) = (cell.first(), name.as_bytes().first())
+                    && c.is_ascii_alphanumeric()
+                    && !c.eq_ignore_ascii_case(n)
+                {
+                    return false;
+                }
                 let cell = String::from_utf8_lossy(cell);
                 cell.trim().eq_ignore_ascii_case(name) && parse_number(&cell).is_none()
             }

@@ -178,9 +178,19 @@ pub(super) fn read_segment(
 /// Backspaces at the end only move the cursor back for the next redraw, so they leave
 /// the state as it was drawn.
 pub(super) fn clean(raw: &[u8], out: &mut String) {
-    let text = String::from_utf8_lossy(raw);
+    // `from_utf8` checks ASCII a word at a time; `from_utf8_lossy` walks the bytes in
+    // chunks even when they are valid (the same text either way).
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
     // Most segments (every line of a redirected log) hold no escape and no backspace:
-    // the regex and the character loop are skipped for them.
+    // the regex and the character loop are skipped for them, after one look for both.
+    if memchr::memchr2(0x1b, 0x08, raw).is_none() {
+        out.clear();
+        out.push_str(&text);
+        return;
+    }
     let text = if raw.contains(&0x1b) {
         ANSI.replace_all(&text, "")
     } else {
