@@ -1117,12 +1117,9 @@ mod tests {
         assert!(m.warnings[0].ends_with("judging the latest, which has no finished epoch yet"));
     }
 
-    #[test]
-    fn reads_a_utf16_capture_with_escapes() {
-        let text = "Epoch 1/2\r\n\u{1b}[1m 1/49\u{1b}[0m \u{1b}[37m====\u{1b}[0m \u{1b}[1m1:06\u{1b}[0m 1s/step - accuracy: 0.0000e+00 - loss: 1.5527\r\n\
-            \u{1b}[1m49/49\u{1b}[0m \u{1b}[32m====\u{1b}[0m\u{1b}[37m\u{1b}[0m \u{1b}[1m17s\u{1b}[0m 342ms/step - accuracy: 0.2205 - loss: 1.6100 - val_accuracy: 0.3100 - val_loss: 1.6000 - learning_rate: 1.0000e-03\r\n\
-            Epoch 2/2\r\n\
-            \u{1b}[1m49/49\u{1b}[0m \u{1b}[32m====\u{1b}[0m\u{1b}[37m\u{1b}[0m \u{1b}[1m17s\u{1b}[0m 342ms/step - accuracy: 0.3000 - loss: 1.5000 - val_accuracy: 0.3500 - val_loss: 1.5500 - learning_rate: 1.0000e-03\r\n";
+    /// `text` as Windows PowerShell writes a redirected console: UTF-16 LE with a BOM, read
+    /// with the format detected.
+    fn read_utf16_capture(text: &str) -> Metrics {
         let mut bytes = vec![0xff, 0xfe];
         for unit in text.encode_utf16() {
             bytes.extend_from_slice(&unit.to_le_bytes());
@@ -1130,7 +1127,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("training_output.txt");
         std::fs::write(&path, &bytes).unwrap();
-        let m = load_metrics(&path, None).unwrap();
+        load_metrics(&path, None).unwrap()
+    }
+
+    #[test]
+    fn reads_a_utf16_capture_with_escapes() {
+        let text = "Epoch 1/2\r\n\u{1b}[1m 1/49\u{1b}[0m \u{1b}[37m====\u{1b}[0m \u{1b}[1m1:06\u{1b}[0m 1s/step - accuracy: 0.0000e+00 - loss: 1.5527\r\n\
+            \u{1b}[1m49/49\u{1b}[0m \u{1b}[32m====\u{1b}[0m\u{1b}[37m\u{1b}[0m \u{1b}[1m17s\u{1b}[0m 342ms/step - accuracy: 0.2205 - loss: 1.6100 - val_accuracy: 0.3100 - val_loss: 1.6000 - learning_rate: 1.0000e-03\r\n\
+            Epoch 2/2\r\n\
+            \u{1b}[1m49/49\u{1b}[0m \u{1b}[32m====\u{1b}[0m\u{1b}[37m\u{1b}[0m \u{1b}[1m17s\u{1b}[0m 342ms/step - accuracy: 0.3000 - loss: 1.5000 - val_accuracy: 0.3500 - val_loss: 1.5500 - learning_rate: 1.0000e-03\r\n";
+        let m = read_utf16_capture(text);
         assert_eq!(m.format, Format::KerasLog);
         assert_eq!(values(&m, Canonical::ValLoss), vec![(1, 1.6), (2, 1.55)]);
         assert_eq!(values(&m, Canonical::Lr)[1], (2, 1.0e-3));
@@ -1146,14 +1152,7 @@ mod tests {
             Epoch 2/2\r\n\u{1b}[1m49/49\u{1b}[0m - 14s - 255ms/step - accuracy: 0.3196 - loss: 1.5121 \r\n\
             - val_accuracy: 0.3544 - val_loss: 1.5042\r\n\
             Epoch 2: val_loss improved from 1.60420 to 1.50420\r\n";
-        let mut bytes = vec![0xff, 0xfe];
-        for unit in text.encode_utf16() {
-            bytes.extend_from_slice(&unit.to_le_bytes());
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("training_output.txt");
-        std::fs::write(&path, &bytes).unwrap();
-        let m = load_metrics(&path, None).unwrap();
+        let m = read_utf16_capture(text);
         assert_eq!(values(&m, Canonical::Loss), vec![(1, 1.6121), (2, 1.5121)]);
         assert_eq!(
             values(&m, Canonical::ValLoss),
