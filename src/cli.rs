@@ -366,8 +366,9 @@ pub struct ReviewArgs {
     #[arg(long)]
     pub suggest: bool,
 
-    /// Runs reviewed at once [default: the number of cores]. LLM waits overlap, so a
-    /// review that asks an LLM gains from more than the cores.
+    /// Runs reviewed at once [default: the number of cores]. With an LLM, N runs wait on
+    /// it at once while as many more build their prompts; LLM waits overlap, so such a
+    /// review gains from more than the cores.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: Option<u32>,
 
