@@ -138,14 +138,18 @@ PY
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t" "fuzz/corpus-work/$t" "fuzz/seeds/$t"
     printf '== fuzz %s for %ss\n' "$t" "$seconds"
-    log=/dev/stderr
+    # libFuzzer's output goes to the log file, or stays on stderr. Not `2>/dev/stderr`: when
+    # stderr is a file (CI's log), opening /dev/stderr truncates it.
     if [ -n "${FUZZ_LOG:-}" ]; then
         mkdir -p "$FUZZ_LOG"
-        log="$FUZZ_LOG/$t.log"
+        exec 3>"$FUZZ_LOG/$t.log"
+    else
+        exec 3>&2
     fi
     (cd fuzz && cargo +nightly fuzz run "${build_flags[@]}" "$t" "corpus-work/$t" "corpus/$t" "seeds/$t" -- \
         -max_total_time="$seconds" -timeout="$timeout_s" -rss_limit_mb="$rss_mb" \
-        -max_len="$max_len" -print_final_stats=1) 2>"$log"
+        -max_len="$max_len" -print_final_stats=1) 2>&3
+    exec 3>&-
     if [ "${FUZZ_CMIN:-1}" != 0 ]; then
         # The committed corpus: what it had, plus what this run found, minimised.
         cp -n "fuzz/corpus-work/$t"/* "fuzz/corpus/$t"/ 2>/dev/null || true
