@@ -384,54 +384,30 @@ fn is_skipped(key: &str) -> bool {
 /// skipped keys. `false` for anything else, which `LogRow` then reads (`state.row` is
 /// cleared again there).
 fn take_plain_row(row: &[u8], builder: &mut MetricsBuilder, state: &mut State) -> bool {
-    use super::jsonl::{number, plain_string, skip_space};
+    use super::jsonl::{number, plain_object, plain_string};
     let Ok(text) = std::str::from_utf8(row) else {
         return false;
     };
     let line = text.as_bytes();
     state.row.clear();
     let (mut logged_epoch, mut step, mut summary) = (None, None, false);
-    let mut at = skip_space(line, 0);
-    if line.get(at) != Some(&b'{') {
-        return false;
-    }
-    at = skip_space(line, at + 1);
-    if line.get(at) != Some(&b'}') {
-        loop {
-            let Some((key, next)) = plain_string(text, at) else {
-                return false;
+    let whole = plain_object(text, |key, at| {
+        if is_skipped(key) && key != "epoch" && key != "step" {
+            summary |= SUMMARY_MARKERS.contains(&key);
+            return match (plain_string(text, at), number(line, at)) {
+                (Some((_, next)), _) | (None, Some((_, next))) => Some(next),
+                (None, None) => None,
             };
-            at = skip_space(line, next);
-            if line.get(at) != Some(&b':') {
-                return false;
-            }
-            at = skip_space(line, at + 1);
-            if is_skipped(key) && key != "epoch" && key != "step" {
-                summary |= SUMMARY_MARKERS.contains(&key);
-                at = match (plain_string(text, at), number(line, at)) {
-                    (Some((_, next)), _) | (None, Some((_, next))) => next,
-                    (None, None) => return false,
-                };
-            } else {
-                let Some((v, next)) = number(line, at) else {
-                    return false;
-                };
-                at = next;
-                match key {
-                    "epoch" => logged_epoch = Some(v),
-                    "step" => step = count(&Scalar::Number(v)),
-                    _ => state.row.add(key.to_string(), v),
-                }
-            }
-            at = skip_space(line, at);
-            match line.get(at) {
-                Some(b',') => at = skip_space(line, at + 1),
-                Some(b'}') => break,
-                _ => return false,
-            }
         }
-    }
-    if skip_space(line, at + 1) != line.len() {
+        let (v, next) = number(line, at)?;
+        match key {
+            "epoch" => logged_epoch = Some(v),
+            "step" => step = count(&Scalar::Number(v)),
+            _ => state.row.add(key.to_string(), v),
+        }
+        Some(next)
+    });
+    if !whole {
         return false;
     }
     take_row(builder, state, logged_epoch, step, summary);

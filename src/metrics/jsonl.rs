@@ -136,62 +136,26 @@ impl FastRows {
         let Ok(text) = std::str::from_utf8(line) else {
             return false;
         };
-        let mut at = skip_space(line, 0);
-        if line.get(at) != Some(&b'{') {
-            return false;
-        }
-        at = skip_space(line, at + 1);
-        if line.get(at) == Some(&b'}') {
-            return skip_space(line, at + 1) == line.len();
-        }
-        loop {
-            let Some((key, next)) = plain_string(text, at) else {
-                return false;
-            };
-            at = skip_space(line, next);
-            if line.get(at) != Some(&b':') {
-                return false;
-            }
-            at = skip_space(line, at + 1);
-            match line.get(at) {
-                Some(b'"') => {
-                    let Some((text, next)) = plain_string(text, at) else {
-                        return false;
-                    };
-                    at = next;
-                    let Some(effect) = self.text_effect(key, text) else {
-                        return false;
-                    };
-                    match effect {
-                        Effect::Phase(validation) => row.validation = validation,
-                        Effect::Nothing => {}
-                        _ => return false,
-                    }
+        plain_object(text, |key, at| {
+            if line.get(at) == Some(&b'"') {
+                let (value, next) = plain_string(text, at)?;
+                match self.text_effect(key, value)? {
+                    Effect::Phase(validation) => row.validation = validation,
+                    Effect::Nothing => {}
+                    _ => return None,
                 }
-                _ => {
-                    let Some((value, next)) = number(line, at) else {
-                        return false;
-                    };
-                    at = next;
-                    let Some(effect) = self.number_effect(key) else {
-                        return false;
-                    };
-                    match effect {
-                        Effect::Epoch => row.epoch = Some(value),
-                        Effect::Step => row.step = Some(value),
-                        Effect::Value => row.values.add(key.to_string(), value),
-                        Effect::Nothing => {}
-                        Effect::Phase(_) => return false,
-                    }
-                }
+                return Some(next);
             }
-            at = skip_space(line, at);
-            match line.get(at) {
-                Some(b',') => at = skip_space(line, at + 1),
-                Some(b'}') => return skip_space(line, at + 1) == line.len(),
-                _ => return false,
+            let (value, next) = number(line, at)?;
+            match self.number_effect(key)? {
+                Effect::Epoch => row.epoch = Some(value),
+                Effect::Step => row.step = Some(value),
+                Effect::Value => row.values.add(key.to_string(), value),
+                Effect::Nothing => {}
+                Effect::Phase(_) => return None,
             }
-        }
+            Some(next)
+        })
     }
 
     /// The effect of a number under `key`.
@@ -277,6 +241,42 @@ impl FastRows {
             .and_then(|()| de.end())
             .ok()
     }
+}
+
+/// Walks a one-line JSON object of plain keys (`plain_string`): `field(key, at)` reads the
+/// value that starts at `at` and says where it ends, or `None` to leave the row to
+/// serde_json. True when the object is whole and nothing but space follows it.
+pub(super) fn plain_object<'a>(
+    text: &'a str,
+    mut field: impl FnMut(&'a str, usize) -> Option<usize>,
+) -> bool {
+    let line = text.as_bytes();
+    let mut at = skip_space(line, 0);
+    if line.get(at) != Some(&b'{') {
+        return false;
+    }
+    at = skip_space(line, at + 1);
+    if line.get(at) != Some(&b'}') {
+        loop {
+            let Some((key, next)) = plain_string(text, at) else {
+                return false;
+            };
+            at = skip_space(line, next);
+            if line.get(at) != Some(&b':') {
+                return false;
+            }
+            let Some(end) = field(key, skip_space(line, at + 1)) else {
+                return false;
+            };
+            at = skip_space(line, end);
+            match line.get(at) {
+                Some(b',') => at = skip_space(line, at + 1),
+                Some(b'}') => break,
+                _ => return false,
+            }
+        }
+    }
+    skip_space(line, at + 1) == line.len()
 }
 
 /// The index of the first byte at or after `at` that is not JSON whitespace.
