@@ -392,6 +392,17 @@ fn plateau(run: &Run, lang: Lang, out: &mut Diagnosis) {
     });
 }
 
+/// Whether the points fall as a trend (`falling`) without levelling off: the second half
+/// falls at least `SLOW_LINE_MIN_SLOPE_RATIO` as fast as the first (Theil–Sen slopes).
+fn falling_straight(points: &[Point]) -> bool {
+    let (a, b) = points.split_at(points.len() / 2);
+    falling(points)
+        && matches!(
+            (theil_sen_slope(a), theil_sen_slope(b)),
+            (Some(sa), Some(sb)) if sa < 0.0 && sb <= SLOW_LINE_MIN_SLOPE_RATIO * sa
+        )
+}
+
 /// Whether the points fall as a trend: Mann–Kendall at 5%, or never higher than the
 /// epoch before and lower at the end (a crawl too short or too coarsely logged, with ties
 /// at 4 decimals, for the test to reach 5%).
@@ -469,14 +480,7 @@ fn slow_convergence(run: &Run, lang: Lang, out: &mut Diagnosis) {
     // half of the window falls as fast as the first, the loss is still within
     // `CAME_FAR_DROP` of epoch 1, and the accuracy (if logged) has not converged.
     let straight = line.len() >= SLOW_LINE_WINDOW
-        && falling(&line)
-        && {
-            let (a, b) = line.split_at(line.len() / 2);
-            match (theil_sen_slope(a), theil_sen_slope(b)) {
-                (Some(sa), Some(sb)) => sa < 0.0 && sb <= SLOW_LINE_MIN_SLOPE_RATIO * sa,
-                _ => false,
-            }
-        }
+        && falling_straight(&line)
         && best_drop(loss).is_some_and(|d| d < CAME_FAR_DROP)
         && accuracy
             .and_then(Series::max)
@@ -573,12 +577,7 @@ fn ended_still_falling(run: &Run, lang: Lang, out: &mut Diagnosis) {
         return;
     }
     let fall = (first.value - last.value) / first.value;
-    let (a, b) = line.split_at(line.len() / 2);
-    let straight = matches!(
-        (theil_sen_slope(a), theil_sen_slope(b)),
-        (Some(sa), Some(sb)) if sa < 0.0 && sb <= SLOW_LINE_MIN_SLOPE_RATIO * sa
-    );
-    if !falling(line) || !straight || fall < ENDED_MIN_FALL {
+    if !falling_straight(line) || fall < ENDED_MIN_FALL {
         return;
     }
     let what = series_label(loss, lang);
